@@ -1,0 +1,63 @@
+# viscnn build. `make` builds build/libviscnn.a and bin/viscnn; `make test`
+# runs the whole suite (tests/run.sh). Missing Debian packages are installed
+# by scripts/install-deps.sh when the probe finds something missing.
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=gnu11 -Wall -Wextra -fopenmp -Iinclude -MMD -MP
+LDLIBS   = -lopenblas -llapacke -lpng -ljpeg -lz -lcjson -lm
+ASAN     = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer
+
+LIB_SRC  = $(wildcard engine/*.c ops/*.c loaders/*.c) $(filter-out viscnn/main.c,$(wildcard viscnn/*.c))
+LIB_OBJ  = $(LIB_SRC:%.c=build/obj/%.o)
+TEST_SRC = $(wildcard tests/test_*.c)
+TEST_BIN = $(TEST_SRC:tests/%.c=build/tests/%) build/tests/parity_run
+
+.PHONY: all deps test clean data
+all: deps bin/viscnn
+
+# Prints ✓/✗ for each dependency; installs what is missing, then re-probes.
+deps:
+	@NEED_TORCH=$(NEED_TORCH) scripts/probe.sh || (scripts/install-deps.sh && NEED_TORCH=$(NEED_TORCH) scripts/probe.sh)
+
+build/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+build/libviscnn.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+bin/viscnn: build/obj/viscnn/main.o build/libviscnn.a
+	@mkdir -p bin
+	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+
+build/tests/%: tests/%.c build/libviscnn.a
+	@mkdir -p build/tests
+	$(CC) $(CFLAGS) -Itests -Iops $< build/libviscnn.a -o $@ $(LDLIBS)
+
+# The same CLI under AddressSanitizer + UBSan, for the bad-input tests.
+build/asan/viscnn: $(LIB_SRC) viscnn/main.c $(wildcard include/*.h engine/*.h ops/*.h loaders/*.h viscnn/*.h)
+	@mkdir -p build/asan
+	$(CC) -std=gnu11 -Wall -Wextra -fopenmp -Iinclude $(ASAN) $(LIB_SRC) viscnn/main.c -o $@ $(LDLIBS)
+
+test: NEED_TORCH=1
+test: deps bin/viscnn build/asan/viscnn $(TEST_BIN)
+	@NEED_TORCH=1 tests/run.sh
+
+clean:
+	rm -rf build bin
+
+-include $(LIB_OBJ:.o=.d) $(TEST_BIN:=.d)
+
+# The README's main job: convert torchvision AlexNet (seeded weights; no
+# pretrained weights can be downloaded here) and run info + predict on real
+# photographs from python3-skimage.
+DEMO_MODEL = build/models/alexnet-seed0.safetensors
+$(DEMO_MODEL): tools/torch2viscnn.py
+	@mkdir -p build/models
+	/usr/bin/python3 tools/torch2viscnn.py --torchvision alexnet --seed 0 -o $@
+demo: NEED_TORCH=1
+demo: deps bin/viscnn $(DEMO_MODEL)
+	bin/viscnn info $(DEMO_MODEL)
+	bin/viscnn predict $(DEMO_MODEL) $$(/usr/bin/python3 -c 'import skimage,os; d=os.path.join(os.path.dirname(skimage.__file__),"data"); print(" ".join(os.path.join(d,f) for f in ("chelsea.png","coffee.png","astronaut.png")))')
+.PHONY: demo

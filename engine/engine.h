@@ -1,0 +1,43 @@
+// engine.h: internals shared by the engine's files (not public API).
+#pragma once
+#include "viscnn.h"
+#include "util.h"
+
+struct vc_run {
+    const vc_model *m;
+    int N;
+    float **act;              // [node] output (N x size), NULL until computed
+    float **grad;             // [node] d(target)/d(output), NULL if not reached
+    void **saved;             // [node] what the op's backward needs (maxpool argmax, lrn scale, ...)
+    float **pgrad;            // [param] accumulated parameter gradients
+    float **kmask, **cmask;   // [node] conv masks: (Co, C/groups), (Co); NULL = none
+    float **wmasked;          // [node] masked conv weight (and bias after it), built per forward
+    unsigned char *retain;    // [node] keep through a NOGRAD forward
+    int *last_use;            // [node] index of its last consumer
+    int done;                 // nodes 0..done-1 have been computed by the last forward
+    int train;
+    uint64_t rng;
+    vc_hook_fn hook;
+    void *hook_ctx;
+};
+
+// One op's CPU implementation. infer checks the node's attrs, inputs and
+// params and fills its output shape; forward writes r->act[i]; backward reads
+// r->grad[i] and accumulates into the inputs' grads (allocated by the caller)
+// and, when params is set, into r->pgrad.
+typedef struct {
+    int (*infer)(const vc_model *m, vc_node *n, vc_error *err);
+    void (*forward)(vc_run *r, int i);
+    void (*backward)(vc_run *r, int i, int params);
+} vc_op_impl;
+
+extern const vc_op_impl vc_cpu_ops[VC_OP_COUNT];
+
+vc_op vc_op_from_name(const char *s);
+static inline const vc_node *run_node(const vc_run *r, int i) { return &r->m->nodes[i]; }
+static inline const float *run_param(const vc_run *r, const vc_node *n, int role) {
+    return n->param[role] >= 0 ? r->m->params[n->param[role]].data : NULL;
+}
+static inline float *run_pgrad(const vc_run *r, const vc_node *n, int role, int params) {
+    return params && n->param[role] >= 0 ? r->pgrad[n->param[role]] : NULL;
+}

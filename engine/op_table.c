@@ -1,0 +1,397 @@
+// op_table.c: the CPU dispatch table. For every op: shape inference (with the
+// checks that make a bad model file a clear error), and the glue from graph
+// nodes to the plain kernels of ops/ops.h.
+#include <math.h>
+#include <string.h>
+#include "engine.h"
+#include "../ops/ops.h"
+
+const char *const vc_op_names[VC_OP_COUNT] = {
+    [VC_OP_INPUT] = "input", [VC_OP_CONV2D] = "conv2d", [VC_OP_LINEAR] = "linear",
+    [VC_OP_RELU] = "relu", [VC_OP_MAXPOOL2D] = "maxpool2d", [VC_OP_AVGPOOL2D] = "avgpool2d",
+    [VC_OP_ADAPTIVE_AVGPOOL2D] = "adaptive_avgpool2d", [VC_OP_BATCHNORM2D] = "batchnorm2d",
+    [VC_OP_LRN] = "lrn", [VC_OP_CONCAT] = "concat", [VC_OP_ADD] = "add", [VC_OP_FLATTEN] = "flatten",
+    [VC_OP_DROPOUT] = "dropout", [VC_OP_LOG_SOFTMAX] = "log_softmax",
+};
+_Static_assert(sizeof vc_op_names / sizeof vc_op_names[0] == VC_OP_COUNT, "op name table");
+
+vc_op vc_op_from_name(const char *s) {
+    for (int i = 1; i < VC_OP_COUNT; i++)
+        if (vc_op_names[i] && !strcmp(vc_op_names[i], s)) return (vc_op)i;
+    return VC_OP_INPUT;   // "not an op"
+}
+
+// ---- shape inference helpers --------------------------------------------------
+static const vc_node *in0(const vc_model *m, const vc_node *n) { return &m->nodes[n->in[0]]; }
+
+static int check_param(const vc_model *m, const vc_node *n, int role, const char *what,
+                       int rank, const int *dim, vc_error *err) {
+    if (n->param[role] < 0) return VC_OK;
+    const vc_param *p = &m->params[n->param[role]];
+    int ok = p->rank == rank;
+    for (int k = 0; ok && k < rank; k++) ok = p->dim[k] == dim[k];
+    if (ok) return VC_OK;
+    char got[96] = "", want[96] = "";
+    for (int k = 0; k < p->rank; k++) snprintf(got + strlen(got), sizeof got - strlen(got), "%s%d", k ? "," : "", p->dim[k]);
+    for (int k = 0; k < rank; k++) snprintf(want + strlen(want), sizeof want - strlen(want), "%s%d", k ? "," : "", dim[k]);
+    return vc_fail(err, VC_EINPUT, "%s: node %s: %s tensor '%s' has shape [%s], expected [%s]",
+                   m->path, n->name, what, p->name, got, want);
+}
+
+static int need_spatial(const vc_model *m, const vc_node *n, vc_error *err) {
+    if (in0(m, n)->rank != 4)
+        return vc_fail(err, VC_EINPUT, "%s: node %s (%s) needs an (N,C,H,W) input, got (N,%d) from %s",
+                       m->path, n->name, vc_op_names[n->op], in0(m, n)->c, in0(m, n)->name);
+    return VC_OK;
+}
+
+static int set_shape(const vc_model *m, vc_node *n, int rank, int c, int h, int w, vc_error *err) {
+    if (c <= 0 || h <= 0 || w <= 0)
+        return vc_fail(err, VC_EINPUT, "%s: node %s (%s): output shape (%d,%d,%d) is empty for input (%d,%d,%d)",
+                       m->path, n->name, vc_op_names[n->op], c, h, w, in0(m, n)->c, in0(m, n)->h, in0(m, n)->w);
+    n->rank = rank; n->c = c; n->h = h; n->w = w;
+    n->size = (size_t)c * h * w;
+    return VC_OK;
+}
+
+static int same_as_input(const vc_model *m, vc_node *n, vc_error *err) {
+    const vc_node *x = in0(m, n);
+    return set_shape(m, n, x->rank, x->c, x->h, x->w, err);
+}
+
+// ---- conv2d ---------------------------------------------------------------------
+static conv2d_dims conv_dims(const vc_model *m, const vc_node *n, int N) {
+    const vc_node *x = in0(m, n);
+    conv2d_dims d = {.N = N, .C = x->c, .H = x->h, .W = x->w, .Co = n->c,
+                     .kh = n->a.kernel[0], .kw = n->a.kernel[1], .sh = n->a.stride[0], .sw = n->a.stride[1],
+                     .ph = n->a.padding[0], .pw = n->a.padding[1], .dh = n->a.dilation[0], .dw = n->a.dilation[1],
+                     .groups = n->a.groups};
+    conv2d_dims_finish(&d);
+    return d;
+}
+
+static int conv2d_infer(const vc_model *m, vc_node *n, vc_error *err) {
+    if (need_spatial(m, n, err)) return VC_EINPUT;
+    if (n->param[VC_P_WEIGHT] < 0) return vc_fail(err, VC_EINPUT, "%s: node %s: conv2d has no weight", m->path, n->name);
+    const vc_param *w = &m->params[n->param[VC_P_WEIGHT]];
+    const vc_node *x = in0(m, n);
+    int g = n->a.groups;
+    if (w->rank != 4) return vc_fail(err, VC_EINPUT, "%s: node %s: weight '%s' has rank %d, expected 4", m->path, n->name, w->name, w->rank);
+    if (g < 1 || x->c % g || w->dim[0] % g)
+        return vc_fail(err, VC_EINPUT, "%s: node %s: groups=%d does not divide in channels %d and out channels %d",
+                       m->path, n->name, g, x->c, w->dim[0]);
+    for (int k = 0; k < 2; k++)
+        if (n->a.kernel[k] < 1 || n->a.stride[k] < 1 || n->a.padding[k] < 0 || n->a.dilation[k] < 1)
+            return vc_fail(err, VC_EINPUT, "%s: node %s: bad kernel/stride/padding/dilation", m->path, n->name);
+    int wd[4] = {w->dim[0], x->c / g, n->a.kernel[0], n->a.kernel[1]};
+    if (check_param(m, n, VC_P_WEIGHT, "weight", 4, wd, err)) return VC_EINPUT;
+    if (check_param(m, n, VC_P_BIAS, "bias", 1, wd, err)) return VC_EINPUT;
+    n->c = w->dim[0];
+    conv2d_dims d = conv_dims(m, n, 1);
+    return set_shape(m, n, 4, w->dim[0], d.Ho, d.Wo, err);
+}
+
+// The effective weight and bias under masks: w*kmask[j,i]*cmask[j], b*cmask[j].
+static void conv_masked_weights(vc_run *r, int i, const float **w, const float **b) {
+    const vc_node *n = run_node(r, i);
+    *w = run_param(r, n, VC_P_WEIGHT);
+    *b = run_param(r, n, VC_P_BIAS);
+    if (!r->kmask[i] && !r->cmask[i]) return;
+    int Co = n->c, Cg = in0(r->m, n)->c / n->a.groups, kk = n->a.kernel[0] * n->a.kernel[1];
+    size_t nw = (size_t)Co * Cg * kk;
+    if (!r->wmasked[i]) r->wmasked[i] = malloc_check((nw + Co) * sizeof(float));
+    float *wm = r->wmasked[i], *bm = wm + nw;
+    for (int j = 0; j < Co; j++) {
+        float cm = r->cmask[i] ? r->cmask[i][j] : 1.0f;
+        for (int c = 0; c < Cg; c++) {
+            float km = cm * (r->kmask[i] ? r->kmask[i][(size_t)j * Cg + c] : 1.0f);
+            const float *src = *w + ((size_t)j * Cg + c) * kk;
+            float *dst = wm + ((size_t)j * Cg + c) * kk;
+            for (int k = 0; k < kk; k++) dst[k] = src[k] * km;
+        }
+        bm[j] = *b ? (*b)[j] * cm : 0.0f;
+    }
+    *w = wm;
+    *b = *b ? bm : NULL;
+}
+
+static void conv2d_fwd(vc_run *r, int i) {
+    const vc_node *n = run_node(r, i);
+    conv2d_dims d = conv_dims(r->m, n, r->N);
+    const float *w, *b;
+    conv_masked_weights(r, i, &w, &b);
+    conv2d_forward(r->act[i], r->act[n->in[0]], w, b, &d);
+}
+
+static void conv2d_bwd(vc_run *r, int i, int params) {
+    const vc_node *n = run_node(r, i);
+    conv2d_dims d = conv_dims(r->m, n, r->N);
+    const float *w, *b;
+    conv_masked_weights(r, i, &w, &b);
+    float *dw = run_pgrad(r, n, VC_P_WEIGHT, params), *db = run_pgrad(r, n, VC_P_BIAS, params);
+    int masked = r->kmask[i] || r->cmask[i];
+    float *dwe = dw, *dbe = db;
+    size_t nw = (size_t)d.Co * (d.C / d.groups) * d.kh * d.kw;
+    if (masked && dw) dwe = calloc_check(nw, sizeof(float));
+    if (masked && db) dbe = calloc_check(d.Co, sizeof(float));
+    conv2d_backward(r->grad[n->in[0]], dwe, dbe, r->grad[i], r->act[n->in[0]], w, &d);
+    if (masked) {
+        // d/dW of W*mask is mask * d/d(W*mask); the masked copy's layout is the weight's.
+        int Cg = d.C / d.groups, kk = d.kh * d.kw;
+        for (int j = 0; dw && j < d.Co; j++)
+            for (int c = 0; c < Cg; c++) {
+                float km = (r->cmask[i] ? r->cmask[i][j] : 1.0f) * (r->kmask[i] ? r->kmask[i][(size_t)j * Cg + c] : 1.0f);
+                for (int k = 0; k < kk; k++) dw[((size_t)j * Cg + c) * kk + k] += km * dwe[((size_t)j * Cg + c) * kk + k];
+            }
+        for (int j = 0; db && j < d.Co; j++) db[j] += (r->cmask[i] ? r->cmask[i][j] : 1.0f) * dbe[j];
+        if (dwe != dw) free(dwe);
+        if (dbe != db) free(dbe);
+    }
+}
+
+// ---- linear ---------------------------------------------------------------------
+static int linear_infer(const vc_model *m, vc_node *n, vc_error *err) {
+    const vc_node *x = in0(m, n);
+    if (x->rank != 2)
+        return vc_fail(err, VC_EINPUT, "%s: node %s: linear needs an (N,K) input, got (N,%d,%d,%d) from %s (flatten first)",
+                       m->path, n->name, x->c, x->h, x->w, x->name);
+    if (n->param[VC_P_WEIGHT] < 0) return vc_fail(err, VC_EINPUT, "%s: node %s: linear has no weight", m->path, n->name);
+    const vc_param *w = &m->params[n->param[VC_P_WEIGHT]];
+    int wd[2] = {w->rank == 2 ? w->dim[0] : -1, x->c};
+    if (check_param(m, n, VC_P_WEIGHT, "weight", 2, wd, err)) return VC_EINPUT;
+    if (check_param(m, n, VC_P_BIAS, "bias", 1, wd, err)) return VC_EINPUT;
+    return set_shape(m, n, 2, w->dim[0], 1, 1, err);
+}
+static void linear_fwd(vc_run *r, int i) {
+    const vc_node *n = run_node(r, i);
+    linear_forward(r->act[i], r->act[n->in[0]], run_param(r, n, VC_P_WEIGHT), run_param(r, n, VC_P_BIAS),
+                   r->N, in0(r->m, n)->c, n->c);
+}
+static void linear_bwd(vc_run *r, int i, int params) {
+    const vc_node *n = run_node(r, i);
+    linear_backward(r->grad[n->in[0]], run_pgrad(r, n, VC_P_WEIGHT, params), run_pgrad(r, n, VC_P_BIAS, params),
+                    r->grad[i], r->act[n->in[0]], run_param(r, n, VC_P_WEIGHT), r->N, in0(r->m, n)->c, n->c);
+}
+
+// ---- relu -------------------------------------------------------------------------
+static void relu_fwd(vc_run *r, int i) {
+    relu_forward(r->act[i], r->act[run_node(r, i)->in[0]], r->N * run_node(r, i)->size);
+}
+static void relu_bwd(vc_run *r, int i, int params) {
+    (void)params;
+    relu_backward(r->grad[run_node(r, i)->in[0]], r->grad[i], r->act[i], r->N * run_node(r, i)->size);
+}
+
+// ---- pools ------------------------------------------------------------------------
+static pool2d_dims pool_dims(const vc_model *m, const vc_node *n, int N) {
+    const vc_node *x = in0(m, n);
+    pool2d_dims d = {.N = N, .C = x->c, .H = x->h, .W = x->w, .kh = n->a.kernel[0], .kw = n->a.kernel[1],
+                     .sh = n->a.stride[0], .sw = n->a.stride[1], .ph = n->a.padding[0], .pw = n->a.padding[1],
+                     .dh = n->a.dilation[0], .dw = n->a.dilation[1], .ceil_mode = n->a.ceil_mode,
+                     .count_include_pad = n->a.count_include_pad, .divisor_override = n->a.divisor_override};
+    pool2d_dims_finish(&d);
+    return d;
+}
+static int pool_infer(const vc_model *m, vc_node *n, vc_error *err) {
+    if (need_spatial(m, n, err)) return VC_EINPUT;
+    for (int k = 0; k < 2; k++) {
+        if (n->a.kernel[k] < 1 || n->a.stride[k] < 1 || n->a.dilation[k] < 1 || n->a.padding[k] < 0)
+            return vc_fail(err, VC_EINPUT, "%s: node %s: bad kernel/stride/padding/dilation", m->path, n->name);
+        if (n->a.padding[k] * 2 > n->a.kernel[k])
+            return vc_fail(err, VC_EINPUT, "%s: node %s: padding %d is more than half the kernel %d (PyTorch rejects it too)",
+                           m->path, n->name, n->a.padding[k], n->a.kernel[k]);
+    }
+    pool2d_dims d = pool_dims(m, n, 1);
+    return set_shape(m, n, 4, in0(m, n)->c, d.Ho, d.Wo, err);
+}
+static void maxpool2d_fwd(vc_run *r, int i) {
+    const vc_node *n = run_node(r, i);
+    if (!r->saved[i]) r->saved[i] = malloc_check(r->N * n->size * sizeof(int32_t));
+    pool2d_dims d = pool_dims(r->m, n, r->N);
+    maxpool2d_forward(r->act[i], r->saved[i], r->act[n->in[0]], &d);
+}
+static void maxpool2d_bwd(vc_run *r, int i, int params) {
+    (void)params;
+    const vc_node *n = run_node(r, i);
+    pool2d_dims d = pool_dims(r->m, n, r->N);
+    maxpool2d_backward(r->grad[n->in[0]], r->grad[i], r->saved[i], &d);
+}
+static void avgpool2d_fwd(vc_run *r, int i) {
+    const vc_node *n = run_node(r, i);
+    pool2d_dims d = pool_dims(r->m, n, r->N);
+    avgpool2d_forward(r->act[i], r->act[n->in[0]], &d);
+}
+static void avgpool2d_bwd(vc_run *r, int i, int params) {
+    (void)params;
+    const vc_node *n = run_node(r, i);
+    pool2d_dims d = pool_dims(r->m, n, r->N);
+    avgpool2d_backward(r->grad[n->in[0]], r->grad[i], &d);
+}
+
+static int adaptive_infer(const vc_model *m, vc_node *n, vc_error *err) {
+    if (need_spatial(m, n, err)) return VC_EINPUT;
+    return set_shape(m, n, 4, in0(m, n)->c, n->a.output[0], n->a.output[1], err);
+}
+static void adaptive_fwd(vc_run *r, int i) {
+    const vc_node *n = run_node(r, i), *x = in0(r->m, n);
+    adaptive_avgpool2d_forward(r->act[i], r->act[n->in[0]], r->N, x->c, x->h, x->w, n->h, n->w);
+}
+static void adaptive_bwd(vc_run *r, int i, int params) {
+    (void)params;
+    const vc_node *n = run_node(r, i), *x = in0(r->m, n);
+    adaptive_avgpool2d_backward(r->grad[n->in[0]], r->grad[i], r->N, x->c, x->h, x->w, n->h, n->w);
+}
+
+// ---- batchnorm2d (eval) -------------------------------------------------------------
+static int bn_infer(const vc_model *m, vc_node *n, vc_error *err) {
+    if (need_spatial(m, n, err)) return VC_EINPUT;
+    int c[1] = {in0(m, n)->c};
+    if (n->param[VC_P_MEAN] < 0 || n->param[VC_P_VAR] < 0)
+        return vc_fail(err, VC_EINPUT, "%s: node %s: batchnorm2d needs running_mean and running_var", m->path, n->name);
+    if ((n->param[VC_P_WEIGHT] < 0) != (n->param[VC_P_BIAS] < 0))
+        return vc_fail(err, VC_EINPUT, "%s: node %s: batchnorm2d needs both weight and bias, or neither", m->path, n->name);
+    if (!(n->a.eps > 0)) return vc_fail(err, VC_EINPUT, "%s: node %s: batchnorm2d eps must be > 0", m->path, n->name);
+    if (check_param(m, n, VC_P_WEIGHT, "weight", 1, c, err) || check_param(m, n, VC_P_BIAS, "bias", 1, c, err) ||
+        check_param(m, n, VC_P_MEAN, "running_mean", 1, c, err) || check_param(m, n, VC_P_VAR, "running_var", 1, c, err))
+        return VC_EINPUT;
+    return same_as_input(m, n, err);
+}
+static void bn_fwd(vc_run *r, int i) {
+    const vc_node *n = run_node(r, i);
+    batchnorm2d_forward(r->act[i], r->act[n->in[0]], run_param(r, n, VC_P_WEIGHT), run_param(r, n, VC_P_BIAS),
+                        run_param(r, n, VC_P_MEAN), run_param(r, n, VC_P_VAR), n->a.eps, r->N, n->c, n->h * n->w);
+}
+static void bn_bwd(vc_run *r, int i, int params) {
+    const vc_node *n = run_node(r, i);
+    batchnorm2d_backward(r->grad[n->in[0]], run_pgrad(r, n, VC_P_WEIGHT, params), run_pgrad(r, n, VC_P_BIAS, params),
+                         r->grad[i], r->act[n->in[0]], run_param(r, n, VC_P_WEIGHT), run_param(r, n, VC_P_MEAN),
+                         run_param(r, n, VC_P_VAR), n->a.eps, r->N, n->c, n->h * n->w);
+}
+
+// ---- lrn ----------------------------------------------------------------------------
+static int lrn_infer(const vc_model *m, vc_node *n, vc_error *err) {
+    if (need_spatial(m, n, err)) return VC_EINPUT;
+    if (n->a.size < 1) return vc_fail(err, VC_EINPUT, "%s: node %s: lrn size must be >= 1", m->path, n->name);
+    return same_as_input(m, n, err);
+}
+static void lrn_fwd(vc_run *r, int i) {
+    const vc_node *n = run_node(r, i);
+    if (!r->saved[i]) r->saved[i] = malloc_check(r->N * n->size * sizeof(float));
+    lrn_forward(r->act[i], r->saved[i], r->act[n->in[0]], r->N, n->c, n->h * n->w, n->a.size, n->a.alpha, n->a.beta, n->a.k);
+}
+static void lrn_bwd(vc_run *r, int i, int params) {
+    (void)params;
+    const vc_node *n = run_node(r, i);
+    lrn_backward(r->grad[n->in[0]], r->grad[i], r->saved[i], r->act[n->in[0]], r->N, n->c, n->h * n->w,
+                 n->a.size, n->a.alpha, n->a.beta, n->a.k);
+}
+
+// ---- concat, add, flatten, dropout, log_softmax ----------------------------------------
+#define MAX_CONCAT 64
+static int concat_infer(const vc_model *m, vc_node *n, vc_error *err) {
+    if (n->n_in > MAX_CONCAT) return vc_fail(err, VC_EINPUT, "%s: node %s: concat of more than %d inputs", m->path, n->name, MAX_CONCAT);
+    int c = 0;
+    const vc_node *x0 = in0(m, n);
+    for (int k = 0; k < n->n_in; k++) {
+        const vc_node *x = &m->nodes[n->in[k]];
+        if (x->rank != x0->rank || x->h != x0->h || x->w != x0->w)
+            return vc_fail(err, VC_EINPUT, "%s: node %s: concat inputs %s (%d,%d,%d) and %s (%d,%d,%d) differ in spatial size",
+                           m->path, n->name, x0->name, x0->c, x0->h, x0->w, x->name, x->c, x->h, x->w);
+        c += x->c;
+    }
+    return set_shape(m, n, x0->rank, c, x0->h, x0->w, err);
+}
+static void concat_fwd(vc_run *r, int i) {
+    const vc_node *n = run_node(r, i);
+    const float *xs[MAX_CONCAT];
+    int cs[MAX_CONCAT];
+    for (int k = 0; k < n->n_in; k++) { xs[k] = r->act[n->in[k]]; cs[k] = r->m->nodes[n->in[k]].c; }
+    concat_forward(r->act[i], xs, cs, n->n_in, r->N, n->h * n->w);
+}
+static void concat_bwd(vc_run *r, int i, int params) {
+    (void)params;
+    const vc_node *n = run_node(r, i);
+    float *dxs[MAX_CONCAT];
+    int cs[MAX_CONCAT];
+    for (int k = 0; k < n->n_in; k++) { dxs[k] = r->grad[n->in[k]]; cs[k] = r->m->nodes[n->in[k]].c; }
+    concat_backward(dxs, r->grad[i], cs, n->n_in, r->N, n->h * n->w);
+}
+
+static int add_infer(const vc_model *m, vc_node *n, vc_error *err) {
+    const vc_node *a = &m->nodes[n->in[0]], *b = &m->nodes[n->in[1]];
+    if (a->rank != b->rank || a->c != b->c || a->h != b->h || a->w != b->w)
+        return vc_fail(err, VC_EINPUT, "%s: node %s: add of %s (%d,%d,%d) and %s (%d,%d,%d): shapes differ",
+                       m->path, n->name, a->name, a->c, a->h, a->w, b->name, b->c, b->h, b->w);
+    return same_as_input(m, n, err);
+}
+static void add_fwd(vc_run *r, int i) {
+    const vc_node *n = run_node(r, i);
+    add_forward(r->act[i], r->act[n->in[0]], r->act[n->in[1]], r->N * n->size);
+}
+static void add_bwd(vc_run *r, int i, int params) {
+    (void)params;
+    const vc_node *n = run_node(r, i);
+    if (n->in[0] == n->in[1]) {   // x + x: both contributions land in one buffer
+        add_backward(r->grad[n->in[0]], NULL, r->grad[i], r->N * n->size);
+        add_backward(r->grad[n->in[0]], NULL, r->grad[i], r->N * n->size);
+    } else
+        add_backward(r->grad[n->in[0]], r->grad[n->in[1]], r->grad[i], r->N * n->size);
+}
+
+static int flatten_infer(const vc_model *m, vc_node *n, vc_error *err) {
+    const vc_node *x = in0(m, n);
+    return set_shape(m, n, 2, (int)x->size, 1, 1, err);
+}
+static void flatten_fwd(vc_run *r, int i) {
+    flatten_forward(r->act[i], r->act[run_node(r, i)->in[0]], r->N * run_node(r, i)->size);
+}
+static void flatten_bwd(vc_run *r, int i, int params) {
+    (void)params;
+    flatten_backward(r->grad[run_node(r, i)->in[0]], r->grad[i], r->N * run_node(r, i)->size);
+}
+
+static int dropout_infer(const vc_model *m, vc_node *n, vc_error *err) {
+    if (!(n->a.p >= 0 && n->a.p < 1)) return vc_fail(err, VC_EINPUT, "%s: node %s: dropout p must be in [0,1)", m->path, n->name);
+    return same_as_input(m, n, err);
+}
+static void dropout_fwd(vc_run *r, int i) {
+    const vc_node *n = run_node(r, i);
+    if (r->train && !r->saved[i]) r->saved[i] = malloc_check(r->N * n->size * sizeof(float));
+    dropout_forward(r->act[i], r->train ? r->saved[i] : NULL, r->act[n->in[0]], r->N * n->size, n->a.p, r->train, &r->rng);
+}
+static void dropout_bwd(vc_run *r, int i, int params) {
+    (void)params;
+    const vc_node *n = run_node(r, i);
+    dropout_backward(r->grad[n->in[0]], r->grad[i], r->saved[i], r->N * n->size, r->train);
+}
+
+static int log_softmax_infer(const vc_model *m, vc_node *n, vc_error *err) {
+    if (in0(m, n)->rank != 2)
+        return vc_fail(err, VC_EINPUT, "%s: node %s: log_softmax needs an (N,K) input", m->path, n->name);
+    return same_as_input(m, n, err);
+}
+static void log_softmax_fwd(vc_run *r, int i) {
+    const vc_node *n = run_node(r, i);
+    log_softmax_forward(r->act[i], r->act[n->in[0]], r->N, n->c);
+}
+static void log_softmax_bwd(vc_run *r, int i, int params) {
+    (void)params;
+    const vc_node *n = run_node(r, i);
+    log_softmax_backward(r->grad[n->in[0]], r->grad[i], r->act[i], r->N, n->c);
+}
+
+const vc_op_impl vc_cpu_ops[VC_OP_COUNT] = {
+    [VC_OP_CONV2D] = {conv2d_infer, conv2d_fwd, conv2d_bwd},
+    [VC_OP_LINEAR] = {linear_infer, linear_fwd, linear_bwd},
+    [VC_OP_RELU] = {same_as_input, relu_fwd, relu_bwd},
+    [VC_OP_MAXPOOL2D] = {pool_infer, maxpool2d_fwd, maxpool2d_bwd},
+    [VC_OP_AVGPOOL2D] = {pool_infer, avgpool2d_fwd, avgpool2d_bwd},
+    [VC_OP_ADAPTIVE_AVGPOOL2D] = {adaptive_infer, adaptive_fwd, adaptive_bwd},
+    [VC_OP_BATCHNORM2D] = {bn_infer, bn_fwd, bn_bwd},
+    [VC_OP_LRN] = {lrn_infer, lrn_fwd, lrn_bwd},
+    [VC_OP_CONCAT] = {concat_infer, concat_fwd, concat_bwd},
+    [VC_OP_ADD] = {add_infer, add_fwd, add_bwd},
+    [VC_OP_FLATTEN] = {flatten_infer, flatten_fwd, flatten_bwd},
+    [VC_OP_DROPOUT] = {dropout_infer, dropout_fwd, dropout_bwd},
+    [VC_OP_LOG_SOFTMAX] = {log_softmax_infer, log_softmax_fwd, log_softmax_bwd},
+};

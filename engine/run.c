@@ -1,0 +1,140 @@
+// run.c: executing a model on one batch. Forward keeps every activation (and
+// what each op saves) so that backward can walk the graph in reverse, one
+// rule per op, accumulating d(target)/d(output) into every upstream node.
+#include <string.h>
+#include "engine.h"
+#include "../ops/ops.h"
+
+vc_run *vc_run_new(const vc_model *m, int N) {
+    vc_run *r = calloc_check(1, sizeof(vc_run));
+    int n = m->n_nodes;
+    r->m = m;
+    r->N = N;
+    r->act = calloc_check(n, sizeof(float *));
+    r->grad = calloc_check(n, sizeof(float *));
+    r->saved = calloc_check(n, sizeof(void *));
+    r->kmask = calloc_check(n, sizeof(float *));
+    r->cmask = calloc_check(n, sizeof(float *));
+    r->wmasked = calloc_check(n, sizeof(float *));
+    r->retain = calloc_check(n, 1);
+    r->last_use = calloc_check(n, sizeof(int));
+    r->pgrad = calloc_check(m->n_params ? m->n_params : 1, sizeof(float *));
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < m->nodes[i].n_in; k++)
+            if (r->last_use[m->nodes[i].in[k]] < i) r->last_use[m->nodes[i].in[k]] = i;
+    r->rng = 0x9E3779B97F4A7C15ULL;
+    return r;
+}
+
+void vc_run_free(vc_run *r) {
+    if (!r) return;
+    for (int i = 0; i < r->m->n_nodes; i++) {
+        free(r->act[i]); free(r->grad[i]); free(r->saved[i]);
+        free(r->kmask[i]); free(r->cmask[i]); free(r->wmasked[i]);
+    }
+    for (int i = 0; i < r->m->n_params; i++) free(r->pgrad[i]);
+    free(r->act); free(r->grad); free(r->saved); free(r->kmask); free(r->cmask); free(r->wmasked);
+    free(r->retain); free(r->last_use); free(r->pgrad);
+    free(r);
+}
+
+int vc_run_batch(const vc_run *r) { return r->N; }
+const float *vc_run_act(const vc_run *r, int node) { return r->act[node]; }
+const float *vc_run_grad(const vc_run *r, int node) { return r->grad[node]; }
+const float *vc_run_param_grad(const vc_run *r, int p) { return r->pgrad[p]; }
+void vc_run_set_hook(vc_run *r, vc_hook_fn fn, void *ctx) { r->hook = fn; r->hook_ctx = ctx; }
+void vc_run_retain(vc_run *r, int node, int on) { r->retain[node] = (unsigned char)(on != 0); }
+void vc_run_seed(vc_run *r, uint64_t seed) { r->rng = seed ? seed : 0x9E3779B97F4A7C15ULL; }
+
+void vc_run_zero_param_grads(vc_run *r) {
+    for (int i = 0; i < r->m->n_params; i++)
+        if (r->pgrad[i]) memset(r->pgrad[i], 0, r->m->params[i].size * sizeof(float));
+}
+
+static int set_mask(vc_run *r, float **slot, int node, const float *mask, size_t n, vc_error *err) {
+    if (node < 0 || node >= r->m->n_nodes || r->m->nodes[node].op != VC_OP_CONV2D)
+        return vc_fail(err, VC_EINPUT, "mask: node %d is not a conv2d layer", node);
+    if (!mask) { free(*slot); *slot = NULL; return VC_OK; }
+    if (!*slot) *slot = malloc_check(n * sizeof(float));
+    memcpy(*slot, mask, n * sizeof(float));
+    return VC_OK;
+}
+int vc_run_set_kernel_mask(vc_run *r, int node, const float *mask, vc_error *err) {
+    if (node < 0 || node >= r->m->n_nodes) return vc_fail(err, VC_EINPUT, "mask: no node %d", node);
+    const vc_node *n = &r->m->nodes[node];
+    size_t cnt = n->op == VC_OP_CONV2D ? (size_t)n->c * (r->m->nodes[n->in[0]].c / n->a.groups) : 0;
+    return set_mask(r, &r->kmask[node], node, mask, cnt, err);
+}
+int vc_run_set_channel_mask(vc_run *r, int node, const float *mask, vc_error *err) {
+    if (node < 0 || node >= r->m->n_nodes) return vc_fail(err, VC_EINPUT, "mask: no node %d", node);
+    return set_mask(r, &r->cmask[node], node, mask, (size_t)r->m->nodes[node].c, err);
+}
+
+int vc_forward(vc_run *r, const float *x, int stop, int flags, vc_error *err) {
+    const vc_model *m = r->m;
+    if (stop < 0) stop = m->n_nodes - 1;
+    if (stop >= m->n_nodes) return vc_fail(err, VC_EINPUT, "forward: no node %d", stop);
+    r->train = (flags & VC_FWD_TRAIN) != 0;
+    int nograd = (flags & VC_FWD_NOGRAD) != 0;
+    size_t n0 = (size_t)r->N * m->nodes[0].size;
+    if (!r->act[0]) r->act[0] = malloc_check(n0 * sizeof(float));
+    memcpy(r->act[0], x, n0 * sizeof(float));
+    if (r->hook) r->hook(r->hook_ctx, r, 0, 0);
+    for (int i = 1; i <= stop; i++) {
+        const vc_node *n = &m->nodes[i];
+        for (int k = 0; k < n->n_in; k++) VC_ASSERT(r->act[n->in[k]] != NULL);
+        if (!r->act[i]) r->act[i] = malloc_check((size_t)r->N * n->size * sizeof(float));
+        vc_cpu_ops[n->op].forward(r, i);
+        if (r->hook) r->hook(r->hook_ctx, r, i, 0);
+        if (nograd)   // inference: drop inputs nobody later needs
+            for (int k = 0; k < n->n_in; k++) {
+                int j = n->in[k];
+                if (r->last_use[j] <= i && j != stop && !r->retain[j] && r->act[j]) {
+                    free(r->act[j]); r->act[j] = NULL;
+                    free(r->saved[j]); r->saved[j] = NULL;
+                }
+            }
+    }
+    r->done = stop + 1;
+    return VC_OK;
+}
+
+int vc_backward(vc_run *r, int from, const float *dfrom, int flags, vc_error *err) {
+    const vc_model *m = r->m;
+    if (from < 0 || from >= r->done)
+        return vc_fail(err, VC_EINPUT, "backward: node %s was not computed by the last forward",
+                       from >= 0 && from < m->n_nodes ? m->nodes[from].name : "?");
+    int params = (flags & VC_BWD_PARAMS) != 0;
+    for (int i = 0; i < m->n_nodes; i++) { free(r->grad[i]); r->grad[i] = NULL; }
+    if (params)
+        for (int p = 0; p < m->n_params; p++)
+            if (!r->pgrad[p]) r->pgrad[p] = calloc_check(m->params[p].size, sizeof(float));
+    size_t nf = (size_t)r->N * m->nodes[from].size;
+    r->grad[from] = malloc_check(nf * sizeof(float));
+    memcpy(r->grad[from], dfrom, nf * sizeof(float));
+    for (int i = from; i >= 1; i--) {
+        if (!r->grad[i]) continue;
+        const vc_node *n = &m->nodes[i];
+        if (r->hook) r->hook(r->hook_ctx, r, i, 1);
+        for (int k = 0; k < n->n_in; k++) {
+            int j = n->in[k];
+            if (!r->act[j]) return vc_fail(err, VC_EINPUT, "backward: activation of %s was freed (forward ran without grad)", m->nodes[j].name);
+            if (!r->grad[j]) r->grad[j] = calloc_check((size_t)r->N * m->nodes[j].size, sizeof(float));
+        }
+        vc_cpu_ops[n->op].backward(r, i, params);
+    }
+    if (r->hook && r->grad[0]) r->hook(r->hook_ctx, r, 0, 1);
+    return VC_OK;
+}
+
+double vc_loss_cross_entropy(const vc_run *r, const int *labels, float *dlogits) {
+    const vc_node *o = &r->m->nodes[r->m->output];
+    const float *x = r->act[r->m->output];
+    VC_ASSERT(x != NULL);
+    double loss = cross_entropy_forward(x, labels, r->N, (int)o->size);
+    if (dlogits) {
+        memset(dlogits, 0, (size_t)r->N * o->size * sizeof(float));
+        cross_entropy_backward(dlogits, 1.0f, x, labels, r->N, (int)o->size);
+    }
+    return loss;
+}

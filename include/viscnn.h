@@ -1,0 +1,140 @@
+// viscnn.h: the public C API of viscnn, a CNN microscope.
+//
+// Data path: model file -> vc_model (a DAG of named nodes, shapes inferred at
+// load) -> vc_run (one batch: forward keeps what backward needs, backward
+// gives gradients w.r.t. every activation, the input and, on request, every
+// parameter) -> the analysis (edges, importance, circuits) built on top.
+//
+// Conventions are PyTorch's: NCHW activations, OIHW conv weights, per-side
+// padding, PyTorch's output-size formulas, module paths as node names.
+// Errors: functions return VC_OK or a VC_E* status and fill a vc_error whose
+// message names the file/layer/argument and the reason. The library never
+// exits and never prints to stdout.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum { VC_OK = 0, VC_EINTERNAL = 1, VC_EINPUT = 2 };
+
+typedef struct { char msg[1024]; } vc_error;
+// Fills e (if not NULL) and returns code. printf-style.
+int vc_fail(vc_error *e, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+// ---- ops ---------------------------------------------------------------------
+// VC_OP_INPUT is the graph's input (always node 0); the rest are in
+// docs/model-format.md. Keep vc_op_names (engine/ops_table.c) in sync.
+typedef enum {
+    VC_OP_INPUT = 0,
+    VC_OP_CONV2D, VC_OP_LINEAR, VC_OP_RELU, VC_OP_MAXPOOL2D, VC_OP_AVGPOOL2D,
+    VC_OP_ADAPTIVE_AVGPOOL2D, VC_OP_BATCHNORM2D, VC_OP_LRN, VC_OP_CONCAT, VC_OP_ADD,
+    VC_OP_FLATTEN, VC_OP_DROPOUT, VC_OP_LOG_SOFTMAX,
+    VC_OP_COUNT
+} vc_op;
+extern const char *const vc_op_names[VC_OP_COUNT];
+
+typedef struct {
+    int kernel[2], stride[2], padding[2], dilation[2];
+    int groups;
+    int ceil_mode, count_include_pad, divisor_override;
+    int output[2];            // adaptive pool
+    int size;                 // lrn
+    float eps, alpha, beta, k; // batchnorm eps; lrn alpha, beta, k
+    float p;                  // dropout
+} vc_attrs;
+
+// A parameter tensor: named by its PyTorch state-dict key.
+typedef struct {
+    char *name;
+    int rank, dim[4];
+    size_t size;              // number of floats
+    float *data;
+} vc_param;
+
+enum { VC_P_WEIGHT, VC_P_BIAS, VC_P_MEAN, VC_P_VAR, VC_P_COUNT };
+
+typedef struct {
+    char *name;               // PyTorch module path, e.g. "features.3"
+    vc_op op;
+    int n_in, *in;            // indices of input nodes (earlier in the list)
+    vc_attrs a;
+    int param[VC_P_COUNT];    // index into vc_model.params, or -1
+    int rank;                 // 4: (N,C,H,W); 2: (N,C) held as (N,C,1,1)
+    int c, h, w;              // output shape of one image
+    size_t size;              // c*h*w
+} vc_node;
+
+typedef struct {
+    int channels;             // 1 gray, 3 RGB
+    int resize, crop;         // 0 = absent
+    float mean[3], std[3];
+} vc_preprocess;
+
+typedef struct {
+    char *path, *name;
+    int n_nodes;
+    vc_node *nodes;           // topological order; nodes[0] is the input
+    int output;               // index of the output node
+    int n_params;
+    vc_param *params;
+    vc_preprocess pre;
+    int n_labels;
+    char **labels;
+    void *blob;               // file contents that params point into
+    size_t blob_size;
+    size_t n_edges, n_weights;// kernels in conv layers; floats in params
+} vc_model;
+
+int vc_model_load(vc_model **out, const char *path, vc_error *err);
+void vc_model_free(vc_model *m);
+// Node index by name, or -1.
+int vc_model_find(const vc_model *m, const char *name);
+
+// ---- running a batch -----------------------------------------------------------
+typedef struct vc_run vc_run;
+
+// phase: 0 after a node's forward, 1 after its backward (grad of its output ready).
+typedef void (*vc_hook_fn)(void *ctx, const vc_run *r, int node, int phase);
+
+vc_run *vc_run_new(const vc_model *m, int N);
+void vc_run_free(vc_run *r);
+int vc_run_batch(const vc_run *r);
+
+enum {
+    VC_FWD_TRAIN     = 1,     // dropout active
+    VC_FWD_NOGRAD    = 2,     // free activations once used, unless retained
+};
+// x: (N, C, H, W) of the model's input. Runs nodes 1..stop (stop < 0: all).
+int vc_forward(vc_run *r, const float *x, int stop, int flags, vc_error *err);
+
+enum { VC_BWD_PARAMS = 1 };
+// Seeds d(target)/d(out of node `from`) with dfrom (N x node size) and walks
+// back to the input. With VC_BWD_PARAMS also accumulates parameter gradients.
+int vc_backward(vc_run *r, int from, const float *dfrom, int flags, vc_error *err);
+
+// Output of a node (N x size) after forward; NULL if not computed or freed.
+const float *vc_run_act(const vc_run *r, int node);
+// d(target)/d(output of node) after backward; NULL if not reached.
+const float *vc_run_grad(const vc_run *r, int node);
+// Gradient of a parameter (index into model params) after VC_BWD_PARAMS.
+const float *vc_run_param_grad(const vc_run *r, int param);
+void vc_run_zero_param_grads(vc_run *r);
+
+void vc_run_set_hook(vc_run *r, vc_hook_fn fn, void *ctx);
+void vc_run_retain(vc_run *r, int node, int on);
+// Masks inside conv (no weight copy in the model): kernel mask (Co, C/groups),
+// channel mask (Co). 1 keeps, 0 removes; NULL clears. The run copies them.
+int vc_run_set_kernel_mask(vc_run *r, int node, const float *mask, vc_error *err);
+int vc_run_set_channel_mask(vc_run *r, int node, const float *mask, vc_error *err);
+void vc_run_seed(vc_run *r, uint64_t seed);   // dropout stream in train mode
+
+// Cross-entropy (mean over the batch) of the model output against labels;
+// writes d(loss)/d(logits) into dlogits (N x K) when not NULL.
+double vc_loss_cross_entropy(const vc_run *r, const int *labels, float *dlogits);
+
+#ifdef __cplusplus
+}
+#endif

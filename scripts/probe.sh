@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# probe.sh: says which dependencies this machine has (✓/✗) by compiling and
+# linking a one-line program against each. Exit 1 if a required one is missing.
+# Optional ones (nvcc, cuDNN) only switch features; they never fail the build.
+CC=${CC:-cc}
+missing=0
+probe() {   # name, required(1/0), header, link flags, [code]
+    local name=$1 req=$2 hdr=$3 libs=$4 code=${5:-}
+    if printf '#include <%s>\nint main(void){%s return 0;}\n' "$hdr" "$code" |
+        $CC -x c - -o /dev/null $libs >/dev/null 2>&1; then
+        echo "  ✓ $name"
+    else
+        echo "  ✗ $name${req:+$([ "$req" = 1 ] && echo ' (required)')}"
+        [ "$req" = 1 ] && missing=1
+    fi
+}
+echo "dependencies:"
+probe "OpenBLAS (cblas.h, -lopenblas)" 1 cblas.h "-lopenblas" "cblas_sgemm(CblasRowMajor,CblasNoTrans,CblasNoTrans,0,0,0,1,0,1,0,1,0,0,0);"
+probe "LAPACKE (lapacke.h, -llapacke)" 1 lapacke.h "-llapacke -llapack -lopenblas"
+probe "libpng" 1 png.h "-lpng"
+probe "zlib" 1 zlib.h "-lz"
+probe "libjpeg-turbo" 1 "stdio.h>
+#include <jpeglib.h" "-ljpeg"
+probe "cJSON" 1 cjson/cJSON.h "-lcjson"
+probe "OpenMP" 1 omp.h "-fopenmp" "(void)omp_get_max_threads();"
+if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
+    echo "  ✓ nvcc (CUDA toolkit; the CUDA backend is optional)"
+else
+    echo "  ✗ nvcc (optional: CUDA backend not built)"
+fi
+if [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import torch, torchvision, numpy' >/dev/null 2>&1; then
+    echo "  ✓ PyTorch for tests and tools (/usr/bin/python3: torch, torchvision, numpy)"
+else
+    echo "  ✗ PyTorch for tests and tools (/usr/bin/python3 python3-torch python3-torchvision python3-numpy)"
+    [ "${NEED_TORCH:-0}" = 1 ] && missing=1
+fi
+exit $missing

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# run.sh: the whole test suite (called by `make test`). Each test program
+# prints one "ok   ..." or "FAIL ...: reason" line per case; a program that
+# exits non-zero without a FAIL line counts as one failure. Ends with
+# "N passed, N failed" and exits non-zero on any failure.
+set -u
+cd "$(dirname "$0")/.."
+PY=/usr/bin/python3
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+DATA=build/testdata
+mkdir -p "$DATA"
+LOG=build/test.log
+: > "$LOG"
+pass=0 fail=0
+
+# run LABEL VERBOSE CMD...: VERBOSE=1 prints every line, else FAILs and a count.
+run() {
+    local label=$1 verbose=$2; shift 2
+    local out rc p f t0=$SECONDS
+    out=$("$@" 2>&1); rc=$?
+    printf '== %s\n%s\n' "$label" "$out" >> "$LOG"
+    p=$(grep -c '^ok ' <<< "$out"); f=$(grep -c '^FAIL' <<< "$out")
+    if [ "$verbose" = 1 ]; then grep -E '^(ok |FAIL|#)' <<< "$out"; else grep -E '^FAIL' <<< "$out"; fi
+    if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then
+        echo "FAIL $label: exited with status $rc"; tail -5 <<< "$out" | sed 's/^/#   /'; f=1
+    fi
+    echo "-- $label: $p passed, $f failed ($((SECONDS - t0)) s)"
+    pass=$((pass + p)); fail=$((fail + f))
+}
+
+for t in build/tests/test_*; do
+    case $t in *.d) continue ;; esac
+    run "$(basename "$t")" 0 "$t"
+done
+
+run "converter (tools/torch2viscnn.py)" 1 $PY tests/test_converter.py
+
+# Parity with PyTorch: seeded random weights, eval mode, batch 2.
+for m in alexnet vgg11 resnet18 googlenet squeezenet1_1; do
+    d=$DATA/$m
+    if [ ! -f "$d/done" ] || [ tools/torch_dump.py -nt "$d/done" ] || [ tools/torch2viscnn.py -nt "$d/done" ]; then
+        rm -rf "$d"
+        if ! $PY tools/torch_dump.py --torchvision "$m" --seed 0 --batch 2 -o "$d" > "$DATA/$m.dump.log" 2>&1; then
+            echo "FAIL parity $m: tools/torch_dump.py failed:"; tail -3 "$DATA/$m.dump.log" | sed 's/^/#   /'
+            fail=$((fail + 1)); continue
+        fi
+        touch "$d/done"
+    fi
+    if ! build/tests/parity_run "$d" > "$DATA/$m.run.log" 2>&1; then
+        echo "FAIL parity $m: parity_run failed: $(tail -1 "$DATA/$m.run.log")"; fail=$((fail + 1)); continue
+    fi
+    run "parity $m" 1 $PY tests/parity_check.py "$d" "$m"
+done
+
+run "cli" 1 tests/test_cli.sh
+run "bad input (AddressSanitizer)" 1 $PY tests/test_bad_input.py
+
+echo "(full log: $LOG)"
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,30 @@
+// cli.h: shared pieces of the command-line front end (viscnn/cli_*.c).
+#pragma once
+#include "viscnn.h"
+
+// Parsed "--name value" options and positional arguments of one command.
+typedef struct {
+    const char *cmd;
+    int n_pos;
+    const char *pos[256];
+    int n_opt;
+    const char *key[64], *val[64];   // val NULL for flags
+    int used[64];
+} cli_args;
+
+// flags: names of options that take no value (NULL-terminated).
+int cli_parse(cli_args *a, const char *cmd, int argc, char **argv, const char *const *flags, vc_error *err);
+const char *cli_opt(cli_args *a, const char *name);      // value or NULL
+int cli_flag(cli_args *a, const char *name);
+// Fails when an option was given that the command never asked for.
+int cli_check_unused(cli_args *a, vc_error *err);
+int cli_int(cli_args *a, const char *name, int def, int lo, int hi, int *out, vc_error *err);
+
+// Loads the batch a command runs on: --input X.npy, or images (the given
+// paths), preprocessed as the model says. x: (N, C, H, W), malloc'd.
+int cli_load_batch(const vc_model *m, cli_args *a, int n_images, const char *const *images,
+                   float **x, int *N, vc_error *err);
+
+int cmd_info(int argc, char **argv, vc_error *err);
+int cmd_predict(int argc, char **argv, vc_error *err);
+int cmd_forward(int argc, char **argv, vc_error *err);
