@@ -65,7 +65,7 @@ static void valid_range(int off, int s, int n_in, int n_out, int *lo, int *hi) {
 
 // col: (Cg*kh*kw, Ho*Wo)  x: (Cg,H,W), one image's group slice. Writes every
 // element of col (zeros where the window hangs over the padding).
-static void im2col(float *col, const float *x, int Cg, const conv2d_dims *d) {
+void conv2d_im2col(float *col, const float *x, int Cg, const conv2d_dims *d) {
     const int H = d->H, W = d->W, Ho = d->Ho, Wo = d->Wo, kh = d->kh, kw = d->kw;
     const int rows = Cg * kh * kw;
     #pragma omp parallel for if ((long)rows * Ho * Wo >= OMP_MIN_WORK)
@@ -124,7 +124,7 @@ void conv2d_forward(float *y, const float *x, const float *w, const float *b, co
             const float *xg = x + ((size_t)n * d->C + (size_t)g * Cg) * d->H * d->W;   // (Cg,H,W)
             const float *wg = w + (size_t)g * Cog * K;                                 // (Cog,K)
             float *yg = y + ((size_t)n * d->Co + (size_t)g * Cog) * P;                 // (Cog,P)
-            if (!pointwise) im2col(col, xg, Cg, d);
+            if (!pointwise) conv2d_im2col(col, xg, Cg, d);
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cog, P, K,
                         1.0f, wg, K, pointwise ? xg : col, P, 0.0f, yg, P);
         }
@@ -177,7 +177,7 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy,
             if (dw) {
                 // forward: y_g = W_g . col  =>  dW_g += dy_g . col^T
                 const float *xcol = x + xoff;                                    // (K,P) when pointwise
-                if (!pointwise) { im2col(col, x + xoff, Cg, d); xcol = col; }
+                if (!pointwise) { conv2d_im2col(col, x + xoff, Cg, d); xcol = col; }
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Cog, K, P,
                             1.0f, dyg, P, xcol, P, 1.0f, dw + (size_t)g * Cog * K, K);
             }

@@ -57,9 +57,11 @@ void lrn_backward(float *dx, const float *dy, const float *scale, const float *x
     const float coef = 2.0f * alpha * beta / (float)size;
     #pragma omp parallel if ((long)N * C * HW > 16384)
     {
-        // q[c][i] = dy_c * x_c * s_c^(-beta-1) for this block, one per thread
-        float *q = (float *)malloc((size_t)C * BLK * sizeof(float));
-        if (!q) { fprintf(stderr, "%s:%d: out of memory (lrn_backward)\n", __FILE__, __LINE__); abort(); }
+        // per thread, for the current block: pw[c][i] = s_c^-beta and
+        // q[c][i] = dy_c * x_c * s_c^(-beta-1) = dy_c * x_c * pw / s_c (one powf each)
+        float *pw = (float *)malloc((size_t)2 * C * BLK * sizeof(float));
+        if (!pw) { fprintf(stderr, "%s:%d: out of memory (lrn_backward)\n", __FILE__, __LINE__); abort(); }
+        float *q = pw + (size_t)C * BLK;
         #pragma omp for schedule(static)
         for (long t = 0; t < (long)N * nb; t++) {
             const int n = (int)(t / nb), p0 = (int)(t % nb) * BLK;
@@ -67,8 +69,11 @@ void lrn_backward(float *dx, const float *dy, const float *scale, const float *x
             const long base = (long)n * C * HW + p0;
             for (int c = 0; c < C; c++) {
                 const long o = base + (long)c * HW;
-                for (int i = 0; i < np; i++)
-                    q[c * BLK + i] = dy[o + i] * x[o + i] * powf(scale[o + i], -beta - 1.0f);
+                for (int i = 0; i < np; i++) {
+                    float p = powf(scale[o + i], -beta);
+                    pw[c * BLK + i] = p;
+                    q[c * BLK + i] = dy[o + i] * x[o + i] * (p / scale[o + i]);
+                }
             }
             for (int j = 0; j < C; j++) {
                 float acc[BLK];
@@ -80,10 +85,10 @@ void lrn_backward(float *dx, const float *dy, const float *scale, const float *x
                 }
                 const long o = base + (long)j * HW;
                 for (int i = 0; i < np; i++)
-                    dx[o + i] += dy[o + i] * powf(scale[o + i], -beta) - coef * x[o + i] * acc[i];
+                    dx[o + i] += dy[o + i] * pw[j * BLK + i] - coef * x[o + i] * acc[i];
             }
         }
-        free(q);
+        free(pw);
     }
 }
 

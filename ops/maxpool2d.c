@@ -19,37 +19,67 @@ static inline int first_tap(int start, int dil) {
     return start < 0 ? start + (-start + dil - 1) / dil * dil : start;
 }
 
+// One output (oh,ow) the plain way: PyTorch's loop over its clipped window.
+static inline void max_window(float *yo, int32_t *io, const float *xp, const pool2d_dims *d,
+                              int h0, int h1, int ow) {
+    const int W = d->W;
+    int w0 = ow * d->sw - d->pw;
+    int w1 = w0 + (d->kw - 1) * d->dw + 1;
+    if (w1 > W) w1 = W;
+    w0 = first_tap(w0, d->dw);
+    float m = -INFINITY;
+    int32_t mi = h0 * W + w0;
+    for (int h = h0; h < h1; h += d->dh) {
+        const float *row = xp + (long)h * W;
+        for (int w = w0; w < w1; w += d->dw) {
+            float v = row[w];
+            if (v > m || isnan(v)) { m = v; mi = h * W + w; }
+        }
+    }
+    *yo = m;
+    *io = mi;
+}
+
 // y: (N,C,Ho,Wo)  idx: (N,C,Ho,Wo) argmax as h*W+w in its plane  x: (N,C,H,W)
+// Columns whose window lies inside [0,W) (the interior) run tap by tap
+// across the whole output row, with the running max kept in y and idx: each
+// output still sees its taps in row-major order, but the outputs' chains
+// are independent, so the loop over ow vectorises instead of waiting on one
+// compare-select chain. Border columns take max_window.
 void maxpool2d_forward(float *y, int32_t *idx, const float *x, const pool2d_dims *d) {
     const int H = d->H, W = d->W, Ho = d->Ho, Wo = d->Wo;
+    const int sw = d->sw, pw = d->pw, span_w = (d->kw - 1) * d->dw;
+    // interior: ow*sw - pw >= 0 and ow*sw - pw + span_w <= W - 1
+    int owa = (pw + sw - 1) / sw;
+    int owb = W - 1 - span_w + pw < 0 ? 0 : (W - 1 - span_w + pw) / sw + 1;
+    if (owb > Wo) owb = Wo;
+    if (owa > owb) owa = owb;
     const long planes = (long)d->N * d->C;
     #pragma omp parallel for schedule(static) if (planes * Ho * Wo > 16384)
     for (long pl = 0; pl < planes; pl++) {
         const float *xp = x + pl * H * W;
-        float *yp = y + pl * Ho * Wo;
-        int32_t *ip = idx + pl * Ho * Wo;
         for (int oh = 0; oh < Ho; oh++) {
+            float *yr = y + (pl * Ho + oh) * Wo;
+            int32_t *ir = idx + (pl * Ho + oh) * Wo;
             int h0 = oh * d->sh - d->ph;
             int h1 = h0 + (d->kh - 1) * d->dh + 1;
             if (h1 > H) h1 = H;
             h0 = first_tap(h0, d->dh);
-            for (int ow = 0; ow < Wo; ow++) {
-                int w0 = ow * d->sw - d->pw;
-                int w1 = w0 + (d->kw - 1) * d->dw + 1;
-                if (w1 > W) w1 = W;
-                w0 = first_tap(w0, d->dw);
-                float m = -INFINITY;
-                int32_t mi = h0 * W + w0;
-                for (int h = h0; h < h1; h += d->dh) {
-                    const float *row = xp + (long)h * W;
-                    for (int w = w0; w < w1; w += d->dw) {
-                        float v = row[w];
-                        if (v > m || isnan(v)) { m = v; mi = h * W + w; }
+            for (int ow = 0; ow < owa; ow++) max_window(yr + ow, ir + ow, xp, d, h0, h1, ow);
+            for (int ow = owb; ow < Wo; ow++) max_window(yr + ow, ir + ow, xp, d, h0, h1, ow);
+            for (int ow = owa; ow < owb; ow++) { yr[ow] = -INFINITY; ir[ow] = h0 * W + ow * sw - pw; }
+            for (int h = h0; h < h1; h += d->dh)
+                for (int j = 0; j < d->kw; j++) {
+                    const int off = h * W + j * d->dw - pw;   // tap (h, ow*sw + off - h*W)
+                    const float *src = xp + off;
+                    #pragma omp simd
+                    for (int ow = owa; ow < owb; ow++) {
+                        const float v = src[ow * sw];
+                        const int take = (v > yr[ow]) | (v != v);
+                        yr[ow] = take ? v : yr[ow];
+                        ir[ow] = take ? off + ow * sw : ir[ow];
                     }
                 }
-                yp[oh * Wo + ow] = m;
-                ip[oh * Wo + ow] = mi;
-            }
         }
     }
 }

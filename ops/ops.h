@@ -41,6 +41,9 @@ void conv2d_forward(float *y, const float *x, const float *w, const float *b, co
 // dx += (N,C,H,W)  dw += (Co,C/g,kh,kw)  db += (Co)  dy: (N,Co,Ho,Wo)
 void conv2d_backward(float *dx, float *dw, float *db, const float *dy,
                      const float *x, const float *w, const conv2d_dims *d);
+// col: (Cg*kh*kw, Ho*Wo)  x: (Cg,H,W), one image's slice of Cg channels; zeros
+// where a window hangs over the padding. Row (c,i,j), column (oh,ow).
+void conv2d_im2col(float *col, const float *x, int Cg, const conv2d_dims *d);
 void conv2d_forward_ref(float *y, const float *x, const float *w, const float *b, const conv2d_dims *d);
 void conv2d_backward_ref(float *dx, float *dw, float *db, const float *dy,
                          const float *x, const float *w, const conv2d_dims *d);
@@ -164,3 +167,20 @@ void cross_entropy_backward(float *dx, float dloss, const float *x, const int *l
 // Backward: dx[n,ch,:] += df[n] / HW.
 void channel_mean_forward(float *f, const float *x, int N, int C, int HW, int ch);
 void channel_mean_backward(float *dx, const float *df, int N, int C, int HW, int ch);
+
+// ---- conv2d edges (ops/conv2d_edges.c): the per-kernel maps of DESIGN §3 ---
+// Edge (j, i): e_ji = W[j,i] * x_(g*cg+i) with the layer's geometry, no bias,
+// so that sum_i e_ji + b_j = y_j. i counts within the group (cg = C/groups).
+// e: (Co/groups, Ho, Wo): the maps of input channel ci (global index) of
+// image n into every out-channel of ci's group.
+void conv2d_edge_maps(float *e, const float *x, const float *w, const conv2d_dims *d, int n, int ci);
+void conv2d_edge_maps_ref(float *e, const float *x, const float *w, const conv2d_dims *d, int n, int ci);
+// Per-image, per-edge sums over the map, without materialising edge maps:
+//   abs_eg[n,j,i] += sum_p |e_ji * g_j|,  eg[n,j,i] += sum_p e_ji * g_j,
+//   abs_e[n,j,i]  += sum_p |e_ji|
+// each (N, Co, cg), NULL to skip.  g: (N,Co,Ho,Wo) = dF/d(conv output); may be
+// NULL when only abs_e is asked.  x: (N,C,H,W)  w: (Co,cg,kh,kw)
+void conv2d_edge_sums(float *abs_eg, float *eg, float *abs_e, const float *x, const float *w,
+                      const float *g, const conv2d_dims *d);
+void conv2d_edge_sums_ref(float *abs_eg, float *eg, float *abs_e, const float *x, const float *w,
+                          const float *g, const conv2d_dims *d);

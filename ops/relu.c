@@ -13,7 +13,10 @@ void relu_forward(float *y, const float *x, size_t n) {
 // dx += (n)  dy: (n)  y: (n) the forward's output
 void relu_backward(float *dx, const float *dy, const float *y, size_t n) {
     #pragma omp parallel for simd schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++) dx[i] += y[i] <= 0.0f ? 0.0f : dy[i];
+    for (size_t i = 0; i < n; i++) {
+        const float g = dy[i];   // loaded unconditionally so that the loop vectorises
+        dx[i] += y[i] <= 0.0f ? 0.0f : g;
+    }
 }
 
 void relu_forward_ref(float *y, const float *x, size_t n) {

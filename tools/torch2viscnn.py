@@ -43,7 +43,6 @@ import torch
 import torch.fx as fx
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.fx.passes.shape_prop import ShapeProp
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import vcio  # noqa: E402
@@ -245,6 +244,9 @@ def build_model(args):
     """Construct (and seed / load) the model named by the arguments."""
     if args.seed is not None:
         torch.manual_seed(args.seed)
+    elif not args.weights:
+        print(f"{PROG}: warning: neither --seed nor --weights: the weights are "
+              f"random and not reproducible", file=sys.stderr)
     if args.torchvision:
         import torchvision
         name = args.torchvision
@@ -353,6 +355,8 @@ def _describe(node, gm=None):
         mod = getattr(t, "__module__", None) or "torch"
         if mod.startswith("torch._C"):
             mod = "torch"
+        elif mod == "_operator":
+            mod = "operator"
         return f"call_function {mod}.{getattr(t, '__name__', repr(t))}"
     if node.op == "call_method":
         return f"call_method .{node.target}()"
@@ -469,17 +473,23 @@ class Converter:
     # -- shapes ------------------------------------------------------------
     @staticmethod
     def shape(node):
-        meta = node.meta.get("tensor_meta")
-        shape = getattr(meta, "shape", None)
-        return tuple(shape) if shape is not None else None
+        """The shape of node's result in the sample run (None if no tensor)."""
+        return node.meta.get("viscnn_shape")
 
     def propagate_shapes(self, x):
+        """Run the GraphModule on `x`, recording every tensor result's shape."""
+        class Recorder(fx.Interpreter):
+            def run_node(self, n):
+                result = super().run_node(n)
+                if isinstance(result, torch.Tensor):
+                    n.meta["viscnn_shape"] = tuple(result.shape)
+                return result
         try:
             with torch.no_grad():
-                return ShapeProp(self.gm).propagate(x)
+                return Recorder(self.gm).run(x)
         except Exception as e:
             msg = " ".join(str(e).split())
-            raise ConvertError(f"the traced model fails on an input of shape "
+            raise ConvertError(f"the model fails on an input of shape "
                                f"{list(x.shape)}: {type(e).__name__}: {msg[:300]}") from None
 
     # -- naming ------------------------------------------------------------
@@ -646,7 +656,8 @@ class Converter:
                 raise _Unsupported("only getattr(x, 'shape') is supported")
         if node.op == "call_function" and node.target is operator.getitem:
             if not (isinstance(node.args[0], fx.Node) and node.args[0] in self.shape_nodes):
-                raise _Unsupported("indexing is only supported on x.shape")
+                raise _Unsupported("indexing or slicing is not supported "
+                                   "(except x.shape[i] feeding view/reshape)")
         for user in node.users:
             ok = (user.op == "call_method" and user.target in ("view", "reshape")) or \
                  (user.op == "call_function" and user.target is operator.getitem)

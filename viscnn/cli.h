@@ -28,3 +28,6 @@ int cli_load_batch(const vc_model *m, cli_args *a, int n_images, const char *con
 int cmd_info(int argc, char **argv, vc_error *err);
 int cmd_predict(int argc, char **argv, vc_error *err);
 int cmd_forward(int argc, char **argv, vc_error *err);
+int cmd_importance(int argc, char **argv, vc_error *err);
+int cmd_edges(int argc, char **argv, vc_error *err);
+int cmd_rf(int argc, char **argv, vc_error *err);

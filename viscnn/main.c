@@ -12,10 +12,19 @@ static const char *usage =
     "  predict MODEL --input X.npy                    the same on a preprocessed (N,C,H,W) batch\n"
     "  forward MODEL --input IN.npy [--layer L] -o OUT.npy\n"
     "                                                 raw output (N,K), or layer L's (N,C,H,W)\n"
+    "  rf MODEL --layer L --y Y --x X                 input pixels that unit (Y, X) of layer L sees\n"
+    "  importance MODEL (--images PATH | --input X.npy [--labels L.npy]) [--target T] [--metric M]\n"
+    "             [--by-class] [--contrast EXPR] [--batch B] -o OUT.json|OUT.csv\n"
+    "                                                 node and edge importance (T: loss | class:K | node:LAYER:CH;\n"
+    "                                                 M: actxgrad | act | grad | taylor | weight | snip)\n"
+    "  edges MODEL (--image IMG | --input X.npy) --layer L [--out J] [--in I] [--grad] [--target T] -o OUT.npy\n"
+    "                                                 exact per-kernel maps (J, I, Ho, Wo); --grad adds OUT.grad.npy\n"
     "Exit status: 0 ok, 2 bad input (one-line reason on stderr), 1 internal error.\n";
 
 static const struct { const char *name; int (*fn)(int, char **, vc_error *); } commands[] = {
     {"info", cmd_info}, {"predict", cmd_predict}, {"forward", cmd_forward},
+    {"importance", cmd_importance}, {"edges", cmd_edges},
+    {"rf", cmd_rf},
 };
 
 int main(int argc, char **argv) {

@@ -1,0 +1,20 @@
+// dataset.h: image sets on disk. PATH is one image file, a folder of images,
+// or a folder of class subfolders (each subfolder a category). Images are
+// .png/.jpg/.jpeg (any case); names are sorted, so order is deterministic.
+#pragma once
+#include "viscnn.h"
+
+typedef struct {
+    int n;
+    char **paths;
+    int *cat;                 // category of each image (0 for a flat set)
+    int n_cat;
+    char **cat_names;         // folder names; a flat set has one category named after PATH's last component
+    int by_folder;            // 1 when the categories are class subfolders
+} vc_dataset;
+
+int dataset_open(vc_dataset *d, const char *path, vc_error *err);
+void dataset_free(vc_dataset *d);
+// Label for a category: the index of a model label equal to the folder name,
+// or the folder name as an integer in [0, n_labels or K); else -1 (argmax).
+int dataset_label(const vc_dataset *d, int cat, const vc_model *m);

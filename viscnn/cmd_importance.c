@@ -1,0 +1,118 @@
+// cmd_importance.c: viscnn importance — node and edge scores over an image set.
+#include <stdlib.h>
+#include <string.h>
+#include "cli.h"
+#include "contrast.h"
+#include "export.h"
+#include "imageset.h"
+#include "../engine/util.h"
+
+// Evaluates a contrast over the set's categories (and "overall") into out.
+int contrast_scores(vc_scores *out, const vc_set_scores *ss, const char *expr, vc_error *err) {
+    vc_contrast *c;
+    int rc = contrast_parse(&c, expr, err);
+    if (rc) return rc;
+    int n = ss->n_cat + 1;
+    const char **names = malloc_check(n * sizeof(char *));
+    const float **vals = malloc_check(n * sizeof(float *));
+    size_t cnt = scores_count(&ss->overall);
+    float *flat = malloc_check((size_t)n * cnt * sizeof(float)), *res = malloc_check(cnt * sizeof(float));
+    for (int k = 0; k < n; k++) {
+        const vc_scores *s = k < ss->n_cat ? &ss->cat[k] : &ss->overall;
+        names[k] = k < ss->n_cat ? ss->cat_names[k] : "overall";
+        scores_flatten(s, flat + (size_t)k * cnt);
+        vals[k] = flat + (size_t)k * cnt;
+    }
+    rc = contrast_eval(c, n, names, vals, cnt, res, err);
+    if (!rc) {
+        scores_copy(out, &ss->overall);
+        scores_unflatten(out, res);
+    }
+    free(names); free(vals); free(flat); free(res);
+    contrast_free(c);
+    return rc;
+}
+
+int cmd_importance(int argc, char **argv, vc_error *err) {
+    cli_args a;
+    int rc = cli_parse(&a, "importance", argc, argv, (const char *const[]){"by-class", NULL}, err);
+    if (rc) return rc;
+    if (a.n_pos != 1) return vc_fail(err, VC_EINPUT, "importance: expected one MODEL argument, got %d", a.n_pos);
+    const char *out = cli_opt(&a, "o"), *tstr = cli_opt(&a, "target"), *mstr = cli_opt(&a, "metric"),
+               *expr = cli_opt(&a, "contrast");
+    int by_class = cli_flag(&a, "by-class"), batch;
+    if (!out) return vc_fail(err, VC_EINPUT, "importance: missing -o OUT.json|OUT.csv");
+    size_t ol = strlen(out);
+    int csv = ol > 4 && !strcmp(out + ol - 4, ".csv");
+    if (!csv && !(ol > 5 && !strcmp(out + ol - 5, ".json")))
+        return vc_fail(err, VC_EINPUT, "importance: -o %s: the output must end in .json or .csv", out);
+    if ((rc = cli_int(&a, "batch", 8, 1, 4096, &batch, err))) return rc;
+    vc_metric metric = VC_M_ACTXGRAD;
+    if (mstr && (rc = metric_parse(&metric, mstr, err))) return rc;
+    vc_model *m;
+    if ((rc = vc_model_load(&m, a.pos[0], err))) return rc;
+    vc_target t;
+    vc_imageset set = {0};
+    vc_set_scores ss = {0};
+    vc_scores con = {0};
+    rc = target_parse(&t, m, tstr ? tstr : "loss", err);
+    if (!rc) rc = imageset_open(&set, m, &a, by_class, err);
+    if (!rc) rc = cli_check_unused(&a, err);
+    if (!rc && expr) {   // check the expression before the long computation
+        vc_contrast *c;
+        rc = contrast_parse(&c, expr, err);
+        const char *const *used;
+        int nu = rc ? 0 : contrast_names(c, &used);
+        for (int k = 0; k < nu && !rc; k++) {
+            int found = !strcmp(used[k], "overall");
+            for (int q = 0; q < set.n_cat; q++) found |= !strcmp(used[k], set.cat_names[q]);
+            if (!found) rc = vc_fail(err, VC_EINPUT, "--contrast \"%s\": unknown category '%s' in %s", expr, used[k], set.source);
+        }
+        if (!rc) contrast_free(c);
+    }
+    if (!rc) rc = importance_over_set(&ss, m, metric, &t, &set, batch, err);
+    if (!rc && expr) rc = contrast_scores(&con, &ss, expr, err);
+    FILE *f = rc ? NULL : export_open(out, err);
+    if (!rc && !f) rc = VC_EINPUT;
+    if (!rc && csv) {
+        fprintf(f, by_class || expr ? "kind,layer,out,in,score,category\n" : "kind,layer,out,in,score\n");
+        export_scores_csv(f, m, &ss.overall, by_class || expr ? "overall" : NULL);
+        for (int c = 0; by_class && c < ss.n_cat; c++) export_scores_csv(f, m, &ss.cat[c], ss.cat_names[c]);
+        if (expr) export_scores_csv(f, m, &con, expr);
+        rc = export_close(f, out, 1, err);
+    } else if (!rc) {
+        fprintf(f, "{\"metric\": \"%s\", \"target\": ", vc_metric_names[metric]);
+        export_string(f, t.text);
+        fprintf(f, ", \"images\": %d, \"source\": ", ss.images);
+        export_string(f, set.source);
+        fputs(", \"model\": ", f);
+        export_string(f, m->path);
+        fputs(",\n\"layers\": ", f);
+        export_layers_json(f, m, &ss.overall);
+        if (by_class) {
+            fputs(",\n\"categories\": {", f);
+            for (int c = 0; c < ss.n_cat; c++) {
+                fputs(c ? ",\n" : "\n", f);
+                export_string(f, ss.cat_names[c]);
+                fprintf(f, ": {\"images\": %d, \"layers\": ", ss.cat_images[c]);
+                export_layers_json(f, m, &ss.cat[c]);
+                fputc('}', f);
+            }
+            fputs("}", f);
+        }
+        if (expr) {
+            fputs(",\n\"contrast\": {\"expression\": ", f);
+            export_string(f, expr);
+            fputs(", \"layers\": ", f);
+            export_layers_json(f, m, &con);
+            fputc('}', f);
+        }
+        fputs("}\n", f);
+        rc = export_close(f, out, 1, err);
+    }
+    if (con.l) scores_free(&con);
+    set_scores_free(&ss);
+    imageset_free(&set);
+    vc_model_free(m);
+    return rc;
+}

@@ -1,0 +1,45 @@
+// cmd_rf.c: viscnn rf MODEL --layer L --y Y --x X — the receptive field of one
+// unit as one line: the input pixels connected to it, then the unclipped box
+// (which may reach into padding) and, when the layer has one, its jump.
+#include <stdio.h>
+#include "cli.h"
+#include "rf.h"
+
+int cmd_rf(int argc, char **argv, vc_error *err) {
+    cli_args a;
+    vc_model *m = NULL;
+    int rc = cli_parse(&a, "rf", argc, argv, NULL, err);
+    if (rc) return rc;
+    const char *layer = cli_opt(&a, "layer"), *ys = cli_opt(&a, "y"), *xs = cli_opt(&a, "x");
+    int y, x;
+    if ((rc = cli_int(&a, "y", 0, -1000000000, 1000000000, &y, err)) ||
+        (rc = cli_int(&a, "x", 0, -1000000000, 1000000000, &x, err)) || (rc = cli_check_unused(&a, err)))
+        return rc;
+    if (a.n_pos < 1) return vc_fail(err, VC_EINPUT, "rf: missing MODEL argument");
+    if (a.n_pos > 1) return vc_fail(err, VC_EINPUT, "rf: unexpected argument '%s'", a.pos[1]);
+    if (!layer) return vc_fail(err, VC_EINPUT, "rf: missing --layer L (a layer name, see viscnn info)");
+    if ((rc = vc_model_load(&m, a.pos[0], err))) return rc;
+    int node = vc_model_find(m, layer);
+    const vc_node *n = node >= 0 ? &m->nodes[node] : NULL;
+    if (!n) rc = vc_fail(err, VC_EINPUT, "rf: --layer %s: no such layer in %s (see viscnn info)", layer, m->path);
+    else if (!ys && n->h > 1) rc = vc_fail(err, VC_EINPUT, "rf: missing --y (%s has rows 0..%d)", n->name, n->h - 1);
+    else if (!xs && n->w > 1) rc = vc_fail(err, VC_EINPUT, "rf: missing --x (%s has columns 0..%d)", n->name, n->w - 1);
+    else if (y < 0 || y >= n->h) rc = vc_fail(err, VC_EINPUT, "rf: --y %d: outside %s's rows 0..%d", y, n->name, n->h - 1);
+    else if (x < 0 || x >= n->w) rc = vc_fail(err, VC_EINPUT, "rf: --x %d: outside %s's columns 0..%d", x, n->name, n->w - 1);
+    vc_box box, cl;
+    vc_rf_geom g;
+    if (!rc) rc = rf_unit(m, node, y, x, &box, &cl, err);
+    if (!rc) rc = rf_geom(m, node, &g, err);
+    if (!rc) {
+        if (n->rank == 4) printf("%s (y=%d, x=%d): ", n->name, y, x);
+        else printf("%s: ", n->name);
+        if (rf_box_empty(cl)) printf("no input pixels (the unit reads only padding)");
+        else printf("input rows %d..%d, cols %d..%d (%dx%d)", cl.y0, cl.y1, cl.x0, cl.x1, cl.y1 - cl.y0 + 1, cl.x1 - cl.x0 + 1);
+        printf("; unclipped rows %d..%d, cols %d..%d (%dx%d)", box.y0, box.y1, box.x0, box.x1,
+               box.y1 - box.y0 + 1, box.x1 - box.x0 + 1);
+        if (g.affine && n->rank == 4) printf(", jump %dx%d", g.jump[0], g.jump[1]);
+        printf("\n");
+    }
+    vc_model_free(m);
+    return rc;
+}

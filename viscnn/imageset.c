@@ -1,0 +1,151 @@
+// imageset.c: image sources for the analysis commands (see imageset.h).
+#include "imageset.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "../engine/util.h"
+#include "../loaders/image.h"
+#include "../loaders/npy.h"
+
+void progress(const char *label, int done, int total) {
+    if (!isatty(2) || total <= 0) return;
+    int w = 30, f = (int)((long)done * w / total);
+    fprintf(stderr, "\r%s [%.*s%*s] %d/%d", label, f, "==============================", w - f, "", done, total);
+    if (done >= total) fputc('\n', stderr);
+    fflush(stderr);
+}
+
+int imageset_open(vc_imageset *s, const vc_model *m, cli_args *a, int by_label, vc_error *err) {
+    memset(s, 0, sizeof *s);
+    s->m = m;
+    const char *images = cli_opt(a, "images"), *input = cli_opt(a, "input"), *labels = cli_opt(a, "labels");
+    if (!images) images = cli_opt(a, "image");
+    if (!!images == !!input) return vc_fail(err, VC_EINPUT, "%s: give --images PATH or --input X.npy (one of them)", a->cmd);
+    if (labels && !input) return vc_fail(err, VC_EINPUT, "%s: --labels goes with --input", a->cmd);
+    if (images) {
+        int rc = dataset_open(&s->ds, images, err);
+        if (rc) return rc;
+        s->source = images;
+        s->n = s->ds.n;
+        s->n_cat = s->ds.n_cat;
+        s->cat_names = malloc_check(s->n_cat * sizeof(char *));
+        for (int c = 0; c < s->n_cat; c++) s->cat_names[c] = strdup_check(s->ds.cat_names[c]);
+        s->cat = malloc_check(s->n * sizeof(int));
+        s->label = malloc_check(s->n * sizeof(int));
+        for (int i = 0; i < s->n; i++) { s->cat[i] = s->ds.cat[i]; s->label[i] = dataset_label(&s->ds, s->cat[i], m); }
+        return VC_OK;
+    }
+    int rc = cli_load_batch(m, a, 0, NULL, &s->x, &s->n, err);
+    if (rc) return rc;
+    s->source = input;
+    s->cat = calloc_check(s->n, sizeof(int));
+    s->label = malloc_check(s->n * sizeof(int));
+    for (int i = 0; i < s->n; i++) s->label[i] = -1;
+    if (labels) {
+        vc_npy l;
+        if ((rc = npy_read(&l, labels, 'i', err))) return rc;
+        long K = (long)m->nodes[m->output].size;
+        if (l.rank != 1 || (int)l.size != s->n) rc = vc_fail(err, VC_EINPUT, "%s: expected %d labels (one per image), shape differs", labels, s->n);
+        for (size_t i = 0; !rc && i < l.size; i++)
+            if (l.i[i] < 0 || l.i[i] >= K) rc = vc_fail(err, VC_EINPUT, "%s: label %lld at %zu is outside [0, %ld)", labels, l.i[i], i, K);
+        for (int i = 0; !rc && i < s->n; i++) s->label[i] = (int)l.i[i];
+        npy_free(&l);
+        if (rc) return rc;
+    }
+    if (by_label && labels) {   // one category per label value, in label order
+        int K = (int)m->nodes[m->output].size, *map = malloc_check(K * sizeof(int));
+        for (int k = 0; k < K; k++) map[k] = -1;
+        for (int i = 0; i < s->n; i++) map[s->label[i]] = 0;
+        s->cat_names = malloc_check(K * sizeof(char *));
+        for (int k = 0; k < K; k++)
+            if (map[k] == 0) {
+                map[k] = s->n_cat;
+                char buf[32];
+                snprintf(buf, sizeof buf, "%d", k);
+                s->cat_names[s->n_cat++] = strdup_check(k < m->n_labels ? m->labels[k] : buf);
+            }
+        for (int i = 0; i < s->n; i++) s->cat[i] = map[s->label[i]];
+        free(map);
+    } else {
+        s->n_cat = 1;
+        s->cat_names = malloc_check(sizeof(char *));
+        const char *b = strrchr(input, '/');
+        s->cat_names[0] = strdup_check(b ? b + 1 : input);
+    }
+    return VC_OK;
+}
+
+void imageset_free(vc_imageset *s) {
+    for (int c = 0; c < s->n_cat; c++) free(s->cat_names[c]);
+    free(s->cat_names); free(s->cat); free(s->label); free(s->x);
+    dataset_free(&s->ds);
+    memset(s, 0, sizeof *s);
+}
+
+int imageset_load(const vc_imageset *s, const int *idx, int n, float *x, int *labels, vc_error *err) {
+    const vc_node *in = &s->m->nodes[0];
+    for (int k = 0; k < n; k++) {
+        float *xk = x + (size_t)k * in->size;
+        if (s->x) memcpy(xk, s->x + (size_t)idx[k] * in->size, in->size * sizeof(float));
+        else {
+            int rc = image_preprocess(xk, s->ds.paths[idx[k]], &s->m->pre, in->h, in->w, err);
+            if (rc) return rc;
+        }
+        if (labels) labels[k] = s->label[idx[k]];
+    }
+    return VC_OK;
+}
+
+int importance_over_set(vc_set_scores *out, const vc_model *m, vc_metric metric, const vc_target *t,
+                        const vc_imageset *s, int batch, vc_error *err) {
+    memset(out, 0, sizeof *out);
+    out->n_cat = s->n_cat;
+    out->cat_names = s->cat_names;
+    out->cat = calloc_check(s->n_cat, sizeof(vc_scores));
+    out->cat_images = calloc_check(s->n_cat, sizeof(int));
+    float *x = malloc_check((size_t)batch * m->nodes[0].size * sizeof(float));
+    int *idx = malloc_check(batch * sizeof(int)), *lab = malloc_check(batch * sizeof(int));
+    int rc = VC_OK, done = 0;
+    for (int c = 0; c < s->n_cat && !rc; c++) {
+        vc_importance im;
+        rc = importance_begin(&im, m, metric, t, batch, err);
+        for (int i = 0; i < s->n && !rc;) {
+            int n = 0;
+            for (; i < s->n && n < batch; i++) if (s->cat[i] == c) idx[n++] = i;
+            if (!n) break;
+            if (metric != VC_M_WEIGHT) rc = imageset_load(s, idx, n, x, lab, err);
+            if (!rc) rc = importance_add(&im, x, n, lab, err);
+            done += n;
+            progress("importance", done, s->n);
+        }
+        if (!rc) {
+            importance_end(&im, &out->cat[c]);
+            out->cat_images[c] = im.images;
+            out->images += im.images;
+        }
+        importance_free(&im);
+    }
+    if (!rc) {   // overall: the mean of the categories, each weighing the same
+        scores_copy(&out->overall, &out->cat[0]);
+        for (int c = 1; c < s->n_cat; c++) scores_axpby(&out->overall, 1.0f, &out->cat[c], 1.0f);
+        scores_axpby(&out->overall, 1.0f / s->n_cat, &out->overall, 0.0f);
+    }
+    free(x); free(idx); free(lab);
+    if (rc) set_scores_free(out);
+    return rc;
+}
+
+void set_scores_free(vc_set_scores *s) {
+    for (int c = 0; s->cat && c < s->n_cat; c++) scores_free(&s->cat[c]);
+    free(s->cat);
+    free(s->cat_images);
+    if (s->overall.l) scores_free(&s->overall);
+    memset(s, 0, sizeof *s);
+}
+
+const vc_scores *set_scores_find(const vc_set_scores *s, const char *name) {
+    if (!strcmp(name, "overall")) return &s->overall;
+    for (int c = 0; c < s->n_cat; c++) if (!strcmp(s->cat_names[c], name)) return &s->cat[c];
+    return NULL;
+}

@@ -1,0 +1,44 @@
+// imageset.h: the images a command runs on, from --images PATH (a file, a
+// folder, or class subfolders) or --input X.npy [--labels L.npy], grouped by
+// category, loaded batch by batch, and the per-category importance driver.
+#pragma once
+#include "cli.h"
+#include "importance.h"
+#include "../loaders/dataset.h"
+
+typedef struct {
+    int n;                    // images
+    int n_cat;
+    char **cat_names;
+    int *cat;                 // (n) category of each image
+    int *label;               // (n) class label, -1 = the model's argmax
+    vc_dataset ds;            // --images
+    float *x;                 // --input: the whole (n, C, H, W) batch
+    const vc_model *m;
+    const char *source;       // PATH or X.npy, for messages and exports
+} vc_imageset;
+
+// by_label: with --input and --labels, make one category per label value.
+int imageset_open(vc_imageset *s, const vc_model *m, cli_args *a, int by_label, vc_error *err);
+void imageset_free(vc_imageset *s);
+// Loads images idx[0..n) into x (n, C, H, W) and their labels.
+int imageset_load(const vc_imageset *s, const int *idx, int n, float *x, int *labels, vc_error *err);
+
+// Scores of every category and their mean ("overall").
+typedef struct {
+    int n_cat;
+    char **cat_names;         // borrowed from the imageset
+    int *cat_images;
+    vc_scores *cat;           // (n_cat)
+    vc_scores overall;
+    int images;
+} vc_set_scores;
+
+int importance_over_set(vc_set_scores *out, const vc_model *m, vc_metric metric, const vc_target *t,
+                        const vc_imageset *s, int batch, vc_error *err);
+void set_scores_free(vc_set_scores *s);
+// "overall" or a category name -> pointer, or NULL.
+const vc_scores *set_scores_find(const vc_set_scores *s, const char *name);
+
+// A progress bar on stderr when it is a terminal: "label [=====     ] i/n".
+void progress(const char *label, int done, int total);

@@ -1,0 +1,283 @@
+// importance.c: node and edge scores toward a target, image batch by image
+// batch. Per batch: forward to the target, backward from it (parameter
+// gradients only for snip), then per conv layer the node sums from z and g
+// and the edge sums from the fused edge kernel (ops/conv2d_edges.c), which
+// never materialises the C_in x C_out edge maps.
+#include "importance.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "../engine/util.h"
+#include "../ops/ops.h"
+
+const char *const vc_metric_names[VC_M_COUNT] = {"actxgrad", "act", "grad", "taylor", "weight", "snip"};
+
+int metric_parse(vc_metric *out, const char *s, vc_error *err) {
+    for (int i = 0; i < VC_M_COUNT; i++)
+        if (!strcmp(s, vc_metric_names[i])) { *out = (vc_metric)i; return VC_OK; }
+    return vc_fail(err, VC_EINPUT, "--metric %s: unknown metric (actxgrad, act, grad, taylor, weight, snip)", s);
+}
+
+static int is_per_channel(vc_op op) {
+    return op == VC_OP_BATCHNORM2D || op == VC_OP_RELU || op == VC_OP_MAXPOOL2D || op == VC_OP_AVGPOOL2D ||
+           op == VC_OP_ADAPTIVE_AVGPOOL2D || op == VC_OP_DROPOUT || op == VC_OP_LRN;
+}
+
+// The BN that is a conv's only consumer, else -1.
+static int bn_after(const vc_model *m, int conv) {
+    int consumers = 0, bn = -1;
+    for (int j = conv + 1; j < m->n_nodes; j++)
+        for (int k = 0; k < m->nodes[j].n_in; k++)
+            if (m->nodes[j].in[k] == conv) { consumers++; if (m->nodes[j].op == VC_OP_BATCHNORM2D) bn = j; }
+    return consumers == 1 ? bn : -1;
+}
+
+int target_parse(vc_target *t, const vc_model *m, const char *s, vc_error *err) {
+    memset(t, 0, sizeof *t);
+    snprintf(t->text, sizeof t->text, "%s", s);
+    t->layer = -1;
+    t->node = t->stop = m->output;
+    if (!strcmp(s, "loss")) { t->kind = VC_T_LOSS; return VC_OK; }
+    if (!strncmp(s, "class:", 6)) {
+        char *end;
+        long k = strtol(s + 6, &end, 10);
+        long K = (long)m->nodes[m->output].size;
+        if (end == s + 6 || *end || k < 0 || k >= K)
+            return vc_fail(err, VC_EINPUT, "--target %s: class must be an integer in [0, %ld)", s, K);
+        t->kind = VC_T_CLASS;
+        t->ch = (int)k;
+        return VC_OK;
+    }
+    if (!strncmp(s, "node:", 5)) {
+        const char *colon = strrchr(s + 5, ':');
+        if (!colon || colon == s + 5)
+            return vc_fail(err, VC_EINPUT, "--target %s: expected node:LAYER:CHANNEL", s);
+        char layer[256];
+        snprintf(layer, sizeof layer, "%.*s", (int)(colon - (s + 5)), s + 5);
+        int node = vc_model_find(m, layer);
+        if (node <= 0) return vc_fail(err, VC_EINPUT, "--target %s: no layer '%s' in %s (see viscnn info)", s, layer, m->path);
+        if (m->nodes[node].op == VC_OP_CONV2D && bn_after(m, node) >= 0) node = bn_after(m, node);
+        char *end;
+        long ch = strtol(colon + 1, &end, 10);
+        if (end == colon + 1 || *end || ch < 0 || ch >= m->nodes[node].c)
+            return vc_fail(err, VC_EINPUT, "--target %s: channel must be an integer in [0, %d) for layer %s",
+                           s, m->nodes[node].c, layer);
+        t->kind = VC_T_NODE;
+        t->node = t->stop = node;
+        t->ch = (int)ch;
+        int l = node;
+        while (l > 0 && m->nodes[l].op != VC_OP_CONV2D && is_per_channel(m->nodes[l].op)) l = m->nodes[l].in[0];
+        t->layer = l > 0 && m->nodes[l].op == VC_OP_CONV2D ? l : node;
+        int convs_before = 0;
+        for (int i = 1; i < t->layer; i++) convs_before += m->nodes[i].op == VC_OP_CONV2D;
+        if (!convs_before)
+            return vc_fail(err, VC_EINPUT, "--target %s: no conv layer comes before layer %s, so nothing can be scored", s, layer);
+        return VC_OK;
+    }
+    return vc_fail(err, VC_EINPUT, "--target %s: expected loss, class:K or node:LAYER:CHANNEL", s);
+}
+
+static int argmax(const float *v, int K) {
+    int b = 0;
+    for (int k = 1; k < K; k++) if (v[k] > v[b]) b = k;
+    return b;
+}
+
+void target_seed(const vc_target *t, const vc_model *m, const vc_run *r, const int *labels, float *seed) {
+    const vc_node *n = &m->nodes[t->stop];
+    int N = vc_run_batch(r);
+    memset(seed, 0, (size_t)N * n->size * sizeof(float));
+    const float *y = vc_run_act(r, t->stop);
+    if (t->kind == VC_T_NODE) {
+        int HW = n->h * n->w;
+        for (int i = 0; i < N; i++) {
+            float one = 1.0f;
+            channel_mean_backward(seed + (size_t)i * n->size, &one, 1, n->c, HW, t->ch);
+        }
+    } else if (t->kind == VC_T_CLASS) {
+        for (int i = 0; i < N; i++) seed[(size_t)i * n->size + t->ch] = 1.0f;
+    } else {
+        int K = (int)n->size;
+        for (int i = 0; i < N; i++) {
+            int lab = labels && labels[i] >= 0 ? labels[i] : argmax(y + (size_t)i * K, K);
+            // per image: dloss of that image alone (cross_entropy_backward divides by its N = 1)
+            cross_entropy_backward(seed + (size_t)i * K, 1.0f, y + (size_t)i * K, &lab, 1, K);
+        }
+    }
+}
+
+void target_values(const vc_target *t, const vc_model *m, const vc_run *r, const int *labels, float *f) {
+    const vc_node *n = &m->nodes[t->stop];
+    const float *y = vc_run_act(r, t->stop);
+    for (int i = 0; i < vc_run_batch(r); i++) {
+        const float *yi = y + (size_t)i * n->size;
+        if (t->kind == VC_T_NODE) channel_mean_forward(&f[i], yi, 1, n->c, n->h * n->w, t->ch);
+        else if (t->kind == VC_T_CLASS) f[i] = yi[t->ch];
+        else {
+            int K = (int)n->size, lab = labels && labels[i] >= 0 ? labels[i] : argmax(yi, K);
+            f[i] = (float)cross_entropy_forward(yi, &lab, 1, K);
+        }
+    }
+}
+
+int importance_begin(vc_importance *im, const vc_model *m, vc_metric metric, const vc_target *t, int batch, vc_error *err) {
+    (void)err;
+    memset(im, 0, sizeof *im);
+    im->m = m;
+    im->metric = metric;
+    im->target = *t;
+    im->batch = batch;
+    scores_init(&im->sum, m, t->layer >= 0 ? t->layer : -1);
+    if (metric == VC_M_WEIGHT) return VC_OK;
+    im->r = vc_run_new(m, batch);
+    im->seed = malloc_check((size_t)batch * m->nodes[t->stop].size * sizeof(float));
+    size_t most = 1;
+    for (int l = 0; l < im->sum.n_layers; l++) {
+        size_t e = (size_t)im->sum.l[l].cout * im->sum.l[l].cg;
+        if (e > most) most = e;
+    }
+    if (metric == VC_M_ACTXGRAD) im->abs_eg = malloc_check((size_t)batch * most * sizeof(float));
+    if (metric == VC_M_TAYLOR) im->eg = malloc_check((size_t)batch * most * sizeof(float));
+    if (metric == VC_M_ACT) im->abs_e = malloc_check((size_t)batch * most * sizeof(float));
+    if (metric == VC_M_SNIP) {
+        im->snip_g = calloc_check(im->sum.n_layers ? im->sum.n_layers : 1, sizeof(float *));
+        for (int l = 0; l < im->sum.n_layers; l++)
+            im->snip_g[l] = calloc_check(m->params[m->nodes[im->sum.l[l].node].param[VC_P_WEIGHT]].size, sizeof(float));
+    }
+    return VC_OK;
+}
+
+// Per-image node sums of layer L, added to the set's sums.
+static void add_node_scores(vc_importance *im, const vc_layer_scores *L, vc_layer_scores *S, int N) {
+    const vc_node *zn = &im->m->nodes[L->z_node];
+    const float *z = vc_run_act(im->r, L->z_node), *g = vc_run_grad(im->r, L->z_node);
+    const int m = zn->h * zn->w, C = L->cout;
+    for (int n = 0; n < N; n++)
+        for (int j = 0; j < C; j++) {
+            const float *zp = z + ((size_t)n * C + j) * m;
+            const float *gp = g ? g + ((size_t)n * C + j) * m : NULL;
+            double s = 0;
+            switch (im->metric) {
+            case VC_M_ACTXGRAD:
+                if (gp) for (int p = 0; p < m; p++) s += (zp[p] > 0 ? zp[p] : 0) * fabsf(gp[p]);
+                break;
+            case VC_M_ACT:
+                for (int p = 0; p < m; p++) s += zp[p] > 0 ? zp[p] : 0;
+                break;
+            case VC_M_GRAD:
+                if (gp) for (int p = 0; p < m; p++) s += fabsf(gp[p]);
+                break;
+            case VC_M_TAYLOR:
+                if (gp) for (int p = 0; p < m; p++) s += (zp[p] > 0 ? zp[p] : 0) * gp[p];
+                s = fabs(s);
+                break;
+            default: break;
+            }
+            S->nodes[j] += (float)(s / m);
+            if (im->metric == VC_M_GRAD)   // a grad edge scores as its out-node
+                for (int i = 0; i < L->cg; i++) S->edges[(size_t)j * L->cg + i] += (float)(s / m);
+        }
+}
+
+static void add_edge_scores(vc_importance *im, const vc_layer_scores *L, vc_layer_scores *S, int N) {
+    const vc_model *m = im->m;
+    const vc_node *c = &m->nodes[L->node], *x = &m->nodes[L->in_node];
+    conv2d_dims d = {.N = N, .C = x->c, .H = x->h, .W = x->w, .Co = c->c, .kh = c->a.kernel[0], .kw = c->a.kernel[1],
+                     .sh = c->a.stride[0], .sw = c->a.stride[1], .ph = c->a.padding[0], .pw = c->a.padding[1],
+                     .dh = c->a.dilation[0], .dw = c->a.dilation[1], .groups = c->a.groups};
+    conv2d_dims_finish(&d);
+    const float *g = vc_run_grad(im->r, L->node);
+    if (!g && im->metric != VC_M_ACT) return;   // not upstream of the target: all zero
+    size_t ne = (size_t)L->cout * L->cg;
+    float *buf = im->abs_eg ? im->abs_eg : im->eg ? im->eg : im->abs_e;
+    memset(buf, 0, (size_t)N * ne * sizeof(float));
+    conv2d_edge_sums(im->abs_eg, im->eg, im->abs_e, vc_run_act(im->r, L->in_node),
+                     m->params[c->param[VC_P_WEIGHT]].data, g, &d);
+    const float inv_m = 1.0f / (float)(d.Ho * d.Wo);
+    for (int n = 0; n < N; n++)
+        for (size_t k = 0; k < ne; k++) {
+            float v = buf[(size_t)n * ne + k];
+            S->edges[k] += (im->metric == VC_M_TAYLOR ? fabsf(v) : v) * inv_m;
+        }
+}
+
+int importance_add(vc_importance *im, const float *x, int N, const int *labels, vc_error *err) {
+    if (im->metric == VC_M_WEIGHT) { im->images += N; return VC_OK; }
+    VC_ASSERT(N <= im->batch);
+    if (N != vc_run_batch(im->r)) {   // a short last batch
+        vc_run_free(im->r);
+        im->r = vc_run_new(im->m, N);
+    }
+    int rc = vc_forward(im->r, x, im->target.stop, 0, err);
+    if (rc) return rc;
+    target_seed(&im->target, im->m, im->r, labels, im->seed);
+    rc = vc_backward(im->r, im->target.stop, im->seed, im->metric == VC_M_SNIP ? VC_BWD_PARAMS : 0, err);
+    if (rc) return rc;
+    if (im->metric == VC_M_SNIP) {
+        for (int l = 0; l < im->sum.n_layers; l++) {
+            int p = im->m->nodes[im->sum.l[l].node].param[VC_P_WEIGHT];
+            const float *gw = vc_run_param_grad(im->r, p);
+            for (size_t k = 0; gw && k < im->m->params[p].size; k++) im->snip_g[l][k] += gw[k];
+        }
+        vc_run_zero_param_grads(im->r);
+    } else
+        for (int l = 0; l < im->sum.n_layers; l++) {
+            add_node_scores(im, &im->sum.l[l], &im->sum.l[l], N);
+            if (im->metric != VC_M_GRAD) add_edge_scores(im, &im->sum.l[l], &im->sum.l[l], N);
+        }
+    im->images += N;
+    return VC_OK;
+}
+
+void importance_end(vc_importance *im, vc_scores *out) {
+    scores_copy(out, &im->sum);
+    const vc_model *m = im->m;
+    for (int l = 0; l < out->n_layers; l++) {
+        vc_layer_scores *L = &out->l[l];
+        const vc_node *c = &m->nodes[L->node];
+        const int kk = c->a.kernel[0] * c->a.kernel[1];
+        const float *w = m->params[c->param[VC_P_WEIGHT]].data;
+        const float *gw = im->snip_g ? im->snip_g[l] : NULL;
+        if (im->metric == VC_M_WEIGHT || im->metric == VC_M_SNIP) {
+            for (int j = 0; j < L->cout; j++) {
+                double node = 0;
+                for (int i = 0; i < L->cg; i++) {
+                    const float *wk = w + ((size_t)j * L->cg + i) * kk;
+                    const float *gk = gw ? gw + ((size_t)j * L->cg + i) * kk : NULL;
+                    double s = 0;
+                    for (int k = 0; k < kk; k++) s += fabs(gk ? (double)wk[k] * gk[k] : (double)wk[k]);
+                    if (im->metric == VC_M_SNIP && !gk) s = 0;
+                    L->edges[(size_t)j * L->cg + i] = (float)(s / kk);
+                    node += s / kk;
+                }
+                L->nodes[j] = (float)(im->metric == VC_M_WEIGHT ? node / L->cg : node);
+            }
+        } else if (im->images > 0) {
+            const float inv = 1.0f / (float)im->images;
+            for (int j = 0; j < L->cout; j++) L->nodes[j] *= inv;
+            for (size_t k = 0; k < (size_t)L->cout * L->cg; k++) L->edges[k] *= inv;
+        }
+    }
+}
+
+void importance_free(vc_importance *im) {
+    for (int l = 0; im->snip_g && l < im->sum.n_layers; l++) free(im->snip_g[l]);
+    free(im->snip_g);
+    scores_free(&im->sum);
+    vc_run_free(im->r);
+    free(im->seed); free(im->abs_eg); free(im->eg); free(im->abs_e);
+    memset(im, 0, sizeof *im);
+}
+
+void scores_normalize(vc_scores *s) {
+    for (int l = 0; l < s->n_layers; l++) {
+        vc_layer_scores *L = &s->l[l];
+        float *arr[2] = {L->nodes, L->edges};
+        size_t cnt[2] = {(size_t)L->cout, (size_t)L->cout * L->cg};
+        for (int a = 0; a < 2; a++) {
+            float lo = INFINITY, hi = -INFINITY;
+            for (size_t k = 0; k < cnt[a]; k++) { if (arr[a][k] < lo) lo = arr[a][k]; if (arr[a][k] > hi) hi = arr[a][k]; }
+            for (size_t k = 0; k < cnt[a]; k++) arr[a][k] = hi > lo ? (arr[a][k] - lo) / (hi - lo) : 0.0f;
+        }
+    }
+}

@@ -1,0 +1,50 @@
+// importance.h: node and edge importance toward a target (docs/importance.md
+// is the exact contract; DESIGN §4 the idea).
+#pragma once
+#include "scores.h"
+
+typedef enum { VC_M_ACTXGRAD, VC_M_ACT, VC_M_GRAD, VC_M_TAYLOR, VC_M_WEIGHT, VC_M_SNIP, VC_M_COUNT } vc_metric;
+extern const char *const vc_metric_names[VC_M_COUNT];
+int metric_parse(vc_metric *out, const char *s, vc_error *err);
+
+typedef enum { VC_T_LOSS, VC_T_NODE, VC_T_CLASS } vc_target_kind;
+typedef struct {
+    vc_target_kind kind;
+    int node;                 // NODE: node whose channel mean is F; LOSS/CLASS: the model output
+    int ch;                   // NODE: channel; CLASS: class index
+    int layer;                // NODE: the target layer's conv (scores stop before it), else -1
+    int stop;                 // forward runs nodes 0..stop
+    char text[256];           // as given: "loss", "node:features.8:3", "class:7"
+} vc_target;
+
+// "loss" | "class:K" | "node:LAYER:CH" (LAYER a node name; a conv followed by
+// its BN means the BN output).
+int target_parse(vc_target *t, const vc_model *m, const char *s, vc_error *err);
+// Writes dF/d(output of t->stop) for the batch in r: seed (N x size). Loss uses
+// labels[n] (or the argmax when labels is NULL or labels[n] < 0), per image.
+void target_seed(const vc_target *t, const vc_model *m, const vc_run *r, const int *labels, float *seed);
+// F for each image after a forward: f (N).
+void target_values(const vc_target *t, const vc_model *m, const vc_run *r, const int *labels, float *f);
+
+// Accumulates scores over the images of one set (one category).
+typedef struct {
+    const vc_model *m;
+    vc_metric metric;
+    vc_target target;
+    vc_scores sum;            // sums of per-image scores
+    int images;
+    vc_run *r;
+    int batch;
+    float *seed, *abs_eg, *eg, *abs_e;
+    float **snip_g;           // snip: per layer, sum over the set of dF/dW
+} vc_importance;
+
+int importance_begin(vc_importance *im, const vc_model *m, vc_metric metric, const vc_target *t, int batch, vc_error *err);
+// x: (N,C,H,W) with N <= batch; labels (N) or NULL (argmax).
+int importance_add(vc_importance *im, const float *x, int N, const int *labels, vc_error *err);
+// Final scores of the set (means over its images; weight/snip as defined).
+void importance_end(vc_importance *im, vc_scores *out);
+void importance_free(vc_importance *im);
+
+// Per layer min-max to [0,1], nodes and edges separately (all equal -> 0).
+void scores_normalize(vc_scores *s);
