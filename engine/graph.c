@@ -25,6 +25,7 @@ void vc_model_free(vc_model *m) {
     free(m->labels);
     free(m->path);
     free(m->name);
+    free(m->graph_json);
     free(m->blob);
     free(m);
 }
@@ -293,6 +294,7 @@ int vc_model_load(vc_model **out, const char *path, vc_error *err) {
     m->path = strdup_check(path);
     m->blob = f.buf;
     m->blob_size = f.size;
+    m->graph_json = strdup_check(gs);
     rc = build(m, &f, g, err);
     if (!rc) rc = parse_meta(m, g, err);
     cJSON_Delete(g);

@@ -85,6 +85,7 @@ typedef struct {
     char **labels;
     void *blob;               // file contents that params point into
     size_t blob_size;
+    char *graph_json;         // the viscnn.graph metadata as read (for re-export)
     size_t n_edges, n_weights;// kernels in conv layers; floats in params
 } vc_model;
 

@@ -11,6 +11,7 @@ shapes against the attributes via shape inference, labels).  Prints one line
 per case, "ok   <case>" or "FAIL <case>: reason"; exits 1 if any failed.
 """
 
+import glob
 import json
 import math
 import os
@@ -207,6 +208,10 @@ def case_torchvision(tmp, name):
                               "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
           f"preprocess {g['preprocess']}")
     check(shapes[g["output"]] == (1000,), f"output shape {shapes[g['output']]}")
+    if glob.glob("/usr/share/doc/opencv-doc/**/classification_classes_ILSVRC2012.txt*",
+                 recursive=True):
+        check(len(g.get("labels", [])) == 1000 and g["labels"][:2] == ["tench", "goldfish"],
+              "ImageNet labels missing although opencv-doc is installed")
     names = [n["name"] for n in g["nodes"]]
     byname = {n["name"]: n for n in g["nodes"]}
     if name == "resnet18":

@@ -38,7 +38,6 @@ import operator
 import os
 import sys
 
-import numpy as np
 import torch
 import torch.fx as fx
 import torch.nn as nn
@@ -244,9 +243,6 @@ def build_model(args):
     """Construct (and seed / load) the model named by the arguments."""
     if args.seed is not None:
         torch.manual_seed(args.seed)
-    elif not args.weights:
-        print(f"{PROG}: warning: neither --seed nor --weights: the weights are "
-              f"random and not reproducible", file=sys.stderr)
     if args.torchvision:
         import torchvision
         name = args.torchvision
@@ -1087,6 +1083,9 @@ def main(argv=None):
         traceback.print_exc()
         print(f"{PROG}: internal error: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
+    if args.seed is None and not args.weights:
+        print(f"{PROG}: warning: neither --seed nor --weights: the weights are "
+              f"random and not reproducible", file=sys.stderr)
     nparams = sum(a.size for a in conversion.tensors.values())
     print(f"{PROG}: wrote {args.output}: {spec.name}, "
           f"{len(conversion.graph['nodes'])} nodes, {len(conversion.tensors)} "

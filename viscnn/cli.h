@@ -30,4 +30,5 @@ int cmd_predict(int argc, char **argv, vc_error *err);
 int cmd_forward(int argc, char **argv, vc_error *err);
 int cmd_importance(int argc, char **argv, vc_error *err);
 int cmd_edges(int argc, char **argv, vc_error *err);
+int cmd_circuit(int argc, char **argv, vc_error *err);
 int cmd_rf(int argc, char **argv, vc_error *err);

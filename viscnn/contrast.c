@@ -85,12 +85,12 @@ static int needs_quotes(const char *name) {
     return 0;
 }
 
-// A category name as the user would type it: bare when it can be, else
-// quoted with whichever quote it does not contain.
-static void show_name(char *dst, size_t cap, const char *name) {
+// A category name as the user could type it: quoted with whichever quote it
+// does not contain, or bare when bare_ok and it can be.
+static void show_name(char *dst, size_t cap, const char *name, int bare_ok) {
     char tmp[SHOW_NAME + 4];
     show(tmp, sizeof tmp, name, strlen(name), SHOW_NAME);
-    if (!needs_quotes(name)) snprintf(dst, cap, "%s", tmp);
+    if (bare_ok && !needs_quotes(name)) snprintf(dst, cap, "%s", tmp);
     else if (strchr(name, '\'')) snprintf(dst, cap, "\"%s\"", tmp);
     else snprintf(dst, cap, "'%s'", tmp);
 }
@@ -420,7 +420,8 @@ int contrast_parse(vc_contrast **out, const char *expr, vc_error *err) {
         c->n_names = p.n_names;
         c->names = p.names;
         c->coef = v.coef;
-        c->constant = v.c;
+        for (int k = 0; k < c->n_names; k++) c->coef[k] += 0.0;   // -0 (from `-cat`) becomes +0
+        c->constant = v.c + 0.0;
         *out = c;
     } else {
         for (int k = 0; k < p.n_names; k++) free(p.names[k]);
@@ -449,25 +450,27 @@ int contrast_names(const vc_contrast *c, const char *const **names) {
 
 // ---- evaluation --------------------------------------------------------------
 
-// Case-insensitive edit distance, or a large number when either name is long.
+// Case-insensitive edit distance counting a swap of neighbours as one edit
+// (optimal string alignment), or a large number when either name is long.
 static int distance(const char *a, const char *b) {
     enum { MAXN = 64 };
     const int la = (int)strlen(a), lb = (int)strlen(b);
     if (la > MAXN || lb > MAXN) return 1 << 20;
-    int row[MAXN + 1];
-    for (int j = 0; j <= lb; j++) row[j] = j;
-    for (int i = 1; i <= la; i++) {
-        int diag = row[0];
-        row[0] = i;
+    int d[MAXN + 1][MAXN + 1];
+    for (int i = 0; i <= la; i++) d[i][0] = i;
+    for (int j = 0; j <= lb; j++) d[0][j] = j;
+    for (int i = 1; i <= la; i++)
         for (int j = 1; j <= lb; j++) {
-            const int sub = diag + (tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]));
-            diag = row[j];
-            int best = sub < row[j] + 1 ? sub : row[j] + 1;
-            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
-            row[j] = best;
+            const int ca = tolower((unsigned char)a[i - 1]), cb = tolower((unsigned char)b[j - 1]);
+            int best = d[i - 1][j - 1] + (ca != cb);
+            if (d[i - 1][j] + 1 < best) best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best) best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && ca == tolower((unsigned char)b[j - 2]) && tolower((unsigned char)a[i - 2]) == cb
+                && d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
         }
-    }
-    return row[lb];
+    return d[la][lb];
 }
 
 // The known name the user most likely meant by `name`, or NULL: first one
@@ -498,17 +501,17 @@ static int unknown(const vc_contrast *c, const char *name, int n_names, const ch
     for (int j = 0; j < n_names; j++) {
         if (!names[j]) continue;
         total++;
-        show_name(item, sizeof item, names[j]);
+        show_name(item, sizeof item, names[j], 1);
         if (full || (full = o + strlen(item) + 2 >= sizeof list - 24)) continue;
         o += snprintf(list + o, sizeof list - o, "%s%s", listed ? ", " : "", item);
         listed++;
     }
     if (listed < total) snprintf(list + o, sizeof list - o, ", ... %d more", total - listed);
     if (total == 0) snprintf(list, sizeof list, "none");
-    show_name(shown, sizeof shown, name);
+    show_name(shown, sizeof shown, name, 0);
     const char *s = suggest(name, n_names, names);
     if (s) {
-        show_name(item, sizeof item, s);
+        show_name(item, sizeof item, s, 0);
         snprintf(hint, sizeof hint, "; did you mean %s?%s", item,
                  needs_quotes(s) ? " (names with spaces or symbols go in quotes)" : "");
     }
@@ -523,7 +526,7 @@ static int resolve(const vc_contrast *c, int n_names, const char *const *names, 
             if (!names[j] || strcmp(names[j], c->names[k]) != 0) continue;
             if (idx[k] >= 0) {
                 char shown[NAME_BUF];
-                show_name(shown, sizeof shown, c->names[k]);
+                show_name(shown, sizeof shown, c->names[k], 0);
                 return fail_expr(err, VC_EINPUT, c->expr, "category %s is listed twice (entries %d and %d)",
                                  shown, idx[k], j);
             }
@@ -558,11 +561,11 @@ int contrast_eval(const vc_contrast *c, int n_names, const char *const *names,
     int m = 0;   // terms with a nonzero coefficient
     for (int k = 0; st == VC_OK && k < c->n_names; k++) {
         if (c->coef[k] == 0) continue;
-        v[m] = values[idx[k]];
+        v[m] = values ? values[idx[k]] : NULL;
         w[m] = c->coef[k];
         if (!v[m] && n > 0) {
             char shown[NAME_BUF];
-            show_name(shown, sizeof shown, c->names[k]);
+            show_name(shown, sizeof shown, c->names[k], 0);
             st = fail_expr(err, VC_EINPUT, c->expr, "no scores given for category %s", shown);
         }
         m++;

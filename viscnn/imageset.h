@@ -6,7 +6,7 @@
 #include "importance.h"
 #include "../loaders/dataset.h"
 
-typedef struct {
+typedef struct vc_imageset {
     int n;                    // images
     int n_cat;
     char **cat_names;

@@ -19,11 +19,16 @@ static const char *usage =
     "                                                 M: actxgrad | act | grad | taylor | weight | snip)\n"
     "  edges MODEL (--image IMG | --input X.npy) --layer L [--out J] [--in I] [--grad] [--target T] -o OUT.npy\n"
     "                                                 exact per-kernel maps (J, I, Ho, Wo); --grad adds OUT.grad.npy\n"
+    "  circuit MODEL (--images PATH | --input X.npy) [--target T] [--metric M] --mode threshold|hierarchical|keep:F\n"
+    "          [--node-threshold t] [--edge-threshold t] [--category NAME | --contrast EXPR] [--faithfulness]\n"
+    "          [--pruned OUT.safetensors] -o OUT.json\n"
+    "                                                 the subgraph that preserves the target, and how faithfully\n"
     "Exit status: 0 ok, 2 bad input (one-line reason on stderr), 1 internal error.\n";
 
 static const struct { const char *name; int (*fn)(int, char **, vc_error *); } commands[] = {
     {"info", cmd_info}, {"predict", cmd_predict}, {"forward", cmd_forward},
     {"importance", cmd_importance}, {"edges", cmd_edges},
+    {"circuit", cmd_circuit},
     {"rf", cmd_rf},
 };
 
