@@ -327,7 +327,7 @@ static void brute_node(const char *model, const vc_model *m, int node) {
     int rc = vc_forward(r, x, node, 0, &err);
     if (!rc) rc = vc_backward(r, node, d, 0, &err);
     const float *g = rc ? NULL : vc_run_grad(r, 0);
-    char why[512] = "";
+    char why[1200] = "";
     vc_rf_geom geom;
     if (rc) snprintf(why, sizeof why, "engine: %s", err.msg);
     else if (!g) snprintf(why, sizeof why, "no input gradient");
@@ -353,7 +353,7 @@ static void brute_node(const char *model, const vc_model *m, int node) {
                          box_str(s1, 64, box), box_str(s3, 64, a));
         }
     }
-    if (!why[0] && n_empty) {   // keep the name stable; say how many units read only padding
+    if (!why[0] && n_empty) {   // on a pass, say how many units read only padding (empty boxes)
         char note[64];
         snprintf(note, sizeof note, " [%d padding-only]", n_empty);
         strncat(name, note, sizeof name - strlen(name) - 1);
@@ -463,14 +463,14 @@ static void run_cli(int have_model) {
                            "unclipped rows -2..8, cols 214..224 (11x11), jump 4x4\n";
         tu_report(name, rc == 0 && !strcmp(out, want), "rc %d (%s), printed '%s'", rc, err.msg, out);
     }
-    struct { const char *name; int argc; const char *argv[8]; const char *needle; } bad[] = {
+    struct { const char *name; int argc; const char *argv[10]; const char *needle; } bad[] = {
         {"rf cli error: no --layer", 5, {M, "--y", "1", "--x", "1"}, "--layer"},
         {"rf cli error: unknown layer", 7, {M, "--layer", "nope", "--y", "1", "--x", "1"}, "nope"},
         {"rf cli error: --y 27 outside 0..26", 7, {M, "--layer", "features.3", "--y", "27", "--x", "1"}, "--y 27"},
         {"rf cli error: --x -1", 7, {M, "--layer", "features.3", "--y", "2", "--x", "-1"}, "--x -1"},
         {"rf cli error: --y not a number", 7, {M, "--layer", "features.3", "--y", "two", "--x", "1"}, "--y two"},
         {"rf cli error: missing --x", 5, {M, "--layer", "features.3", "--y", "2"}, "--x"},
-        {"rf cli error: unknown option", 9, {M, "--layer", "features.3", "--y", "2", "--x", "1", "--z", "3"}, "--z"},
+        {"rf cli error: unknown option", 9, {M, "--layer", "features.3", "--y", "2", "--x", "1", "--zoom", "3"}, "--zoom"},
         {"rf cli error: missing model file", 7, {DIR "/nope.safetensors", "--layer", "a", "--y", "1", "--x", "1"}, "nope.safetensors"},
         {"rf cli error: no MODEL", 6, {"--layer", "features.3", "--y", "2", "--x", "1"}, "MODEL"},
     };
@@ -478,7 +478,7 @@ static void run_cli(int have_model) {
         if (!tu_selected(bad[i].name)) continue;
         vc_error err = {{0}};
         const char *const *v = bad[i].argv;
-        int rc = run_cmd(out, sizeof out, &err, bad[i].argc, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]);
+        int rc = run_cmd(out, sizeof out, &err, bad[i].argc, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9]);
         tu_report(bad[i].name, rc == VC_EINPUT && strstr(err.msg, bad[i].needle) && !strchr(err.msg, '\n') && !out[0],
                   "rc %d, message '%s', printed '%s' (want VC_EINPUT naming '%s', nothing printed)", rc, err.msg, out,
                   bad[i].needle);
@@ -515,6 +515,8 @@ static void run_alexnet(void) {
 
 int main(int argc, char **argv) {
     tu_init(argc, argv);
+    (void)tu_rand;
+    (void)tu_rel_err;
     struct { const char *name; int (*make)(vc_model **, vc_error *); vc_model *m; } models[] = {
         {"alexlike", make_alexlike, NULL}, {"misc", make_misc, NULL},           {"chain", make_chain, NULL},
         {"residual", make_residual, NULL}, {"inception", make_inception, NULL}, {"mismatch", make_mismatch, NULL},

@@ -77,13 +77,13 @@ class ConvertError(Exception):
 class ModelSpec:
     """A model to convert plus its file metadata."""
 
-    def __init__(self, model, name, input_shape, preprocess, labels):
+    def __init__(self, model, name, input_shape, preprocess, labels, imagenet):
         self.model = model
         self.name = name
         self.input_shape = input_shape      # [C, H, W]
         self.preprocess = preprocess
         self.labels = labels                # list of str or None
-        self.imagenet = False               # default to ImageNet labels
+        self.imagenet = imagenet            # default to the ImageNet labels
 
 
 def add_model_arguments(parser):
@@ -99,11 +99,11 @@ def add_model_arguments(parser):
                         help="input shape (default 3,224,224 for torchvision)")
     parser.add_argument("--seed", type=int, metavar="N",
                         help="torch.manual_seed(N) before constructing the "
-                             "model; then every BatchNorm gets random "
-                             "running_mean ~ N(0,0.1), running_var ~ "
-                             "U(0.5,1.5), weight ~ U(0.5,1.5), bias ~ "
-                             "N(0,0.1) from a generator seeded with N, so that "
-                             "parity tests exercise BatchNorm")
+                             "model; then every BatchNorm gets weight ~ "
+                             "U(0.5,1.5), bias ~ N(0,0.1) and running "
+                             "statistics measured on 8 random N(0,1) inputs, "
+                             "from a generator seeded with N, so that parity "
+                             "tests exercise BatchNorm on a healthy signal")
     parser.add_argument("--weights", metavar="F.pth",
                         help="load this state dict into the model (after "
                              "seeding)")
@@ -136,19 +136,35 @@ def _parse_shape(text):
     return shape
 
 
-def randomise_batchnorm(model, seed):
-    """Give every BatchNorm non-trivial statistics and affine parameters."""
+def randomise_batchnorm(model, seed, input_shape):
+    """Give every BatchNorm non-trivial affine parameters and calibrated statistics.
+
+    weight ~ U(0.5, 1.5), bias ~ N(0, 0.1); then the running statistics are the
+    batch statistics of 8 random N(0, 1) inputs (train-mode forward with
+    momentum None, i.e. a plain average), so that activations keep unit scale
+    through deep nets. With the raw torchvision init and arbitrary statistics
+    googlenet's signal dies out (input gradients ~1e-15, pure rounding noise),
+    which would make gradient parity meaningless."""
     g = torch.Generator().manual_seed(seed)
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return
     with torch.no_grad():
-        for m in model.modules():
-            if not isinstance(m, nn.modules.batchnorm._BatchNorm):
-                continue
-            if m.running_mean is not None:
-                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+        for m in bns:
             if m.weight is not None:
                 m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
                 m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+            if m.running_mean is not None:
+                m.reset_running_stats()
+                m.momentum = None
+        was_training = model.training
+        model.train()
+        model(torch.randn([8] + list(input_shape), generator=g))
+        model.train(was_training)
+        for m in bns:
+            m.momentum = 0.1
+            if m.num_batches_tracked is not None:
+                m.num_batches_tracked.zero_()
 
 
 def _load_user_factory(spec_text):
@@ -203,12 +219,15 @@ def _load_weights(model, path):
 
 
 def find_imagenet_labels():
-    """ImageNet class names from Debian's opencv-doc, or None.
-
-    Each line of classification_classes_ILSVRC2012.txt lists the WordNet
-    synonyms of a class ('tench, Tinca tinca'); the first one is used, as
-    torchvision does ('tench').
-    """
+    """ImageNet class names, or None: torchvision's own list (unique names,
+    'crane bird' vs 'crane'), else the first synonym of each line of Debian's
+    opencv-doc classification_classes_ILSVRC2012.txt ('tench, Tinca tinca')."""
+    try:
+        from torchvision.models._meta import _IMAGENET_CATEGORIES
+        if len(_IMAGENET_CATEGORIES) == 1000:
+            return list(_IMAGENET_CATEGORIES)
+    except ImportError:
+        pass
     patterns = ["/usr/share/doc/opencv-doc/**/classification_classes_ILSVRC2012.txt*",
                 "/usr/share/opencv*/**/classification_classes_ILSVRC2012.txt*"]
     for pattern in patterns:
@@ -256,16 +275,16 @@ def build_model(args):
         except TypeError as e:
             raise ConvertError(f"--torchvision: cannot construct {name!r}: {e}") from None
         shape = _parse_shape(args.input_shape) if args.input_shape else [3, 224, 224]
+        if shape[0] != 3:
+            raise ConvertError("torchvision models take 3 input channels")
         if shape == [3, 224, 224]:
             preprocess = dict(IMAGENET_PREPROCESS)
         else:
-            preprocess = {"channels": shape[0]}
+            preprocess = {"channels": 3}
             if shape[1] == shape[2]:    # same resize/crop ratio as 256/224
                 preprocess.update(resize=round(shape[1] * 8 / 7), crop=shape[1])
             preprocess.update(mean=IMAGENET_PREPROCESS["mean"],
                               std=IMAGENET_PREPROCESS["std"])
-            if shape[0] != 3:
-                raise ConvertError("torchvision models take 3 input channels")
     else:
         if not args.input_shape:
             raise ConvertError("--module requires --input-shape C,H,W")
@@ -288,14 +307,13 @@ def build_model(args):
             raise ConvertError("--std values must be positive")
         preprocess = {"channels": c, "mean": mean, "std": std}
     if args.seed is not None:
-        randomise_batchnorm(model, args.seed)
+        randomise_batchnorm(model, args.seed, shape)
     if args.weights:
         _load_weights(model, args.weights)
     model.eval()
-    spec = ModelSpec(model, name, shape, preprocess,
-                     _read_labels(args.labels) if args.labels else None)
-    spec.imagenet = bool(args.torchvision) and not args.labels
-    return spec
+    labels = _read_labels(args.labels) if args.labels else None
+    return ModelSpec(model, name, shape, preprocess, labels,
+                     imagenet=bool(args.torchvision) and labels is None)
 
 
 # ---------------------------------------------------------------------------
@@ -448,20 +466,18 @@ METHODS = {
 
 # Functions and methods that compute sizes (ints), consumed by view/reshape.
 SHAPE_FUNCTIONS = {getattr, operator.getitem}
-SHAPE_METHODS = {"size", "dim"}
+SHAPE_METHODS = {"size"}
 
 
 class Converter:
     """Maps the nodes of a traced GraphModule onto viscnn graph nodes."""
 
-    def __init__(self, model, gm, input_shape):
-        self.model = model
+    def __init__(self, gm):
         self.gm = gm
-        self.input_shape = list(input_shape)
         self.nodes = []          # viscnn nodes (dicts), topological order
         self.tensors = {}        # state-dict name -> np.ndarray
         self.names = {}          # fx node -> viscnn name (tensor nodes)
-        self.shape_nodes = set() # fx nodes that compute sizes, not tensors
+        self.shape_nodes = set()  # fx nodes that compute sizes, not tensors
         self.used = {"input"}
         self.module_calls = {}
         self.fx_to_name = {}     # fx node name -> viscnn node name (op nodes)
@@ -923,9 +939,13 @@ def validate_graph(graph, tensors):
         raise ValueError(f"output {graph['output']!r} is not a node")
 
 
-def run_graph(graph, tensors, x, keep=False):
+def run_graph(graph, tensors, x, keep=False, override=None):
     """Execute a viscnn graph with PyTorch ops (eval semantics).
 
+    tensors: name -> numpy array or torch tensor (tensors that require grad
+    receive gradients; running statistics never do).  override, if given, is
+    called as override(node, inputs, attrs) before each node and may return
+    the node's output instead (None: compute it normally).
     Returns the output, or (output, {name: tensor}) with keep=True."""
     T = {k: torch.as_tensor(v) for k, v in tensors.items()}
     env = {graph["input"]["name"]: x}
@@ -934,7 +954,10 @@ def run_graph(graph, tensors, x, keep=False):
         p = {k: T[v] for k, v in n.get("params", {}).items()}
         a = n.get("attrs", {})
         op = n["op"]
-        if op == "conv2d":
+        y = override(n, xs, a) if override is not None else None
+        if y is not None:
+            pass
+        elif op == "conv2d":
             y = F.conv2d(xs[0], p["weight"], p.get("bias"), a["stride"],
                          a["padding"], a["dilation"], a["groups"])
         elif op == "linear":
@@ -951,7 +974,7 @@ def run_graph(graph, tensors, x, keep=False):
         elif op == "adaptive_avgpool2d":
             y = F.adaptive_avg_pool2d(xs[0], a["output"])
         elif op == "batchnorm2d":
-            y = F.batch_norm(xs[0], p["running_mean"], p["running_var"],
+            y = F.batch_norm(xs[0], p["running_mean"].detach(), p["running_var"].detach(),
                              p.get("weight"), p.get("bias"), False, 0.0, a["eps"])
         elif op == "lrn":
             y = F.local_response_norm(xs[0], a["size"], a["alpha"], a["beta"], a["k"])
@@ -982,12 +1005,15 @@ def run_graph(graph, tensors, x, keep=False):
 class Conversion:
     """The result of converting a model."""
 
-    def __init__(self, spec, gm, graph, tensors, fx_to_name):
+    def __init__(self, spec, gm, graph, tensors, fx_to_name, verify_input,
+                 verify_output):
         self.spec = spec
         self.gm = gm                    # the fx GraphModule
         self.graph = graph              # the viscnn graph (dict)
         self.tensors = tensors          # name -> np.ndarray float32
         self.fx_to_name = fx_to_name    # fx node name -> viscnn node name
+        self.verify_input = verify_input    # a random input batch ...
+        self.verify_output = verify_output  # ... and the module's output
 
     def metadata(self):
         return {"viscnn.graph": json.dumps(self.graph, separators=(",", ":"))}
@@ -1005,7 +1031,7 @@ def convert_model(spec):
     """Trace and convert `spec.model`; returns a Conversion."""
     model = spec.model.eval()
     gm = trace(model)
-    conv = Converter(model, gm, spec.input_shape)
+    conv = Converter(gm)
     g = torch.Generator().manual_seed(12345)
     x = torch.randn([VERIFY_BATCH] + spec.input_shape, generator=g)
     fx_out = conv.propagate_shapes(x.clone())
@@ -1040,24 +1066,26 @@ def convert_model(spec):
         validate_graph(graph, conv.tensors)
     except ValueError as e:
         raise RuntimeError(f"converter produced an invalid graph: {e}") from None
-    result = Conversion(spec, gm, graph, conv.tensors, conv.fx_to_name)
-    result.verify_input, result.verify_ref = x, ref
-    return result
+    return Conversion(spec, gm, graph, conv.tensors, conv.fx_to_name, x, ref)
 
 
 def write_model(conversion, path):
     """Write the model file, read it back and check it reproduces the model."""
     vcio.write_safetensors(path, conversion.tensors, conversion.metadata())
-    graph, tensors = vcio.read_graph(path)
-    if graph != json.loads(json.dumps(conversion.graph)) or \
-            set(tensors) != set(conversion.tensors):
-        raise RuntimeError(f"{path}: the file does not read back as written")
-    with torch.no_grad():
-        out = run_graph(graph, tensors, conversion.verify_input.clone())
-    diff = _max_rel_diff(conversion.verify_ref, out)
-    if diff > VERIFY_RTOL:
-        raise RuntimeError(f"{path}: the converted graph differs from the "
-                           f"model (max rel diff {diff:.3g})")
+    try:
+        graph, tensors = vcio.read_graph(path)
+        if graph != json.loads(json.dumps(conversion.graph)) or \
+                set(tensors) != set(conversion.tensors):
+            raise RuntimeError(f"{path}: the file does not read back as written")
+        with torch.no_grad():
+            out = run_graph(graph, tensors, conversion.verify_input.clone())
+        diff = _max_rel_diff(conversion.verify_output, out)
+        if diff > VERIFY_RTOL:
+            raise RuntimeError(f"{path}: the converted graph does not reproduce "
+                               f"the model (max rel diff {diff:.3g})")
+    except BaseException:
+        os.unlink(path)     # never leave a wrong model file behind
+        raise
     return diff
 
 

@@ -32,3 +32,4 @@ int cmd_importance(int argc, char **argv, vc_error *err);
 int cmd_edges(int argc, char **argv, vc_error *err);
 int cmd_circuit(int argc, char **argv, vc_error *err);
 int cmd_rf(int argc, char **argv, vc_error *err);
+int cmd_project(int argc, char **argv, vc_error *err);

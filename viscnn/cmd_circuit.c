@@ -10,6 +10,7 @@
 #include "../loaders/safetensors.h"
 
 int contrast_scores(vc_scores *out, const vc_set_scores *ss, const char *expr, vc_error *err);
+int contrast_check(const char *expr, const vc_imageset *set, vc_error *err);
 
 // The model with the circuit's pruning baked into the weights: removed
 // kernels zeroed, removed nodes' kernels and bias zeroed. Same graph.
@@ -132,6 +133,7 @@ int cmd_circuit(int argc, char **argv, vc_error *err) {
         for (int q = 0; q < set.n_cat; q++) found |= !strcmp(cat, set.cat_names[q]);
         if (!found) rc = vc_fail(err, VC_EINPUT, "circuit: --category %s: no such category in %s", cat, set.source);
     }
+    if (!rc && expr) rc = contrast_check(expr, &set, err);
     if (!rc) rc = importance_over_set(&ss, m, metric, &t, &set, batch, err);
     if (!rc && expr) { rc = contrast_scores(&con, &ss, expr, err); raw = &con; }
     else if (!rc) raw = set_scores_find(&ss, cat ? cat : "overall");

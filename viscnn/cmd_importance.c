@@ -33,6 +33,22 @@ int contrast_scores(vc_scores *out, const vc_set_scores *ss, const char *expr, v
     return rc;
 }
 
+// Checks an expression against the set's categories before the long computation.
+int contrast_check(const char *expr, const vc_imageset *set, vc_error *err) {
+    vc_contrast *c;
+    int rc = contrast_parse(&c, expr, err);
+    if (rc) return rc;
+    int n = set->n_cat + 1;
+    const char **names = malloc_check(n * sizeof(char *));
+    double *coef = malloc_check(n * sizeof(double)), k0;
+    for (int k = 0; k < set->n_cat; k++) names[k] = set->cat_names[k];
+    names[set->n_cat] = "overall";
+    rc = contrast_linear(c, n, names, coef, &k0, err);
+    free(names); free(coef);
+    contrast_free(c);
+    return rc;
+}
+
 int cmd_importance(int argc, char **argv, vc_error *err) {
     cli_args a;
     int rc = cli_parse(&a, "importance", argc, argv, (const char *const[]){"by-class", NULL}, err);
@@ -58,18 +74,7 @@ int cmd_importance(int argc, char **argv, vc_error *err) {
     rc = target_parse(&t, m, tstr ? tstr : "loss", err);
     if (!rc) rc = imageset_open(&set, m, &a, by_class, err);
     if (!rc) rc = cli_check_unused(&a, err);
-    if (!rc && expr) {   // check the expression before the long computation
-        vc_contrast *c;
-        rc = contrast_parse(&c, expr, err);
-        const char *const *used;
-        int nu = rc ? 0 : contrast_names(c, &used);
-        for (int k = 0; k < nu && !rc; k++) {
-            int found = !strcmp(used[k], "overall");
-            for (int q = 0; q < set.n_cat; q++) found |= !strcmp(used[k], set.cat_names[q]);
-            if (!found) rc = vc_fail(err, VC_EINPUT, "--contrast \"%s\": unknown category '%s' in %s", expr, used[k], set.source);
-        }
-        if (!rc) contrast_free(c);
-    }
+    if (!rc && expr) rc = contrast_check(expr, &set, err);
     if (!rc) rc = importance_over_set(&ss, m, metric, &t, &set, batch, err);
     if (!rc && expr) rc = contrast_scores(&con, &ss, expr, err);
     FILE *f = rc ? NULL : export_open(out, err);

@@ -23,6 +23,9 @@ static const char *usage =
     "          [--node-threshold t] [--edge-threshold t] [--category NAME | --contrast EXPR] [--faithfulness]\n"
     "          [--pruned OUT.safetensors] -o OUT.json\n"
     "                                                 the subgraph that preserves the target, and how faithfully\n"
+    "  project MODEL --projection mds|mds-smooth|grid|weights [--images PATH | --input X.npy --labels L.npy]\n"
+    "          [--target T] [--metric M] [--batch B] -o OUT.json\n"
+    "                                                 (y, z) of every display node per layer (mds: class subfolders)\n"
     "Exit status: 0 ok, 2 bad input (one-line reason on stderr), 1 internal error.\n";
 
 static const struct { const char *name; int (*fn)(int, char **, vc_error *); } commands[] = {
@@ -30,6 +33,7 @@ static const struct { const char *name; int (*fn)(int, char **, vc_error *); } c
     {"importance", cmd_importance}, {"edges", cmd_edges},
     {"circuit", cmd_circuit},
     {"rf", cmd_rf},
+    {"project", cmd_project},
 };
 
 int main(int argc, char **argv) {
