@@ -61,3 +61,7 @@ demo: deps bin/viscnn $(DEMO_MODEL)
 	bin/viscnn info $(DEMO_MODEL)
 	bin/viscnn predict $(DEMO_MODEL) $$(/usr/bin/python3 -c 'import skimage,os; d=os.path.join(os.path.dirname(skimage.__file__),"data"); print(" ".join(os.path.join(d,f) for f in ("chelsea.png","coffee.png","astronaut.png")))')
 .PHONY: demo
+
+build/bench/%: benchmarks/%.c build/libviscnn.a
+	@mkdir -p build/bench
+	$(CC) $(CFLAGS) $< build/libviscnn.a -o $@ $(LDLIBS)

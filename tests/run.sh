@@ -28,8 +28,8 @@ run() {
     pass=$((pass + p)); fail=$((fail + f))
 }
 
-for t in build/tests/test_*; do
-    case $t in *.d) continue ;; esac
+for src in tests/test_*.c; do
+    t=build/tests/$(basename "$src" .c)
     run "$(basename "$t")" 0 "$t"
 done
 
@@ -53,6 +53,7 @@ for m in alexnet vgg11 resnet18 googlenet squeezenet1_1; do
 done
 
 run "cli" 1 tests/test_cli.sh
+run "analysis (importance, contrasts, circuits)" 1 $PY tests/test_analysis.py
 run "bad input (AddressSanitizer)" 1 $PY tests/test_bad_input.py
 
 echo "(full log: $LOG)"

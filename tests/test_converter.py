@@ -218,8 +218,11 @@ def case_torchvision(tmp, name):
         i = names.index("layer1.0.conv1")
         check(names[i:i + 7] == RESNET_BLOCK, f"layer1.0 names {names[i:i + 7]}")
         check(byname["layer1.0.add"]["inputs"] == ["layer1.0.bn2", "maxpool"], "layer1.0.add inputs")
-        check(abs(float(tensors["bn1.running_var"].mean()) - 1.0) < 0.1 and
-              float(tensors["bn1.running_var"].std()) > 0.1, "BatchNorm not randomised by --seed")
+        # --seed calibrates the statistics on random inputs: not the defaults (0, 1)
+        check(float(tensors["bn1.running_var"].std()) > 1e-3 and
+              float(abs(tensors["bn1.running_mean"]).max()) > 1e-3 and
+              0.5 <= float(tensors["bn1.weight"].min()) and float(tensors["bn1.weight"].max()) <= 1.5,
+              "BatchNorm not randomised by --seed")
     if name == "googlenet":
         cat, ins = INCEPTION3A_CAT
         check(byname.get(cat, {}).get("inputs") == ins, f"{cat} inputs")

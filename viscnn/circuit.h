@@ -25,6 +25,9 @@ void cone_free(const vc_model *m, unsigned char **rel);
 int circuit_extract(vc_circuit *c, const vc_model *m, const vc_scores *raw, const vc_target *t,
                     vc_circuit_mode mode, double t_node, double t_edge, double fraction, vc_error *err);
 void circuit_free(vc_circuit *c);
+// Reads a circuit JSON written by `viscnn circuit` (layers it does not list
+// run unmasked); layout gets the model's conv layers.
+int circuit_read(vc_circuit *c, vc_scores *layout, const vc_model *m, const char *path, vc_error *err);
 // Sets the conv masks of r: kernel masks from edges, channel masks from nodes.
 int circuit_apply(vc_run *r, const vc_scores *layout, const vc_circuit *c, vc_error *err);
 

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "circuit.h"
 #include "cli.h"
 #include "../engine/util.h"
 #include "../loaders/npy.h"
@@ -113,7 +114,7 @@ int cmd_forward(int argc, char **argv, vc_error *err) {
     vc_model *m = NULL;
     int rc = cli_parse(&a, "forward", argc, argv, NULL, err);
     if (rc) return rc;
-    const char *out = cli_opt(&a, "o"), *layer = cli_opt(&a, "layer");
+    const char *out = cli_opt(&a, "o"), *layer = cli_opt(&a, "layer"), *cpath = cli_opt(&a, "circuit");
     if (!out) return vc_fail(err, VC_EINPUT, "forward: missing -o OUT.npy");
     if (!cli_opt(&a, "input")) return vc_fail(err, VC_EINPUT, "forward: missing --input IN.npy");
     float *x = NULL;
@@ -127,10 +128,16 @@ int cmd_forward(int argc, char **argv, vc_error *err) {
     if (!rc) rc = cli_load_batch(m, &a, 0, NULL, &x, &N, err);
     if (!rc) rc = cli_check_unused(&a, err);
     vc_run *r = NULL;
-    if (!rc) {
-        r = vc_run_new(m, N);
-        rc = vc_forward(r, x, node, VC_FWD_NOGRAD, err);
+    vc_circuit circ = {0};
+    vc_scores layout = {0};
+    if (!rc) r = vc_run_new(m, N);
+    if (!rc && cpath) {   // run the circuit as a masked network
+        rc = circuit_read(&circ, &layout, m, cpath, err);
+        if (!rc) rc = circuit_apply(r, &layout, &circ, err);
+        circuit_free(&circ);
+        if (layout.l) scores_free(&layout);
     }
+    if (!rc) rc = vc_forward(r, x, node, VC_FWD_NOGRAD, err);
     if (!rc) {
         const vc_node *nd = &m->nodes[node];
         long long dim[4] = {N, nd->c, nd->h, nd->w};

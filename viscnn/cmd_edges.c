@@ -24,6 +24,7 @@ static int parse_list(const char *s, int n, int **out, int *cnt, const char *opt
         if (*p == '-') { b = strtol(p + 1, &end, 10); if (end == p + 1) goto bad; p = end; }
         if (a < 0 || b >= n || a > b) {
             free(*out);
+            *out = NULL;
             return vc_fail(err, VC_EINPUT, "--%s %s: channel out of range [0, %d)", opt, s, n);
         }
         for (long k = a; k <= b; k++) {
@@ -36,6 +37,7 @@ static int parse_list(const char *s, int n, int **out, int *cnt, const char *opt
     if (*cnt) return VC_OK;
 bad:
     free(*out);
+    *out = NULL;
     return vc_fail(err, VC_EINPUT, "--%s %s: expected channels like 3, 0,2,5 or 0-7", opt, s);
 }
 

@@ -65,9 +65,22 @@ int target_parse(vc_target *t, const vc_model *m, const char *s, vc_error *err) 
         t->kind = VC_T_NODE;
         t->node = t->stop = node;
         t->ch = (int)ch;
-        int l = node;
-        while (l > 0 && m->nodes[l].op != VC_OP_CONV2D && is_per_channel(m->nodes[l].op)) l = m->nodes[l].in[0];
-        t->layer = l > 0 && m->nodes[l].op == VC_OP_CONV2D ? l : node;
+        // the target layer: walk back through per-channel ops (and concat, to
+        // the input holding the channel) to the conv that makes this map
+        int l = node, c = (int)ch;
+        while (l > 0 && m->nodes[l].op != VC_OP_CONV2D) {
+            const vc_node *nl = &m->nodes[l];
+            if (nl->op == VC_OP_CONCAT) {
+                int k = 0;
+                while (k < nl->n_in - 1 && c >= m->nodes[nl->in[k]].c) c -= m->nodes[nl->in[k++]].c;
+                l = nl->in[k];
+            } else if (is_per_channel(nl->op)) l = nl->in[0];
+            else break;
+        }
+        if (m->nodes[node].rank != 4 || l <= 0 || m->nodes[l].op != VC_OP_CONV2D)
+            return vc_fail(err, VC_EINPUT, "--target %s: %s is not the channel map of a conv layer (a conv, or per-channel "
+                           "ops after one); for the model's outputs use class:K", s, layer);
+        t->layer = l;
         int convs_before = 0;
         for (int i = 1; i < t->layer; i++) convs_before += m->nodes[i].op == VC_OP_CONV2D;
         if (!convs_before)

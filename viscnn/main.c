@@ -10,7 +10,7 @@ static const char *usage =
     "  predict MODEL IMAGE... [--top K] [--save-input X.npy]\n"
     "                                                 top-K classes for PNG/JPEG images\n"
     "  predict MODEL --input X.npy                    the same on a preprocessed (N,C,H,W) batch\n"
-    "  forward MODEL --input IN.npy [--layer L] -o OUT.npy\n"
+    "  forward MODEL --input IN.npy [--layer L] [--circuit C.json] -o OUT.npy\n"
     "                                                 raw output (N,K), or layer L's (N,C,H,W)\n"
     "  rf MODEL --layer L --y Y --x X                 input pixels that unit (Y, X) of layer L sees\n"
     "  importance MODEL (--images PATH | --input X.npy [--labels L.npy]) [--target T] [--metric M]\n"
@@ -37,16 +37,23 @@ static const struct { const char *name; int (*fn)(int, char **, vc_error *); } c
 };
 
 int main(int argc, char **argv) {
-    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
-        fputs(usage, argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
+    if (argc < 2) {
+        fputs("viscnn: missing COMMAND (try viscnn --help)\n", stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        fputs(usage, stdout);
+        return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         if (strcmp(argv[1], commands[i].name)) continue;
         vc_error err = {{0}};
         int rc = commands[i].fn(argc - 2, argv + 2, &err);
         if (rc) {
-            fprintf(stderr, "viscnn %s: %s\n", argv[1], err.msg[0] ? err.msg : "failed");
+            const char *msg = err.msg[0] ? err.msg : "failed";
+            size_t cl = strlen(argv[1]);   // messages may already start with "<command>: "
+            if (!strncmp(msg, argv[1], cl) && msg[cl] == ':' && msg[cl + 1] == ' ') msg += cl + 2;
+            fprintf(stderr, "viscnn %s: %s\n", argv[1], msg);
             return rc == VC_EINPUT ? 2 : 1;
         }
         return 0;

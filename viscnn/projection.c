@@ -178,7 +178,7 @@ double mds_stress(const double *x, const double *d, int n) {
 // (d_ij / |x_i - x_j|) (x_i - x_j). Returns the stress of x (not xn). Rows are
 // independent, each summed in order: the result does not depend on threads.
 static double guttman(double *xn, const double *x, const double *d, int n, double *row_stress) {
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(static) if (n >= 1024)
     for (int i = 0; i < n; i++) {
         double ay = 0, az = 0, s = 0;
         for (int j = 0; j < n; j++) {
@@ -296,40 +296,73 @@ void rotate_layer(double *p, int n, int k) {
 
 // ---- mds-smooth relaxation -----------------------------------------------------------
 
-typedef struct { double y; int i; } by_y;
-static int cmp_by_y(const void *a, const void *b) {
-    const by_y *u = a, *v = b;
-    return u->y < v->y ? -1 : u->y > v->y ? 1 : u->i - v->i;
+// Points binned in square cells of side `reach`: a pair closer than reach
+// lies in the same or neighbouring cells.
+typedef struct { long long key; int i; } cell_item;
+static int cmp_cell(const void *a, const void *b) {
+    const cell_item *u = a, *v = b;
+    return u->key < v->key ? -1 : u->key > v->key ? 1 : u->i - v->i;
+}
+static long long cell_of(double v, double reach) {
+    double c = floor(v / reach);
+    return (long long)(c < -1e9 ? -1e9 : c > 1e9 ? 1e9 : c);
+}
+#define CELL_KEY(cy, cz) ((cy) * 4000000000LL + (cz))
+
+// First item of cell `key` in the sorted items, or -1.
+static int cell_find(const cell_item *it, int n, long long key) {
+    int lo = 0, hi = n;
+    while (lo < hi) { int mid = (lo + hi) / 2; if (it[mid].key < key) lo = mid + 1; else hi = mid; }
+    return lo < n && it[lo].key == key ? lo : -1;
 }
 
-// Pairs closer than `reach`, found by sorting on y and sweeping (each pair
-// once, i < j, in a deterministic order). Returns the count; *pairs grows.
-static int close_pairs(const double *p, int n, double reach, by_y *ord, int **pairs, int *cap) {
-    for (int i = 0; i < n; i++) { ord[i].y = p[2 * i]; ord[i].i = i; }
-    qsort(ord, n, sizeof(by_y), cmp_by_y);
+// Pairs closer than `reach` (each once, i < j, in a deterministic order).
+// Returns the count; *pairs grows as needed.
+static int close_pairs(const double *p, int n, double reach, cell_item *it, int **pairs, int *cap) {
+    for (int i = 0; i < n; i++) { it[i].key = CELL_KEY(cell_of(p[2 * i], reach), cell_of(p[2 * i + 1], reach)); it[i].i = i; }
+    qsort(it, n, sizeof(cell_item), cmp_cell);
     int np = 0;
-    for (int a = 0; a < n; a++)
-        for (int b = a + 1; b < n && ord[b].y - ord[a].y < reach; b++) {
-            int i = ord[a].i, j = ord[b].i;
-            if (hypot(p[2 * i] - p[2 * j], p[2 * i + 1] - p[2 * j + 1]) >= reach) continue;
-            if (np == *cap) { *cap = *cap ? 2 * *cap : 256; *pairs = realloc(*pairs, (size_t)*cap * 2 * sizeof(int)); VC_ASSERT(*pairs); }
-            (*pairs)[2 * np] = i < j ? i : j;
-            (*pairs)[2 * np + 1] = i < j ? j : i;
-            np++;
+    for (int a = 0; a < n; a++) {
+        int i = it[a].i;
+        long long cy = cell_of(p[2 * i], reach), cz = cell_of(p[2 * i + 1], reach);
+        // the rest of its own cell, then the half-neighbourhood (each cell pair once)
+        static const int nb[4][2] = {{0, 1}, {1, -1}, {1, 0}, {1, 1}};
+        for (int q = -1; q < 4; q++) {
+            int b = q < 0 ? a + 1 : cell_find(it, n, CELL_KEY(cy + nb[q][0], cz + nb[q][1]));
+            if (b < 0) continue;
+            long long key = q < 0 ? it[a].key : it[b].key;
+            for (; b < n && it[b].key == key; b++) {
+                int j = it[b].i;
+                if (hypot(p[2 * i] - p[2 * j], p[2 * i + 1] - p[2 * j + 1]) >= reach) continue;
+                if (np == *cap) {
+                    *cap = *cap ? 2 * *cap : 256;
+                    *pairs = realloc(*pairs, (size_t)*cap * 2 * sizeof(int));
+                    VC_ASSERT(*pairs);
+                }
+                (*pairs)[2 * np] = i < j ? i : j;
+                (*pairs)[2 * np + 1] = i < j ? j : i;
+                np++;
+            }
         }
+    }
     return np;
 }
 
 // One sweep: every pair closer than `target` is pushed apart to exactly
 // `target`, half each, in order (Gauss-Seidel). Coincident points part along
 // a direction fixed by their indices. Returns how many pairs were closer than
-// dmin before the sweep.
-static int separate(double *p, int n, double dmin, double target, by_y *ord, int **pairs, int *cap) {
-    int np = close_pairs(p, n, target, ord, pairs, cap), bad = 0;
+// dmin before the sweep; with `only_if_bad`, a sweep that finds none moves
+// nothing (so that 0 means: no pair closer than dmin now).
+static int separate(double *p, int n, double dmin, double target, int only_if_bad, cell_item *cells, int **pairs, int *cap) {
+    int np = close_pairs(p, n, target, cells, pairs, cap), bad = 0;
+    for (int e = 0; e < np; e++) {
+        int i = (*pairs)[2 * e], j = (*pairs)[2 * e + 1];
+        bad += hypot(p[2 * j] - p[2 * i], p[2 * j + 1] - p[2 * i + 1]) < dmin;
+    }
+    if (only_if_bad && !bad) return 0;
     for (int e = 0; e < np; e++) {
         int i = (*pairs)[2 * e], j = (*pairs)[2 * e + 1];
         double dy = p[2 * j] - p[2 * i], dz = p[2 * j + 1] - p[2 * i + 1], dist = hypot(dy, dz);
-        if (dist < dmin) bad++;
         if (dist >= target) continue;
         if (dist < 1e-12 * target) {
             double a = 2.39996322972865332 * (double)(i + 1) + 0.7 * j;
@@ -354,15 +387,17 @@ double min_pair_distance(const double *p, int n) {
 
 void relax_layer(double *p, const double *p0, int n, double dmin) {
     if (n < 2 || !(dmin > 0)) return;
-    double target = dmin * (1 + 1e-6);
-    by_y *ord = malloc_check(n * sizeof(by_y));
+    double target = dmin * VC_RELAX_SLACK;
+    cell_item *cells = malloc_check(n * sizeof(cell_item));
     int *pairs = NULL, cap = 0;
+    // the pull weakens linearly to 0 so that the last rounds are not jammed
     for (int it = 0; it < VC_RELAX_ITERS; it++) {
-        for (int q = 0; q < 2 * n; q++) p[q] += VC_RELAX_PULL * (p0[q] - p[q]);
-        separate(p, n, dmin, target, ord, &pairs, &cap);
+        double pull = VC_RELAX_PULL * (1 - (double)it / VC_RELAX_ITERS);
+        for (int q = 0; q < 2 * n; q++) p[q] += pull * (p0[q] - p[q]);
+        separate(p, n, dmin, target, 0, cells, &pairs, &cap);
     }
     int bad = 1;
-    for (int it = 0; it < VC_RELAX_SWEEPS && bad; it++) bad = separate(p, n, dmin, target, ord, &pairs, &cap);
+    for (int it = 0; it < VC_RELAX_SWEEPS && bad; it++) bad = separate(p, n, dmin, target, 1, cells, &pairs, &cap);
     // Guaranteed end: scaling about the centroid multiplies every distance.
     for (int guard = 0; bad && guard < 100; guard++) {
         double md = min_pair_distance(p, n);
@@ -373,10 +408,10 @@ void relax_layer(double *p, const double *p0, int n, double dmin) {
             cy /= n; cz /= n;
             for (int i = 0; i < n; i++) { p[2 * i] = cy + s * (p[2 * i] - cy); p[2 * i + 1] = cz + s * (p[2 * i + 1] - cz); }
         } else {
-            separate(p, n, dmin, target, ord, &pairs, &cap);
+            separate(p, n, dmin, target, 0, cells, &pairs, &cap);
         }
     }
-    free(ord); free(pairs);
+    free(cells); free(pairs);
 }
 
 // ---- whole-model projections -------------------------------------------------------------

@@ -21,7 +21,8 @@
 //   grid        a centred square-ish grid, spacing 1, row by row.
 //   mds         "class MDS": a conv node's vector is its per-category node
 //               scores; an add node's is the mean of its operands' (L2-
-//               normalised) vectors. Vectors are L2-normalised; zero vectors
+//               normalised) vectors (an image-channel operand has none and
+//               adds 0). Vectors are L2-normalised; zero vectors
 //               sit at the layer's centre. Euclidean distances, classical MDS
 //               to 2-D (LAPACKE_dsyevr on the double-centred squared
 //               distances, eigenvector signs fixed so that the largest-|.|
@@ -39,12 +40,17 @@
 //               or no source are not counted.
 //   mds-smooth  mds, then per layer (right after its rotation, so that later
 //               layers rotate against the relaxed positions) a relaxation:
-//               VC_RELAX_ITERS rounds of a weak pull (VC_RELAX_PULL) back to
-//               the mds position followed by one sweep that pushes apart
-//               every pair closer than the minimum distance; then sweeps
-//               without the pull until no pair is closer than
-//               VC_SMOOTH_DMIN (a guaranteed end: the layer is scaled up
-//               about its centre if sweeps alone do not get there).
+//               VC_RELAX_ITERS rounds of a pull back towards the mds position
+//               (VC_RELAX_PULL of the way in round 0, weakening linearly to 0)
+//               each followed by one sweep that pushes every pair closer than
+//               VC_RELAX_SLACK*dmin apart to that distance (half each, pairs
+//               found in a cell grid, coincident points parted along a
+//               direction fixed by their indices); then pull-free sweeps until
+//               no pair is closer than dmin = VC_SMOOTH_DMIN. That end is
+//               guaranteed: should VC_RELAX_SWEEPS sweeps not reach it, the
+//               layer is scaled up about its centroid until they do. The
+//               radius stays ~VC_PROJ_RADIUS*sqrt(C) (the pushes may widen it
+//               slightly).
 //   weights     mds on kernel weights (no images): a conv node's vector is
 //               its incoming weights W[j] flattened (C_in/groups * kh * kw);
 //               an add node's is the concatenation of its operands'
@@ -103,7 +109,8 @@ int projection_needs_images(vc_projection p);
 #define VC_ROT_EDGES    40
 #define VC_SMOOTH_DMIN  0.5   // mds-smooth: no two nodes of a layer closer than this
 #define VC_RELAX_ITERS  100
-#define VC_RELAX_PULL   0.05  // fraction of the way back to the mds position per round
+#define VC_RELAX_PULL   0.05  // fraction of the way back to the mds position in round 0, falling linearly to 0
+#define VC_RELAX_SLACK  1.1   // sweeps push close pairs apart to 1.1*dmin: slack so that they settle quickly
 #define VC_RELAX_SWEEPS 2000  // pull-free sweeps before falling back to scaling
 
 typedef struct {
