@@ -8,6 +8,9 @@ LDLIBS   = -lopenblas -llapacke -lpng -ljpeg -lz -lcjson -lm
 ASAN     = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer
 
 LIB_SRC  = $(wildcard engine/*.c ops/*.c loaders/*.c) $(filter-out viscnn/main.c,$(wildcard viscnn/*.c))
+# Built-in architectures (--arch NAME): every models/arch/*.json, embedded as a C file.
+ARCH_JSON = $(sort $(wildcard models/arch/*.json))
+LIB_SRC += build/gen/arch_templates.c
 LIB_OBJ  = $(LIB_SRC:%.c=build/obj/%.o)
 TEST_SRC = $(wildcard tests/test_*.c)
 TEST_BIN = $(TEST_SRC:tests/%.c=build/tests/%) build/tests/parity_run
@@ -22,6 +25,10 @@ deps:
 build/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+build/gen/arch_templates.c: $(ARCH_JSON) models/arch scripts/embed_arch.sh
+	@mkdir -p build/gen
+	scripts/embed_arch.sh $(ARCH_JSON) > $@.tmp && mv $@.tmp $@
 
 build/libviscnn.a: $(LIB_OBJ)
 	@rm -f $@

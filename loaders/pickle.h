@@ -72,5 +72,7 @@ void pk_vm_free(pk_vm *vm);
 int pk_load(pk_vm *vm, const unsigned char *buf, size_t size, size_t *used, pk_obj **result, vc_error *err);
 pk_obj *pk_new_storage(pk_vm *vm, int index, pk_dtype dtype);
 
+// "None", "int", "dict", "tensor", ... for messages.
+const char *pk_type_name(const pk_obj *o);
 // Dict lookup by string key (the last one wins, as in Python), or NULL.
 pk_obj *pk_dict_get(const pk_obj *d, const char *key);

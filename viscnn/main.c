@@ -26,6 +26,15 @@ static const char *usage =
     "  project MODEL --projection mds|mds-smooth|grid|weights [--images PATH | --input X.npy --labels L.npy]\n"
     "          [--target T] [--metric M] [--batch B] -o OUT.json\n"
     "                                                 (y, z) of every display node per layer (mds: class subfolders)\n"
+    "  convert IN.pth --arch NAME -o OUT.safetensors  a PyTorch state dict (zip or legacy torch.save) as a model\n"
+    "                                                 (NAME: alexnet, vgg11, vgg16, resnet18, googlenet, ... or T.json)\n"
+    "  train --arch TEMPLATE.json|MODEL (--idx IMAGES --labels LABELS | --images FOLDER)\n"
+    "        [--test-idx IMAGES --test-labels LABELS | --test-images FOLDER] [--epochs E] [--batch B]\n"
+    "        [--optimizer sgd|adam|adamw] [--lr LR] [--momentum M] [--nesterov] [--weight-decay WD]\n"
+    "        [--schedule none|cosine|step:E:G] [--seed S] [--shards S] [--limit N] -o OUT.safetensors\n"
+    "                                                 train a model (IDX: MNIST-style .gz files)\n"
+    "  eval MODEL (--idx IMAGES --labels LABELS | --images FOLDER | --input X.npy --labels L.npy) [--batch B]\n"
+    "                                                 accuracy, overall and per class\n"
     "Exit status: 0 ok, 2 bad input (one-line reason on stderr), 1 internal error.\n";
 
 static const struct { const char *name; int (*fn)(int, char **, vc_error *); } commands[] = {
@@ -34,6 +43,8 @@ static const struct { const char *name; int (*fn)(int, char **, vc_error *); } c
     {"circuit", cmd_circuit},
     {"rf", cmd_rf},
     {"project", cmd_project},
+    {"convert", cmd_convert},
+    {"train", cmd_train}, {"eval", cmd_eval},
 };
 
 int main(int argc, char **argv) {
