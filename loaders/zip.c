@@ -79,13 +79,14 @@ static int find_directory(zip_archive *z, uint64_t *cd_off, uint64_t *cd_size, u
     if (eocd == SIZE_MAX)
         return vc_fail(err, VC_EINPUT, "%s: no zip end-of-central-directory record (the file is truncated or not a zip)", z->path);
     const unsigned char *e = b + eocd;
-    if (rd16(e + 4) != 0 || rd16(e + 6) != 0 || rd16(e + 8) != rd16(e + 10))
+    int has64 = eocd >= LOC64_LEN && rd32(b + eocd - LOC64_LEN) == SIG_LOC64;
+    if (!has64 && (rd16(e + 4) != 0 || rd16(e + 6) != 0 || rd16(e + 8) != rd16(e + 10)))   // zip64: see its record
         return vc_fail(err, VC_EINPUT, "%s: multi-disk zip archives are not supported", z->path);
     *count = rd16(e + 10);
     *cd_size = rd32(e + 12);
     *cd_off = rd32(e + 16);
     size_t end = eocd;   // the directory must end before this
-    if (eocd >= LOC64_LEN && rd32(b + eocd - LOC64_LEN) == SIG_LOC64) {
+    if (has64) {
         const unsigned char *l = b + eocd - LOC64_LEN;
         uint64_t off = rd64(l + 8);
         if (rd32(l + 4) != 0 || rd32(l + 16) != 1)
@@ -117,7 +118,7 @@ int zip_open(zip_archive *z, const char *path, const unsigned char *buf, size_t 
     z->path = path;
     z->buf = buf;
     z->size = size;
-    uint64_t cd_off, cd_size, count;
+    uint64_t cd_off = 0, cd_size = 0, count = 0;
     int rc = find_directory(z, &cd_off, &cd_size, &count, err);
     if (rc) return rc;
     z->e = calloc_check(count ? count : 1, sizeof(zip_entry));
