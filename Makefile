@@ -72,3 +72,10 @@ demo: deps bin/viscnn $(DEMO_MODEL)
 build/bench/%: benchmarks/%.c build/libviscnn.a
 	@mkdir -p build/bench
 	$(CC) $(CFLAGS) $< build/libviscnn.a -o $@ $(LDLIBS)
+
+# Benchmarks against PyTorch (not part of the tests): prints a table of
+# ratios and appends it to benchmarks/RESULTS.md.
+bench: NEED_TORCH=1
+bench: deps bin/viscnn build/bench/bench_run
+	benchmarks/run.sh
+.PHONY: bench

@@ -1,18 +1,24 @@
 // bench_run.c: times one kind of work on one batch, in its own process so
 // that its peak RSS is its own.
 //
-//   build/bench/bench_run MODEL X.npy MODE [REPS]
+//   build/bench/bench_run MODEL X.npy MODE [REPS [BATCH]]
+//   build/bench/bench_run info | sgemm [N]
 //
-// MODE: forward      eval forward
+// MODE: forward      eval forward of the whole X batch
 //       fwdbwd       forward + backward of the cross-entropy loss (argmax
 //                    labels) with parameter gradients: the plain baseline
-//       importance   every node and edge score, actxgrad toward the loss
+//       importance   every node and edge score, actxgrad toward the loss,
+//                    over all images of X in batches of BATCH (default: all)
 // Prints: MODE median_seconds min_seconds peak_rss_kib
+// info: the OpenBLAS core and thread count; sgemm: GFLOP/s of cblas_sgemm
+// on an N x N x N product (default 2048), median of REPS=5.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <cblas.h>
+#include <omp.h>
 #include "viscnn.h"
 #include "../loaders/npy.h"
 #include "../viscnn/importance.h"
@@ -27,18 +33,47 @@ static int cmp_d(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
+char *openblas_get_corename(void);
+int openblas_get_num_threads(void);
+
+static int sgemm_bench(int n) {
+    float *a = malloc((size_t)n * n * 4), *b = malloc((size_t)n * n * 4), *c = malloc((size_t)n * n * 4);
+    for (size_t i = 0; i < (size_t)n * n; i++) { a[i] = (float)(i % 7) * 0.1f; b[i] = (float)(i % 5) * 0.1f; }
+    double t[5];
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+    for (int k = 0; k < 5; k++) {
+        double t0 = now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1, a, n, b, n, 0, c, n);
+        t[k] = now() - t0;
+    }
+    qsort(t, 5, sizeof(double), cmp_d);
+    printf("sgemm %d %.4f %.1f\n", n, t[2], 2.0 * n * n * (double)n / t[2] * 1e-9);
+    free(a); free(b); free(c);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc >= 2 && !strcmp(argv[1], "info")) {
+        printf("openblas_core %s openblas_threads %d omp_threads %d\n", openblas_get_corename(),
+               openblas_get_num_threads(), omp_get_max_threads());
+        return 0;
+    }
+    if (argc >= 2 && !strcmp(argv[1], "sgemm")) return sgemm_bench(argc > 2 ? atoi(argv[2]) : 2048);
     if (argc < 4) { fprintf(stderr, "usage: bench_run MODEL X.npy forward|fwdbwd|importance [REPS]\n"); return 2; }
     const char *mode = argv[3];
     int reps = argc > 4 ? atoi(argv[4]) : 5;
+    int total = 0, B = 0;
     vc_error err;
     vc_model *m;
     vc_npy x;
     if (vc_model_load(&m, argv[1], &err) || npy_read(&x, argv[2], 'f', &err)) { fprintf(stderr, "%s\n", err.msg); return 2; }
-    int N = (int)x.dim[0];
+    total = (int)x.dim[0];
+    B = argc > 5 ? atoi(argv[5]) : total;
+    if (B < 1 || B > total) B = total;
+    int N = strcmp(mode, "importance") ? total : B;
     size_t K = m->nodes[m->output].size;
     double *t = malloc(reps * sizeof(double));
-    vc_run *r = vc_run_new(m, N);
+    vc_run *r = strcmp(mode, "importance") ? vc_run_new(m, N) : NULL;
     float *dl = malloc(N * K * sizeof(float));
     int *lab = malloc(N * sizeof(int));
     vc_target tg;
@@ -55,7 +90,11 @@ int main(int argc, char **argv) {
         } else if (!strcmp(mode, "importance")) {
             vc_importance im;
             vc_scores s;
-            if (importance_begin(&im, m, VC_M_ACTXGRAD, &tg, N, &err) || importance_add(&im, x.f, N, NULL, &err)) goto fail;
+            if (importance_begin(&im, m, VC_M_ACTXGRAD, &tg, B, &err)) goto fail;
+            for (int i0 = 0; i0 < total; i0 += B) {
+                int nb = total - i0 < B ? total - i0 : B;
+                if (importance_add(&im, x.f + (size_t)i0 * m->nodes[0].size, nb, NULL, &err)) goto fail;
+            }
             importance_end(&im, &s);
             scores_free(&s);
             importance_free(&im);

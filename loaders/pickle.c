@@ -395,7 +395,8 @@ int pk_load(pk_vm *vm, const unsigned char *buf, size_t size, size_t *used, pk_o
             size_t lim = size - pos < 2 * MAX_NAME + 2 ? size - pos : 2 * MAX_NAME + 2;
             nl1 = memchr(mod, '\n', lim);
             nl2 = nl1 ? memchr(nl1 + 1, '\n', lim - (size_t)(nl1 + 1 - mod)) : NULL;
-            if (!nl2) return bad(vm, err, op_at, "a GLOBAL name is unterminated or longer than %d bytes", MAX_NAME);
+            if (!nl2 && lim == size - pos) return bad(vm, err, op_at, "the pickle ends early (truncated file?)");
+            if (!nl2) return bad(vm, err, op_at, "a GLOBAL name is longer than %d bytes", MAX_NAME);
             int rc = resolve_global(vm, mod, (size_t)(nl1 - mod), nl1 + 1, (size_t)(nl2 - nl1 - 1), op_at, &o, err);
             if (rc) return rc;
             pos = (size_t)((const unsigned char *)nl2 + 1 - buf);

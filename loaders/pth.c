@@ -204,19 +204,17 @@ static int collect(pth_file *f, pk_obj *top, vc_error *err) {
 static int read_zip(pth_file *f, pk_vm *vm, reader *r, vc_error *err) {
     int rc = zip_open(&f->zip, f->path, f->buf, f->size, err);
     if (rc) return rc;
+    for (int i = 0; i < f->zip.n; i++)
+        if (strstr(f->zip.e[i].name, "constants.pkl") || strstr(f->zip.e[i].name, "/code/"))
+            return vc_fail(err, VC_EINPUT, "%s: a TorchScript archive (torch.jit.save), not a state dict; "
+                           "save model.state_dict() with torch.save instead", f->path);
     const zip_entry *pkl = NULL;
     for (int i = 0; i < f->zip.n && !pkl; i++) {
         const char *nm = f->zip.e[i].name, *slash = strchr(nm, '/');
         size_t len = strlen(nm);
         if (len >= 8 && !strcmp(nm + len - 8, "data.pkl") && (slash ? slash == nm + len - 9 : len == 8)) pkl = &f->zip.e[i];
     }
-    if (!pkl) {
-        for (int i = 0; i < f->zip.n; i++)
-            if (strstr(f->zip.e[i].name, "constants.pkl") || strstr(f->zip.e[i].name, "/code/"))
-                return vc_fail(err, VC_EINPUT, "%s: a TorchScript archive (torch.jit.save), not a state dict; "
-                               "save model.state_dict() with torch.save instead", f->path);
-        return vc_fail(err, VC_EINPUT, "%s: a zip without data.pkl, so not a torch.save checkpoint", f->path);
-    }
+    if (!pkl) return vc_fail(err, VC_EINPUT, "%s: a zip without data.pkl, so not a torch.save checkpoint", f->path);
     size_t plen = strlen(pkl->name) - 8;
     f->prefix = malloc_check(plen + 1);
     memcpy(f->prefix, pkl->name, plen);

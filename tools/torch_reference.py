@@ -2,45 +2,61 @@
 """torch_reference: an independent PyTorch oracle for viscnn's importance scores.
 
     /usr/bin/python3 tools/torch_reference.py MODEL.safetensors --input X.npy
-        [--labels L.npy] [--target T] [--metric M[,M2,...]] [--by-class]
-        [--batch B] [--dtype float64|float32] -o OUT.json
+        [--labels L.npy] [--target T [--target T2 ...]] [--metric M[,M2,...]]
+        [--by-class] [--mem-gb G] -o OUT.json
     /usr/bin/python3 tools/torch_reference.py MODEL.safetensors --input X.npy
         --edges LAYER [--image-index K] [--out J] [--in I] [--grad]
         [--labels L.npy] [--target T] -o MAPS.npy
 
-It computes node and edge scores the way the original VISCNN tool did, and
-exactly as docs/importance.md defines them.  The viscnn graph is executed with
-PyTorch ops (tools/torch2viscnn.py's run_graph); every scored conv2d is
-replaced by a "dissected" convolution: a grouped conv2d with groups = C_in
-whose C_in * (C_out/groups) output channels are the pre-sum edge maps
+Scores follow docs/importance.md exactly, computed the way the original VISCNN
+tool did.  The viscnn graph is executed with PyTorch ops (run_graph of
+tools/torch2viscnn.py, in float64) and every scored conv2d is replaced by a
+"dissected" convolution: a grouped conv2d with groups = C_in whose
+C_in*(C_out/groups) output channels are the pre-sum edge maps
 
-    E[:, c*Cog + jj] = W[g*Cog + jj, i] * x_c,  c = g*cg + i,  g = c // cg
+    E[:, c*Cog + jj] = W[g*Cog + jj, i] (*) x_c,   c = g*cg + i
 
-(Cog = C_out/groups, cg = C_in/groups; for groups=1 this is
-conv2d(x, W.permute(1,0,2,3).reshape(Ci*Co,1,k,k), groups=Ci)), followed by
-the sum over i plus the bias.  retain_grad() on E gives dF/de_ji = gy_j for
-every i, retain_grad() on the node maps z (the following BN's output when the
-BN is the conv's only consumer, else the conv output) gives g = dF/dz.  The
-weight gradient for `snip` is the autograd gradient of the (dissected) conv's
-weight tensor, summed over the images of a set.
+(cg = C_in/groups, Cog = C_out/groups, g the group; for groups=1 this is
+conv2d(x, W.permute(1,0,2,3).reshape(Ci*Co,1,k,k), groups=Ci), channel
+i*Co+j = e_ji), followed by the sum over i (accumulated in float64) plus the
+bias.  That sum is the conv output y that the rest of the network sees.
 
-Everything is computed in float64 by default (the model's float32 parameters
-and the float32 input batch are converted exactly).  Images are processed a
-few at a time (the dissected maps hold C_in*C_out*Ho*Wo values per image).
+Gradients come from autograd: g = dF/dz on the node maps z (the output of the
+batchnorm2d that directly follows the conv when it is the conv's only
+consumer, else y), gy = dF/dy on the sum node, which is the gradient of every
+edge map e_ji of out-channel j (d(sum_i e_ji)/de_ji = 1; --edges mode takes it
+from the edge-map tensor itself and checks that it is the same for every i).
+The gradient to the layer's input and weight flows through an ordinary
+conv2d of the same x and W (value-neutral: y + (c - c.detach())), which is the
+same derivative as through the dissected one but far cheaper.  snip's dF/dW is
+that weight gradient, summed over the images of a set.
 
-With several metrics, -o may contain "{metric}" (out_{metric}.json); one
-forward/backward pass serves all metrics.
+Edge sums over the pixels are batched dot products of the edge maps with the
+gradient maps (taylor: sum_p e*gy; actxgrad: sum_p |e|*|gy|, since
+|e*gy| = |e|*|gy|; act: sum_p |e|).  The dissected maps are float32 (the
+grouped convolution, as in the original tool; PyTorch's float64 grouped conv is
+20x slower); everything else (network, gradients, node scores, the means over
+images) is float64.  One dissection serves every target and metric of a run:
+several --target options and metrics may be given, and -o is then a pattern
+with {target} (':' and '/' written as '_') and/or {metric}.
+
+Images are processed a few at a time: the dissected maps hold
+C_in*C_out*Ho*Wo floats per image and layer (--mem-gb bounds them; layers are
+split across several passes when one image's maps do not fit).
 
 Output: the JSON of `viscnn importance` (DESIGN.md section 9):
 {"metric", "target", "images", "layers": [{"name", "in_channels",
 "out_channels", "groups", "nodes": [...], "edges": [[...], ...]}],
-"categories": {NAME: {"images", "layers"}}}  (categories with --by-class).
+"categories": {NAME: {"images", "layers"}}}.  With --by-class and --labels the
+categories are the label values in increasing order, named by the model's
+labels (or the number), and "layers" is "overall", the mean of the category
+scores.
 
---edges LAYER writes the edge maps of one conv layer for one image (the batch's
---image-index) as float32 (J, I, Ho, Wo) (all out-channels J and in-channels I
+--edges LAYER writes the edge maps of one conv layer for one image of the batch
+(--image-index) as float32 (J, I, Ho, Wo) (all out-channels J and in-channels I
 within the group by default; --out/--in take lists like 0,3 or 1-2), and with
---grad also MAPS.grad.npy (J, Ho, Wo), the gradient gy_j = dF/dy_j of the conv
-output for --target (default loss).
+--grad also MAPS.grad.npy (J, Ho, Wo): gy_j = dF/dy_j for --target (default
+loss; label from --labels, else the argmax).
 
 Exit status: 0 success, 2 bad input (one-line reason), 1 internal error.
 """
@@ -63,6 +79,7 @@ METRICS = ("actxgrad", "act", "grad", "taylor", "weight", "snip")
 # single-input ops that act on each channel separately (docs/importance.md)
 PER_CHANNEL = ("batchnorm2d", "relu", "maxpool2d", "avgpool2d",
                "adaptive_avgpool2d", "dropout", "lrn")
+DT = torch.float64
 
 
 class BadInput(Exception):
@@ -70,28 +87,34 @@ class BadInput(Exception):
 
 
 # ---------------------------------------------------------------------------
-# Graph analysis
+# Model and graph analysis
 
 class Model:
-    def __init__(self, path, dtype):
+    def __init__(self, path):
         try:
             self.graph, raw = vcio.read_graph(path)
         except (OSError, ValueError) as e:
             raise BadInput(str(e)) from None
         self.path = path
-        self.dtype = dtype
-        self.tensors = {k: torch.from_numpy(np.array(v, dtype=np.float64)).to(dtype)
+        self.tensors = {k: torch.from_numpy(np.array(v, dtype=np.float64))
                         for k, v in raw.items()}
         self.nodes = self.graph["nodes"]
         self.index = {n["name"]: k for k, n in enumerate(self.nodes)}
         self.labels = self.graph.get("labels") or []
-        consumers = {n["name"]: [] for n in self.nodes}
+        self.consumers = {n["name"]: [] for n in self.nodes}
         for n in self.nodes:
             for i in n["inputs"]:
-                if i in consumers:
-                    consumers[i].append(n["name"])
-        self.consumers = consumers
+                if i in self.consumers:
+                    self.consumers[i].append(n["name"])
         self.convs = [n["name"] for n in self.nodes if n["op"] == "conv2d"]
+        # shapes of every node, from a zero image
+        shape = self.graph["input"]["shape"]
+        with torch.no_grad():
+            _, env = run_graph(self.graph, self.tensors,
+                               torch.zeros([1] + list(shape), dtype=DT), keep=True)
+        self.shapes = {k: tuple(v.shape[1:]) for k, v in env.items()}
+        self.shapes[self.graph["input"]["name"]] = tuple(shape)
+        self.n_out = int(np.prod(self.shapes[self.graph["output"]]))
 
     def node(self, name):
         return self.nodes[self.index[name]]
@@ -110,16 +133,17 @@ class Model:
     def weight(self, conv):
         return self.tensors[self.node(conv)["params"]["weight"]]
 
-    def bias(self, conv):
-        b = self.node(conv).get("params", {}).get("bias")
-        return self.tensors[b] if b else None
+    def dims(self, conv):
+        """(G, cg, Cog, Co, P) of a conv layer."""
+        w = self.weight(conv)
+        G = self.node(conv)["attrs"]["groups"]
+        Co, cg = int(w.shape[0]), int(w.shape[1])
+        _, Ho, Wo = self.shapes[conv]
+        return G, cg, Co // G, Co, Ho * Wo
 
     def layer_info(self, conv):
-        n = self.node(conv)
-        w = self.weight(conv)
-        groups = n["attrs"]["groups"]
-        return {"name": conv, "in_channels": int(w.shape[1]) * groups,
-                "out_channels": int(w.shape[0]), "groups": groups}
+        G, cg, _, Co, _ = self.dims(conv)
+        return {"name": conv, "in_channels": cg * G, "out_channels": Co, "groups": G}
 
 
 class Target:
@@ -127,97 +151,75 @@ class Target:
 
     def __init__(self, model, text):
         self.text = text
-        self.stop = model.graph["output"]   # the node where the forward stops
-        self.layer = None                   # index of the target conv (node targets)
-        out_width = None
+        self.stop = model.graph["output"]   # the node whose output F reads
+        self.layer = None                   # graph index of the target conv
+        self.ch = None
         if text == "loss":
             self.kind = "loss"
-            return
-        if text.startswith("class:"):
-            try:
-                self.ch = int(text[6:])
-            except ValueError:
-                raise BadInput(f"--target {text}: class must be an integer") from None
+        elif text.startswith("class:"):
             self.kind = "class"
-            out_width = len(model.labels) if model.labels else None
-            if self.ch < 0 or (out_width is not None and self.ch >= out_width):
-                raise BadInput(f"--target {text}: class out of range")
-            return
-        if text.startswith("node:"):
-            rest = text[5:]
-            layer, sep, ch = rest.rpartition(":")
-            if not sep or not layer or layer not in model.index:
-                raise BadInput(f"--target {text}: expected node:LAYER:CH with a layer of the model")
-            try:
-                c = int(ch)
-            except ValueError:
-                raise BadInput(f"--target {text}: channel must be an integer") from None
+            self.ch = _int(text[6:], f"--target {text}: class must be an integer")
+            if not 0 <= self.ch < model.n_out:
+                raise BadInput(f"--target {text}: class must be in [0, {model.n_out})")
+        elif text.startswith("node:"):
             self.kind = "node"
-            self.ch = c
+            layer, sep, ch = text[5:].rpartition(":")
+            if not sep or layer not in model.index:
+                raise BadInput(f"--target {text}: expected node:LAYER:CH with a layer of the model")
+            self.ch = c = _int(ch, f"--target {text}: channel must be an integer")
             node = layer
             if model.node(layer)["op"] == "conv2d" and model.bn_after(layer):
-                node = model.bn_after(layer)   # the node map z
+                node = model.bn_after(layer)          # the node map z
+            shp = model.shapes[node]
+            if len(shp) != 3 or not 0 <= c < shp[0]:
+                raise BadInput(f"--target {text}: {node} has no channel {c}")
             self.stop = node
-            # walk back to the conv that makes this map
-            cur = node
+            cur = node            # walk back to the conv that makes this map
             while model.node(cur)["op"] != "conv2d":
                 n = model.node(cur)
                 if n["op"] in PER_CHANNEL:
                     cur = n["inputs"][0]
                 elif n["op"] == "concat":
-                    # not in docs/importance.md's list; follow the input that
+                    # beyond docs/importance.md's list: follow the input that
                     # holds the channel (as viscnn does)
-                    raise_unless = False
                     for inp in n["inputs"]:
-                        ci = model.channels[inp]
-                        if c < ci:
+                        if c < model.shapes[inp][0]:
                             cur = inp
-                            raise_unless = True
                             break
-                        c -= ci
-                    if not raise_unless:
-                        raise BadInput(f"--target {text}: channel out of range")
+                        c -= model.shapes[inp][0]
                 else:
-                    raise BadInput(f"--target {text}: {layer} is not the channel map of a conv layer")
+                    cur = None
                 if cur not in model.index:
                     raise BadInput(f"--target {text}: {layer} is not the channel map of a conv layer")
             self.layer = model.index[cur]
-            return
-        raise BadInput(f"--target {text}: expected loss, class:K or node:LAYER:CH")
+        else:
+            raise BadInput(f"--target {text}: expected loss, class:K or node:LAYER:CH")
+        self.scored = [c for c in model.convs
+                       if self.layer is None or model.index[c] < self.layer]
+        if not self.scored:
+            raise BadInput(f"--target {text}: no conv layer comes before the target layer")
 
-    def scored(self, model):
-        """Conv layers that get scores, in graph order."""
-        if self.layer is None:
-            return list(model.convs)
-        return [c for c in model.convs if model.index[c] < self.layer]
-
-    def truncated_graph(self, model):
-        g = dict(model.graph)
-        g["nodes"] = model.nodes[:model.index[self.stop] + 1]
-        g["output"] = self.stop
-        return g
-
-    def value(self, out, labels):
-        """Per-image F (N,) from the stop node's output; labels: (N,) long or None."""
+    def value(self, env, output, labels):
+        """Per-image F (N,)."""
+        out = env[self.stop]
         if self.kind == "loss":
             logits = out.reshape(out.shape[0], -1)
             if labels is None:
-                labels = logits.argmax(1)
+                labels = logits.detach().argmax(1)
             return -F.log_softmax(logits, 1).gather(1, labels.view(-1, 1)).view(-1)
         if self.kind == "class":
             return out.reshape(out.shape[0], -1)[:, self.ch]
         return out[:, self.ch].mean(dim=(1, 2))
 
+    def tag(self):
+        return self.text.replace(":", "_").replace("/", "_")
 
-def compute_channels(model, x_shape):
-    """Channel count of every node (for concat walks), by a shape pass."""
-    ch = {model.graph["input"]["name"]: model.graph["input"]["shape"][0]}
-    with torch.no_grad():
-        x = torch.zeros([1] + list(x_shape), dtype=model.dtype)
-        _, env = run_graph(model.graph, model.tensors, x, keep=True)
-    for name, t in env.items():
-        ch[name] = int(t.shape[1])
-    return ch
+
+def _int(s, msg):
+    try:
+        return int(s)
+    except ValueError:
+        raise BadInput(msg) from None
 
 
 # ---------------------------------------------------------------------------
@@ -226,24 +228,31 @@ def compute_channels(model, x_shape):
 def dissected_weight(w, groups):
     """(Co, cg, kh, kw) -> (C_in*Cog, 1, kh, kw): channel c*Cog+jj = W[g*Cog+jj, c%cg]."""
     Co, cg, kh, kw = w.shape
-    G = groups
-    Cog = Co // G
-    return w.reshape(G, Cog, cg, kh, kw).permute(0, 2, 1, 3, 4).reshape(G * cg * Cog, 1, kh, kw)
+    Cog = Co // groups
+    return w.reshape(groups, Cog, cg, kh, kw).permute(0, 2, 1, 3, 4) \
+            .reshape(groups * cg * Cog, 1, kh, kw)
 
 
-def dissect(x, w, b, a):
-    """Returns (E, y): E (N, C_in*Cog, Ho, Wo) the edge maps, y the conv output."""
-    G = a["groups"]
-    Co, cg = w.shape[0], w.shape[1]
-    Cin = cg * G
-    Cog = Co // G
-    E = F.conv2d(x, dissected_weight(w, G), None, a["stride"], a["padding"],
-                 a["dilation"], Cin)
+def dissect(x, w, a):
+    """The edge maps E (N, C_in*Cog, Ho, Wo): channel c*Cog+jj is e_(g*Cog+jj),(c%cg)."""
+    return F.conv2d(x, dissected_weight(w, a["groups"]), None, a["stride"],
+                    a["padding"], a["dilation"], x.shape[1])
+
+
+def edge_sum(E, G, cg, Cog, b):
+    """sum_i e_ji (+ b_j): (N, Co, Ho, Wo) float64; float32 partial sums over
+    blocks of 64 in-channels (a float64 reduction is 7x slower), accumulated in
+    float64."""
     N, _, Ho, Wo = E.shape
-    y = E.view(N, G, cg, Cog, Ho, Wo).sum(2).reshape(N, Co, Ho, Wo)
-    if b is not None:
-        y = y + b.view(1, Co, 1, 1)
-    return E, y
+    Ev = E.view(N, G, cg, Cog, Ho, Wo)
+    if E.dtype == DT:
+        y = Ev.sum(2)
+    else:
+        y = Ev[:, :, :64].sum(2).to(DT)
+        for i in range(64, cg, 64):
+            y += Ev[:, :, i:i + 64].sum(2)
+    y = y.reshape(N, G * Cog, Ho, Wo)
+    return y + b.view(1, -1, 1, 1) if b is not None else y
 
 
 def edges_jI(E, G, cg, Cog):
@@ -252,169 +261,225 @@ def edges_jI(E, G, cg, Cog):
     return E.view(N, G, cg, Cog, Ho, Wo).permute(0, 1, 3, 2, 4, 5).reshape(N, G * Cog, cg, Ho, Wo)
 
 
-def edge_reduce(t, G, cg, Cog):
-    """(N, C_in*Cog) per-(c, jj) values -> (N, Co, cg)."""
-    N = t.shape[0]
-    return t.view(N, G, cg, Cog).permute(0, 1, 3, 2).reshape(N, G * Cog, cg)
-
-
 # ---------------------------------------------------------------------------
-# Scores
+# One pass: dissected forward, gradients for every target
 
-def forward_backward(model, target, x, labels, scored, want_grad=True, want_wgrad=False):
-    """One dissected forward (and backward) on a batch.
-
-    Returns (F (N,), {conv: dict(E, z, ...)}) with gradients retained."""
-    graph = target.truncated_graph(model)
+def forward_pass(model, graph, x, dissected, want_wgrad):
+    """Runs `graph` on x with the convs in `dissected` replaced by their
+    dissection.  Returns (env, {conv: {"E": float32 maps, "y": output,
+    "w": weight tensor}})."""
     tensors = dict(model.tensors)
-    wparams = {}
     if want_wgrad:
-        for c in scored:
+        for c in dissected:
             wn = model.node(c)["params"]["weight"]
             tensors[wn] = model.tensors[wn].clone().requires_grad_(True)
-            wparams[c] = tensors[wn]
     saved = {}
-    scored_set = set(scored)
 
     def override(node, inputs, attrs):
-        if node["name"] not in scored_set:
+        name = node["name"]
+        if name not in dissected:
             return None
         p = node.get("params", {})
         w = tensors[p["weight"]]
         b = tensors[p["bias"]] if p.get("bias") else None
-        E, y = dissect(inputs[0], w, b, attrs)
-        if want_grad and E.requires_grad:
-            E.retain_grad()
-        saved[node["name"]] = {"E": E, "y": y}
+        xin = inputs[0]
+        G, cg, Cog, _, _ = model.dims(name)
+        with torch.no_grad():
+            E = dissect(xin.detach().float(), w.detach().float(), attrs)
+            y = edge_sum(E, G, cg, Cog, b)
+        # y is the dissected sum; the gradient flows to y (a leaf) and, through
+        # an ordinary conv of the same x and W (value-neutral), on to x and W
+        y.requires_grad_(True)
+        if xin.requires_grad or w.requires_grad:
+            c = F.conv2d(xin, w, None, attrs["stride"], attrs["padding"],
+                         attrs["dilation"], attrs["groups"])
+            y = y + (c - c.detach())
+        saved[name] = {"E": E, "y": y, "w": w}
         return y
 
-    x = x.clone().requires_grad_(want_grad)   # so that every E takes part in autograd
-    out, env = run_graph(graph, tensors, x, keep=True, override=override)
-    for c in scored:
-        z = env[model.z_name(c)]
-        if want_grad and z.requires_grad:
-            z.retain_grad()
-        saved[c]["z"] = z
-    Fv = target.value(out, labels)
-    if want_grad:
-        Fv.sum().backward()
-    for c in scored:
-        saved[c]["wgrad"] = wparams[c].grad if c in wparams else None
-    return Fv, saved
+    _, env = run_graph(graph, tensors, x, keep=True, override=override)
+    return env, saved
 
 
-def zeros_like_grad(t, g):
-    return g if g is not None else torch.zeros_like(t)
-
-
-def per_image_scores(model, saved, scored, metrics):
-    """{metric: {conv: (nodes (N,Co), edges (N,Co,cg))}} per image (not snip/weight)."""
-    res = {m: {} for m in metrics}
-    for c in scored:
-        n = model.node(c)
-        w = model.weight(c)
-        G = n["attrs"]["groups"]
-        Co, cg = int(w.shape[0]), int(w.shape[1])
-        Cog = Co // G
-        E = saved[c]["E"].detach()
-        z = saved[c]["z"].detach()
-        gE = zeros_like_grad(E, saved[c]["E"].grad)
-        gz = zeros_like_grad(z, saved[c]["z"].grad)
-        N = E.shape[0]
-        m = E.shape[2] * E.shape[3]
-        Ef = E.reshape(N, E.shape[1], -1)
-        gEf = gE.reshape(N, gE.shape[1], -1)
-        zf = z.reshape(N, Co, -1)
-        gzf = gz.reshape(N, Co, -1)
-        rz = torch.relu(zf)
-        node_grad = gzf.abs().sum(2) / m
-        for met in metrics:
-            if met == "actxgrad":
-                nodes = (rz * gzf.abs()).sum(2) / m
-                edges = edge_reduce((Ef * gEf).abs().sum(2) / m, G, cg, Cog)
-            elif met == "act":
-                nodes = rz.sum(2) / m
-                edges = edge_reduce(Ef.abs().sum(2) / m, G, cg, Cog)
-            elif met == "grad":
-                nodes = node_grad
-                edges = node_grad.unsqueeze(2).expand(N, Co, cg).clone()
-            elif met == "taylor":
-                nodes = ((rz * gzf).sum(2) / m).abs()
-                edges = edge_reduce(((Ef * gEf).sum(2) / m).abs(), G, cg, Cog)
-            else:
-                continue
-            res[met][c] = (nodes, edges)
-    return res
-
-
-def weight_scores(model, scored):
-    out = {}
-    for c in scored:
-        w = model.weight(c)
-        edges = w.abs().mean(dim=(2, 3))
-        out[c] = (edges.mean(1), edges)
+def target_grads(model, target, env, saved, labels, layers, want_wgrad):
+    """Gradients of sum_n F_n for one target: {conv: (gy, g, dW)} for `layers`."""
+    Fv = target.value(env, model.graph["output"], labels)
+    inputs, keys = [], []
+    for c in layers:
+        inputs.append(saved[c]["y"])
+        keys.append((c, "gy"))
+        zt = env[model.z_name(c)]
+        inputs.append(zt)
+        keys.append((c, "g"))
+        if want_wgrad:
+            inputs.append(saved[c]["w"])
+            keys.append((c, "dw"))
+    grads = torch.autograd.grad(Fv.sum(), inputs, retain_graph=True, allow_unused=True)
+    out = {c: {} for c in layers}
+    for (c, k), t, g in zip(keys, inputs, grads):
+        out[c][k] = g.detach() if g is not None else torch.zeros_like(t)
     return out
 
 
-def snip_scores(model, scored, wgrad):
-    out = {}
-    for c in scored:
-        w = model.weight(c)
-        G = wgrad[c] if wgrad.get(c) is not None else torch.zeros_like(w)
-        edges = (w * G).abs().mean(dim=(2, 3))
-        out[c] = (edges.sum(1), edges)
-    return out
+def edge_reductions(E, gys, G, cg, Cog, P, want_signed, want_abs, want_act):
+    """Per-image edge sums over the pixels of one layer.
+
+    E: float32 (N, C_in*Cog, Ho, Wo) (made |E| in place); gys: list of float64
+    (N, Co, Ho, Wo), one per target.  Returns (signed, absg, act): lists (one
+    per target) of float64 (N, Co, cg) with sum_p e*gy, sum_p |e|*|gy|, and
+    (N, Co, cg) sum_p |e| (or None)."""
+    N = E.shape[0]
+    T = len(gys)
+    Ev = E.view(N, G, cg, Cog, P)
+    signed = [torch.zeros(N, G, Cog, cg, dtype=DT) for _ in range(T)] if want_signed else None
+    absg = [torch.zeros(N, G, Cog, cg, dtype=DT) for _ in range(T)] if want_abs else None
+    act = torch.zeros(N, G, Cog, cg, dtype=DT) if want_act else None
+    for n in range(N):
+        for g in range(G):
+            Ep = Ev[n, g].permute(1, 0, 2)          # (Cog, cg, P) view
+            gy = [t[n].reshape(G, Cog, P)[g].float() for t in gys]
+            if want_signed and T:
+                r = torch.bmm(Ep, torch.stack(gy, 2))   # (Cog, cg, T)
+                for t in range(T):
+                    signed[t][n, g] = r[:, :, t].double()
+            if want_abs or want_act:
+                Ep.abs_()
+                cols = [v.abs() for v in gy] if want_abs else []
+                if want_act:
+                    cols.append(torch.ones(Cog, P))
+                r = torch.bmm(Ep, torch.stack(cols, 2))
+                k = 0
+                if want_abs:
+                    for t in range(T):
+                        absg[t][n, g] = r[:, :, t].double()
+                    k = T
+                if want_act:
+                    act[n, g] = r[:, :, k].double()
+    shape = (N, G * Cog, cg)
+    return ([s.reshape(shape) for s in signed] if signed else None,
+            [s.reshape(shape) for s in absg] if absg else None,
+            act.reshape(shape) if act is not None else None)
 
 
-def per_image_bytes(model, target, scored, x_shape):
-    """Rough bytes per image of the dissected maps and their gradients."""
-    total = 0
-    for c in scored:
-        w = model.weight(c)
-        G = model.node(c)["attrs"]["groups"]
-        Co, cg = int(w.shape[0]), int(w.shape[1])
-        P = model.out_pixels[c]
-        total += cg * G * (Co // G) * P
-    return total * torch.finfo(model.dtype).bits // 8 * 4   # E, grad, temporaries
+# ---------------------------------------------------------------------------
+# Scores over image sets
+
+class Accumulator:
+    """Sums of per-image scores of one image set, per target, metric and layer."""
+
+    def __init__(self):
+        self.sums = {}     # (target, metric, conv) -> [nodes, edges]
+        self.wgrad = {}    # (target, conv) -> sum of dF/dW
+        self.n = 0
+
+    def add(self, key, nodes, edges):
+        if key in self.sums:
+            self.sums[key][0] += nodes
+            self.sums[key][1] += edges
+        else:
+            self.sums[key] = [nodes.clone(), edges.clone()]
 
 
-def set_scores(model, target, x, labels, idx, scored, metrics, batch):
-    """Scores of the images idx: {metric: {conv: (nodes (Co,), edges (Co,cg))}}."""
-    per_img = [m for m in metrics if m in ("actxgrad", "act", "grad", "taylor")]
-    need_grad = bool(per_img) or "snip" in metrics
-    sums = {m: {} for m in per_img}
-    wgrad = {}
-    if per_img or "snip" in metrics:
+def run_batch(model, targets, metrics, x, labels, layers, acc):
+    """Adds the scores of the images x for the conv layers `layers`."""
+    need_E = any(m in metrics for m in ("actxgrad", "act", "taylor"))
+    need_grad = any(m in metrics for m in ("actxgrad", "grad", "taylor", "snip"))
+    want_wgrad = "snip" in metrics
+    last = max(model.index[t.stop] for t in targets)
+    graph = dict(model.graph)
+    graph["nodes"] = model.nodes[:last + 1]
+    graph["output"] = model.nodes[last]["name"]
+    with torch.set_grad_enabled(need_grad):
+        env, saved = forward_pass(model, graph, x, set(layers), want_wgrad)
+        grads = {}
+        if need_grad:
+            for t in targets:
+                mine = [c for c in layers if c in t.scored]
+                if mine:
+                    grads[t.text] = target_grads(model, t, env, saved, labels, mine, want_wgrad)
+    N = x.shape[0]
+    for c in layers:
+        G, cg, Cog, Co, P = model.dims(c)
+        tlist = [t for t in targets if c in t.scored]
+        z = env[model.z_name(c)].detach().reshape(N, Co, P)
+        rz = torch.relu(z)
+        if need_E:
+            gys = [grads[t.text][c]["gy"] for t in tlist] if need_grad else []
+            signed, absg, act = edge_reductions(
+                saved[c]["E"], gys, G, cg, Cog, P, "taylor" in metrics,
+                "actxgrad" in metrics, "act" in metrics)
+            saved[c]["E"] = None
+        if "act" in metrics:
+            for t in tlist:
+                acc.add((t.text, "act", c), (rz.sum(2) / P).sum(0), (act / P).sum(0))
+        for k, t in enumerate(tlist):
+            if not need_grad:
+                break
+            gr = grads[t.text][c]
+            g = gr["g"].reshape(N, Co, P)
+            if "actxgrad" in metrics:
+                acc.add((t.text, "actxgrad", c), ((rz * g.abs()).sum(2) / P).sum(0),
+                        (absg[k] / P).sum(0))
+            if "taylor" in metrics:
+                acc.add((t.text, "taylor", c), ((rz * g).sum(2) / P).abs().sum(0),
+                        (signed[k] / P).abs().sum(0))
+            if "grad" in metrics:
+                ng = g.abs().sum(2) / P
+                acc.add((t.text, "grad", c), ng.sum(0), ng.unsqueeze(2).expand(N, Co, cg).sum(0))
+            if "snip" in metrics:
+                key = (t.text, c)
+                dw = gr["dw"]
+                acc.wgrad[key] = acc.wgrad[key] + dw if key in acc.wgrad else dw.clone()
+        del saved[c]
+
+
+def set_scores(model, targets, metrics, x, labels, idx, mem_bytes, log):
+    """{(target, metric): {conv: (nodes (Co,), edges (Co, cg))}} for images idx."""
+    layers = sorted({c for t in targets for c in t.scored}, key=model.index.get)
+    acc = Accumulator()
+    data_metrics = [m for m in metrics if m != "weight"]
+    if data_metrics:
+        per_layer = {c: model.dims(c) for c in layers}
+        need_E = any(m in metrics for m in ("actxgrad", "act", "taylor"))
+        # float32 maps of one image (plus slack for the rest of the pass)
+        cost = {c: (d[1] * d[0] * d[2] * d[4] * 4 if need_E else 0) + 1
+                for c, d in per_layer.items()}
+        total = sum(cost.values())
+        batch = int(max(1, min(8, mem_bytes // max(total, 1))))
+        chunks, cur, size = [], [], 0
+        for c in layers:
+            if cur and (size + cost[c]) * batch > mem_bytes:
+                chunks.append(cur)
+                cur, size = [], 0
+            cur.append(c)
+            size += cost[c]
+        chunks.append(cur)
+        log(f"{len(idx)} images, batch {batch}, {len(chunks)} pass(es) per batch, "
+            f"{total / 2**20:.0f} MiB of edge maps per image")
         for s in range(0, len(idx), batch):
             bi = idx[s:s + batch]
-            xb = x[bi]
             lb = labels[bi] if labels is not None else None
-            Fv, saved = forward_backward(model, target, xb, lb, scored, need_grad,
-                                         want_wgrad="snip" in metrics)
-            scores = per_image_scores(model, saved, scored, per_img)
-            for met in per_img:
-                for c, (nd, ed) in scores[met].items():
-                    nd, ed = nd.sum(0), ed.sum(0)
-                    if c in sums[met]:
-                        sums[met][c] = (sums[met][c][0] + nd, sums[met][c][1] + ed)
-                    else:
-                        sums[met][c] = (nd, ed)
-            if "snip" in metrics:
-                for c in scored:
-                    g = saved[c]["wgrad"]
-                    if g is None:
-                        continue
-                    wgrad[c] = wgrad[c] + g if c in wgrad else g.clone()
-            del saved, Fv
-    res = {}
-    for met in metrics:
-        if met in per_img:
-            res[met] = {c: (nd / len(idx), ed / len(idx)) for c, (nd, ed) in sums[met].items()}
-        elif met == "weight":
-            res[met] = weight_scores(model, scored)
-        elif met == "snip":
-            res[met] = snip_scores(model, scored, wgrad)
-    return res
+            for chunk in chunks:
+                run_batch(model, targets, data_metrics, x[bi], lb, chunk, acc)
+    n = len(idx)
+    out = {}
+    for t in targets:
+        for m in metrics:
+            res = {}
+            for c in t.scored:
+                if m == "weight":
+                    e = model.weight(c).abs().mean(dim=(2, 3))
+                    res[c] = (e.mean(1), e)
+                elif m == "snip":
+                    G = acc.wgrad.get((t.text, c))
+                    w = model.weight(c)
+                    e = (w * G).abs().mean(dim=(2, 3)) if G is not None else torch.zeros(w.shape[:2], dtype=DT)
+                    res[c] = (e.sum(1), e)
+                else:
+                    nd, ed = acc.sums[(t.text, m, c)]
+                    res[c] = (nd / n, ed / n)
+            out[(t.text, m)] = res
+    return out
 
 
 def layers_json(model, scored, sc):
@@ -422,22 +487,28 @@ def layers_json(model, scored, sc):
     for c in scored:
         d = model.layer_info(c)
         nd, ed = sc[c]
-        d["nodes"] = [float(v) for v in nd.double().tolist()]
-        d["edges"] = [[float(v) for v in row] for row in ed.double().tolist()]
+        d["nodes"] = nd.double().tolist()
+        d["edges"] = ed.double().tolist()
         out.append(d)
     return out
 
 
-def cmd_scores(args, model, target, x, labels):
-    metrics = [m.strip() for m in args.metric.split(",") if m.strip()]
-    for m in metrics:
+def cmd_scores(args, model, x, labels, log):
+    metrics = []
+    for m in args.metric.split(","):
+        m = m.strip()
         if m not in METRICS:
             raise BadInput(f"--metric {m}: expected one of {', '.join(METRICS)}")
+        if m not in metrics:
+            metrics.append(m)
+    targets = []
+    for text in args.target or ["loss"]:
+        if text not in [t.text for t in targets]:
+            targets.append(Target(model, text))
     if len(metrics) > 1 and "{metric}" not in args.o:
         raise BadInput("-o must contain {metric} when several metrics are given")
-    scored = target.scored(model)
-    if not scored:
-        raise BadInput(f"--target {target.text}: no conv layer comes before the target layer")
+    if len(targets) > 1 and "{target}" not in args.o:
+        raise BadInput("-o must contain {target} when several targets are given")
     N = x.shape[0]
     if args.by_class and labels is not None:
         cats = []
@@ -446,36 +517,31 @@ def cmd_scores(args, model, target, x, labels):
             cats.append((name, [i for i in range(N) if int(labels[i]) == k]))
     else:
         cats = [(os.path.basename(args.input), list(range(N)))]
-    if args.batch:
-        batch = args.batch
-    else:
-        per = per_image_bytes(model, target, scored, x.shape[1:])
-        batch = int(max(1, min(8, (args.mem_gb * 2**30) // max(per, 1))))
-    cat_scores = [set_scores(model, target, x, labels, idx, scored, metrics, batch)
+    mem = int(args.mem_gb * 2**30)
+    cat_scores = [set_scores(model, targets, metrics, x, labels, idx, mem, log)
                   for _, idx in cats]
-    for met in metrics:
-        overall = {}
-        for c in scored:
-            nd = sum(cs[met][c][0] for cs in cat_scores) / len(cats)
-            ed = sum(cs[met][c][1] for cs in cat_scores) / len(cats)
-            overall[c] = (nd, ed)
-        doc = {"metric": met, "target": target.text, "images": N,
-               "source": args.input, "model": model.path,
-               "layers": layers_json(model, scored, overall)}
-        if args.by_class:
-            doc["categories"] = {name: {"images": len(idx),
-                                        "layers": layers_json(model, scored, cs[met])}
-                                 for (name, idx), cs in zip(cats, cat_scores)}
-        path = args.o.replace("{metric}", met)
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(doc, f)
-            f.write("\n")
-        os.replace(tmp, path)
+    for t in targets:
+        for met in metrics:
+            key = (t.text, met)
+            overall = {}
+            for c in t.scored:
+                overall[c] = (sum(cs[key][c][0] for cs in cat_scores) / len(cats),
+                              sum(cs[key][c][1] for cs in cat_scores) / len(cats))
+            doc = {"metric": met, "target": t.text, "images": N, "source": args.input,
+                   "model": model.path, "layers": layers_json(model, t.scored, overall)}
+            if args.by_class:
+                doc["categories"] = {name: {"images": len(idx),
+                                            "layers": layers_json(model, t.scored, cs[key])}
+                                     for (name, idx), cs in zip(cats, cat_scores)}
+            path = args.o.replace("{metric}", met).replace("{target}", t.tag())
+            tmp = path + ".tmp"
+            with open(tmp, "w") as f:
+                f.write(json.dumps(doc) + "\n")     # (json.dump is 10x slower)
+            os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------------------
-# Edge maps of one layer
+# Edge maps of one layer (the literal way: autograd on the edge-map tensor)
 
 def parse_list(s, n, opt):
     if s is None:
@@ -483,10 +549,9 @@ def parse_list(s, n, opt):
     out = []
     for part in s.split(","):
         try:
-            if "-" in part:
-                a, b = (int(v) for v in part.split("-", 1))
-            else:
-                a = b = int(part)
+            a, _, b = part.partition("-")
+            a = int(a)
+            b = int(b) if b else a
         except ValueError:
             raise BadInput(f"--{opt} {s}: expected channels like 3, 0,2,5 or 0-7") from None
         if a < 0 or b >= n or a > b:
@@ -495,44 +560,60 @@ def parse_list(s, n, opt):
     return out
 
 
-def cmd_edges(args, model, target, x, labels):
+def cmd_edges(args, model, x, labels, log):
     L = args.edges
     if L not in model.index or model.node(L)["op"] != "conv2d":
         raise BadInput(f"--edges {L}: not a conv2d layer of the model")
     k = args.image_index
     if not 0 <= k < x.shape[0]:
         raise BadInput(f"--image-index {k}: the batch holds {x.shape[0]} images")
-    if args.grad and target.layer is not None and target.layer <= model.index[L]:
+    tgts = args.target or ["loss"]
+    if len(tgts) != 1:
+        raise BadInput("--edges takes one --target")
+    target = Target(model, tgts[0]) if args.grad else None
+    if target is not None and target.layer is not None and target.layer <= model.index[L]:
         raise BadInput(f"--target {target.text} is at or before layer {L}")
-    w = model.weight(L)
-    G = model.node(L)["attrs"]["groups"]
-    Co, cg = int(w.shape[0]), int(w.shape[1])
-    Cog = Co // G
+    G, cg, Cog, Co, P = model.dims(L)
     J = parse_list(args.out, Co, "out")
-    I = parse_list(args.__dict__["in"], cg, "in")
+    I = parse_list(getattr(args, "in"), cg, "in")
     xb = x[k:k + 1]
     lb = labels[k:k + 1] if labels is not None else None
-    if not args.grad:
-        # forward only up to L
-        t = Target.__new__(Target)
-        t.__dict__.update(target.__dict__)
-        t.stop = L
-        t.kind = "node"
-        t.ch = 0
-        with torch.no_grad():
-            _, saved = forward_backward(model, t, xb, None, [L], want_grad=False)
-    else:
-        _, saved = forward_backward(model, target, xb, lb, [L], want_grad=True)
-    E = saved[L]["E"]
+    stop = target.stop if target is not None else L
+    graph = dict(model.graph)
+    graph["nodes"] = model.nodes[:model.index[stop] + 1]
+    graph["output"] = stop
+    saved = {}
+
+    def override(node, inputs, attrs):
+        if node["name"] != L:
+            return None
+        p = node.get("params", {})
+        w = model.tensors[p["weight"]]
+        b = model.tensors[p["bias"]] if p.get("bias") else None
+        E32 = dissect(inputs[0].float(), w.float(), attrs)
+        E = E32.double()
+        if E.requires_grad:
+            E.retain_grad()
+        saved["E"] = E
+        return edge_sum(E, G, cg, Cog, b)
+
+    with torch.set_grad_enabled(args.grad):
+        env = run_graph(graph, model.tensors, xb.clone().requires_grad_(args.grad),
+                        keep=True, override=override)[1]
+        E = saved["E"]
+        if args.grad:
+            target.value(env, model.graph["output"], lb).sum().backward()
     maps = edges_jI(E.detach(), G, cg, Cog)[0]          # (Co, cg, Ho, Wo)
-    maps = maps[J][:, I]
-    vcio.save_npy(args.o, maps.to(torch.float32).numpy())
+    vcio.save_npy(args.o, maps[J][:, I].float().numpy())
     if args.grad:
-        gE = zeros_like_grad(E, E.grad)
-        # gy_j: the gradient of any edge of j (the same for every i)
-        gy = edges_jI(gE.detach(), G, cg, Cog)[0, :, 0]   # (Co, Ho, Wo)
+        gE = E.grad if E.grad is not None else torch.zeros_like(E)
+        gE = edges_jI(gE, G, cg, Cog)[0]                    # (Co, cg, Ho, Wo)
+        gy = gE[:, 0]
+        spread = float((gE - gy.unsqueeze(1)).abs().max())
+        log(f"dF/de_ji differs across i by at most {spread:.3g} "
+            f"(max |gy| {float(gy.abs().max()):.3g})")
         base = args.o[:-4] if args.o.endswith(".npy") else args.o
-        vcio.save_npy(base + ".grad.npy", gy[J].to(torch.float32).numpy())
+        vcio.save_npy(base + ".grad.npy", gy[J].float().numpy())
 
 
 # ---------------------------------------------------------------------------
@@ -541,63 +622,58 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     p.add_argument("model")
     p.add_argument("--input", required=True, help="preprocessed float32 batch (N,C,H,W) .npy")
-    p.add_argument("--labels", help="integer class per image .npy")
-    p.add_argument("--target", default="loss")
-    p.add_argument("--metric", default="actxgrad")
-    p.add_argument("--by-class", action="store_true")
-    p.add_argument("--batch", type=int, default=0, help="images per pass (default: by memory)")
-    p.add_argument("--mem-gb", type=float, default=3.0, help="memory budget for the auto batch")
-    p.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    p.add_argument("--labels", help="integer class per image .npy (for the loss target)")
+    p.add_argument("--target", action="append",
+                   help="loss | class:K | node:LAYER:CH (repeatable; default loss)")
+    p.add_argument("--metric", default="actxgrad", help="comma-separated: " + ",".join(METRICS))
+    p.add_argument("--by-class", action="store_true", help="one category per label value")
+    p.add_argument("--mem-gb", type=float, default=2.5,
+                   help="memory for the dissected maps of a pass (default 2.5)")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--edges", metavar="LAYER")
+    p.add_argument("--edges", metavar="LAYER", help="write the edge maps of this conv layer")
     p.add_argument("--image-index", type=int, default=0)
-    p.add_argument("--out")
-    p.add_argument("--in")
-    p.add_argument("--grad", action="store_true")
+    p.add_argument("--out", help="out-channels for --edges (e.g. 0,3 or 1-2)")
+    p.add_argument("--in", help="in-channels (within the group) for --edges")
+    p.add_argument("--grad", action="store_true", help="--edges: also write OUT.grad.npy")
+    p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("-o", required=True)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    dtype = torch.float64 if args.dtype == "float64" else torch.float32
+
+    def log(msg):
+        if not args.quiet:
+            print(f"{PROG}: {msg}", file=sys.stderr)
+
     try:
-        model = Model(args.model, dtype)
+        model = Model(args.model)
         try:
             xa = vcio.load_npy(args.input)
         except (OSError, ValueError) as e:
             raise BadInput(f"{args.input}: {e}") from None
         shape = model.graph["input"]["shape"]
-        if xa.ndim != 4 or list(xa.shape[1:]) != list(shape):
-            raise BadInput(f"{args.input}: expected (N,{','.join(map(str, shape))}), got {xa.shape}")
-        x = torch.from_numpy(np.array(xa, dtype=np.float64)).to(dtype)
+        if xa.ndim != 4 or list(xa.shape[1:]) != list(shape) or xa.dtype.kind != "f":
+            raise BadInput(f"{args.input}: expected a float (N,{','.join(map(str, shape))}) "
+                           f"batch, got {xa.dtype} {xa.shape}")
+        x = torch.from_numpy(np.array(xa, dtype=np.float64))
         labels = None
         if args.labels:
-            la = vcio.load_npy(args.labels)
+            try:
+                la = vcio.load_npy(args.labels)
+            except (OSError, ValueError) as e:
+                raise BadInput(f"{args.labels}: {e}") from None
             if la.ndim != 1 or la.shape[0] != x.shape[0] or la.dtype.kind not in "iu":
                 raise BadInput(f"{args.labels}: expected {x.shape[0]} integer labels")
             labels = torch.from_numpy(la.astype(np.int64))
-        model.channels = compute_channels(model, shape)
-        with torch.no_grad():
-            _, env = run_graph(model.graph, model.tensors,
-                               torch.zeros([1] + list(shape), dtype=dtype), keep=True)
-        model.out_pixels = {c: int(env[c].shape[2] * env[c].shape[3]) for c in model.convs}
-        if labels is not None:
-            K = int(env[model.graph["output"]].reshape(1, -1).shape[1])
-            if int(labels.min()) < 0 or int(labels.max()) >= K:
-                raise BadInput(f"{args.labels}: labels outside [0, {K})")
-        target = Target(model, args.target)
-        if target.kind == "node" and not 0 <= args_channel(args.target) < model.channels[target.stop]:
-            raise BadInput(f"--target {args.target}: channel out of range")
+            if int(labels.min()) < 0 or int(labels.max()) >= model.n_out:
+                raise BadInput(f"{args.labels}: labels outside [0, {model.n_out})")
         if args.edges:
-            cmd_edges(args, model, target, x, labels)
+            cmd_edges(args, model, x, labels, log)
         else:
-            cmd_scores(args, model, target, x, labels)
+            cmd_scores(args, model, x, labels, log)
     except BadInput as e:
         print(f"{PROG}: {e}", file=sys.stderr)
         return 2
     return 0
-
-
-def args_channel(text):
-    return int(text.rpartition(":")[2])
 
 
 if __name__ == "__main__":

@@ -49,6 +49,15 @@ static char *template_text(const char *arch, vc_error *err) {
     return s;
 }
 
+// A state-dict key from the file, made safe to print on one line.
+static const char *shown(char out[80], const char *s) {
+    size_t k = 0;
+    for (; *s && k < 76; s++) out[k++] = (*s >= 32 && *s < 127) ? *s : '?';
+    if (*s) { out[k++] = '.'; out[k++] = '.'; out[k++] = '.'; }
+    out[k] = 0;
+    return out;
+}
+
 static void shape_str(char *s, size_t n, int rank, const int64_t *dim) {
     size_t k = (size_t)snprintf(s, n, "[");
     for (int i = 0; i < rank && k < n; i++) k += (size_t)snprintf(s + k, n - k, "%s%lld", i ? ", " : "", (long long)dim[i]);
@@ -102,8 +111,8 @@ int vc_convert_pth(const char *pth, const char *arch, const char *out, vc_conver
         char s1[160], s2[160];
         const pth_tensor *pt = pth_find(&f, names[i]);
         if (!pt) {
-            rc = vc_fail(err, VC_EINPUT, "%s: the state dict has no '%s', which --arch %s needs (%d tensors, the first is '%s')",
-                         pth, names[i], arch, f.n, f.t[0].name);
+            rc = vc_fail(err, VC_EINPUT, "%s: the state dict has no '%s', which --arch %s needs (it has %d tensor%s, the first "
+                         "is '%s')", pth, names[i], arch, f.n, f.n == 1 ? "" : "s", shown(s1, f.t[0].name));
             break;
         }
         cJSON *want = shapes ? cJSON_GetObjectItemCaseSensitive(shapes, names[i]) : NULL;
@@ -144,7 +153,7 @@ int vc_convert_pth(const char *pth, const char *arch, const char *out, vc_conver
             int used = 0;
             for (int i = 0; i < n && !used; i++) used = !strcmp(f.t[j].name, names[i]);
             if (used || ends_with(f.t[j].name, "num_batches_tracked")) continue;
-            if (!info->n_ignored++) snprintf(info->ignored_example, sizeof info->ignored_example, "%s", f.t[j].name);
+            if (!info->n_ignored++) shown(info->ignored_example, f.t[j].name);
         }
     }
     // Write next to out, load it back with every check the engine makes, then rename.
@@ -161,7 +170,9 @@ int vc_convert_pth(const char *pth, const char *arch, const char *out, vc_conver
         vc_model *m = NULL;
         vc_error inner = {{0}};
         if (vc_model_load(&m, part, &inner)) {
-            rc = vc_fail(err, VC_EINPUT, "%s does not fit --arch %s: %s", pth, arch, inner.msg);
+            const char *why = inner.msg;
+            if (!strncmp(why, part, strlen(part)) && !strncmp(why + strlen(part), ": ", 2)) why += strlen(part) + 2;
+            rc = vc_fail(err, VC_EINPUT, "%s does not fit --arch %s: %s", pth, arch, why);
             remove(part);
         }
         vc_model_free(m);

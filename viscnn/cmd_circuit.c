@@ -9,8 +9,6 @@
 #include "../engine/util.h"
 #include "../loaders/safetensors.h"
 
-int contrast_scores(vc_scores *out, const vc_set_scores *ss, const char *expr, vc_error *err);
-int contrast_check(const char *expr, const vc_imageset *set, vc_error *err);
 
 // The model with the circuit's pruning baked into the weights: removed
 // kernels zeroed, removed nodes' kernels and bias zeroed. Same graph.
@@ -81,6 +79,25 @@ static void write_circuit_layers(FILE *f, const vc_model *m, const vc_scores *ra
         fputs("]}", f);
     }
     fputs("\n]", f);
+}
+
+// One line per layer: kept nodes and edges, and the strongest kept edge.
+static void print_summary(const vc_model *m, const vc_scores *raw, const vc_circuit *c) {
+    for (int l = 0; l < c->n_layers; l++) {
+        const vc_layer_scores *L = &raw->l[l];
+        int nodes = 0, edges = 0, bj = -1, bi = -1;
+        for (int j = 0; j < L->cout; j++) nodes += c->node[l][j];
+        for (int j = 0; j < L->cout; j++)
+            for (int i = 0; i < L->cg; i++) {
+                size_t e = (size_t)j * L->cg + i;
+                if (!c->edge[l][e]) continue;
+                edges++;
+                if (bj < 0 || L->edges[e] > L->edges[(size_t)bj * L->cg + bi]) { bj = j; bi = i; }
+            }
+        printf("  %-28s %5d/%-5d nodes %7d/%-7d edges", m->nodes[L->node].name, nodes, L->cout, edges, L->cout * L->cg);
+        if (bj >= 0) printf("   strongest edge %d <- %d (%.3g)", bj, bi, L->edges[(size_t)bj * L->cg + bi]);
+        printf("\n");
+    }
 }
 
 int cmd_circuit(int argc, char **argv, vc_error *err) {
@@ -188,6 +205,7 @@ int cmd_circuit(int argc, char **argv, vc_error *err) {
         write_circuit_layers(f, m, raw, &norm, &c);
         fputs("}\n", f);
         rc = export_close(f, out, 1, err);
+        print_summary(m, raw, &c);
         printf("circuit: %zu of %zu nodes, %zu of %zu edges", c.n_nodes, c.total_nodes, c.n_edges, c.total_edges);
         if (faith) printf(", faithfulness r = %.4f", r);
         printf(" -> %s\n", out);

@@ -40,5 +40,11 @@ void set_scores_free(vc_set_scores *s);
 // "overall" or a category name -> pointer, or NULL.
 const vc_scores *set_scores_find(const vc_set_scores *s, const char *name);
 
+// Contrasts (viscnn/contrast.h) over a set's categories and "overall":
+// contrast_check validates an expression's names before the long work;
+// contrast_scores evaluates it into out (negatives clamped to 0).
+int contrast_check(const char *expr, const vc_imageset *set, vc_error *err);
+int contrast_scores(vc_scores *out, const vc_set_scores *ss, const char *expr, vc_error *err);
+
 // A progress bar on stderr when it is a terminal: "label [=====     ] i/n".
 void progress(const char *label, int done, int total);
