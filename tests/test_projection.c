@@ -24,7 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cjson/cJSON.h>
-#include "testutil.h"
+#include "testmodel.h"
 #include "viscnn.h"
 #include "../loaders/npy.h"
 #include "../loaders/safetensors.h"
@@ -278,96 +278,36 @@ static void test_grid(void) {
     }
 }
 
-// ---- the test model --------------------------------------------------------------------
-#define MAXT 32
-typedef struct {
-    char nodes[1 << 14];
-    size_t len;
-    int n_t;
-    char tname[MAXT][64];
-    int dim[MAXT][4];
-    float *buf[MAXT];
-    st_out t[MAXT];
-    tu_rng rng;
-} mb;
-
-static void mb_node(mb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void mb_node(mb *b, const char *fmt, ...) {
-    if (b->len) b->nodes[b->len++] = ',';
-    va_list ap;
-    va_start(ap, fmt);
-    b->len += vsnprintf(b->nodes + b->len, sizeof b->nodes - b->len, fmt, ap);
-    va_end(ap);
-}
-
-static void mb_tensor(mb *b, const char *name, int rank, int d0, int d1, int d2, int d3, float lo, float hi) {
-    int i = b->n_t++, d[4] = {d0, d1, d2, d3};
-    size_t n = 1;
-    for (int k = 0; k < rank; k++) { b->dim[i][k] = d[k]; n *= (size_t)d[k]; }
-    snprintf(b->tname[i], sizeof b->tname[i], "%s", name);
-    b->buf[i] = malloc(n * sizeof(float));
-    for (size_t k = 0; k < n; k++) b->buf[i][k] = lo + (hi - lo) * 0.5f * (tu_uniform(&b->rng) + 1.0f);
-    b->t[i] = (st_out){b->tname[i], rank, b->dim[i], b->buf[i]};
-}
-
-static void mb_conv(mb *b, const char *name, const char *in, int cin, int cout, int k, int groups) {
-    char w[64], bias[64];
-    snprintf(w, sizeof w, "%s.weight", name);
-    snprintf(bias, sizeof bias, "%s.bias", name);
-    mb_tensor(b, w, 4, cout, cin / groups, k, k, -1, 1);
-    mb_tensor(b, bias, 1, cout, 0, 0, 0, -0.2f, 0.5f);
-    mb_node(b, "{\"name\": \"%s\", \"op\": \"conv2d\", \"inputs\": [\"%s\"], \"params\": {\"weight\": \"%s\", \"bias\": \"%s\"}, "
-               "\"attrs\": {\"kernel\": [%d, %d], \"stride\": [1, 1], \"padding\": [%d, %d], \"dilation\": [1, 1], \"groups\": %d}}",
-            name, in, w, bias, k, k, k / 2, k / 2, groups);
-}
-
-static void mb_op(mb *b, const char *name, const char *op, const char *inputs, const char *attrs) {
-    mb_node(b, "{\"name\": \"%s\", \"op\": \"%s\", \"inputs\": [%s], \"attrs\": {%s}}", name, op, inputs, attrs);
-}
-
+// ---- the test model (tests/testmodel.h) ---------------------------------------------
 // input 3x8x8 -> c0 -> add0 = input + c0 -> c1 -> bn1 -> relu1 -> c2;
 // add1 = c2 + relu1 -> relu -> maxpool 2 (4x4) -> c3a (2, 1x1), c3b (3, 3x3);
 // cat = [c3a, c3b, pool] (9) -> c4 (6, groups 3) -> relu -> c5 (2) -> flatten -> fc (3).
 static const char *const model_path = DIR "/resconcat.safetensors";
 static int make_model(void) {
-    static mb b = {.rng = {0xA5A5A5A5DEADBEEFULL}};
-    mb_conv(&b, "c0", "input", 3, 3, 3, 1);
+    static mb b = {.rng = {0xA5A5A5A5DEADBEEFULL}, .wlo = -1, .whi = 1};
+    const char *same3 = "\"stride\": [1, 1], \"padding\": [1, 1], \"dilation\": [1, 1], \"groups\": 1";
+    const char *same1 = "\"stride\": [1, 1], \"padding\": [0, 0], \"dilation\": [1, 1], \"groups\": 1";
+    mb_conv(&b, "c0", "input", 3, 3, 3, 3, same3);
     mb_op(&b, "add0", "add", "\"input\", \"c0\"", "");
-    mb_conv(&b, "c1", "add0", 3, 4, 3, 1);
-    const char *role[4] = {"weight", "bias", "running_mean", "running_var"};
-    float lo[4] = {0.5f, -0.1f, -0.1f, 0.5f}, hi[4] = {1.5f, 0.3f, 0.1f, 1.5f};
-    char tn[4][64];
-    for (int r = 0; r < 4; r++) { snprintf(tn[r], 64, "bn1.%s", role[r]); mb_tensor(&b, tn[r], 1, 4, 0, 0, 0, lo[r], hi[r]); }
-    mb_node(&b, "{\"name\": \"bn1\", \"op\": \"batchnorm2d\", \"inputs\": [\"c1\"], \"params\": {\"weight\": \"%s\", \"bias\": \"%s\", "
-                "\"running_mean\": \"%s\", \"running_var\": \"%s\"}, \"attrs\": {\"eps\": 1e-5}}", tn[0], tn[1], tn[2], tn[3]);
+    mb_conv(&b, "c1", "add0", 3, 4, 3, 3, same3);
+    const float lo[4] = {0.5f, -0.1f, -0.1f, 0.5f}, hi[4] = {1.5f, 0.3f, 0.1f, 1.5f};
+    mb_bn_ranges(&b, "bn1", "c1", 4, lo, hi);
     mb_op(&b, "relu1", "relu", "\"bn1\"", "");
-    mb_conv(&b, "c2", "relu1", 4, 4, 3, 1);
+    mb_conv(&b, "c2", "relu1", 4, 4, 3, 3, same3);
     mb_op(&b, "add1", "add", "\"c2\", \"relu1\"", "");
     mb_op(&b, "relu2", "relu", "\"add1\"", "");
     mb_op(&b, "pool", "maxpool2d", "\"relu2\"", "\"kernel\": [2, 2], \"stride\": [2, 2], \"padding\": [0, 0], \"dilation\": [1, 1], \"ceil_mode\": false");
-    mb_conv(&b, "c3a", "pool", 4, 2, 1, 1);
-    mb_conv(&b, "c3b", "pool", 4, 3, 3, 1);
+    mb_conv(&b, "c3a", "pool", 4, 2, 1, 1, same1);
+    mb_conv(&b, "c3b", "pool", 4, 3, 3, 3, same3);
     mb_op(&b, "cat", "concat", "\"c3a\", \"c3b\", \"pool\"", "");
-    mb_conv(&b, "c4", "cat", 9, 6, 3, 3);
+    mb_conv(&b, "c4", "cat", 3, 6, 3, 3, "\"stride\": [1, 1], \"padding\": [1, 1], \"dilation\": [1, 1], \"groups\": 3");
     mb_op(&b, "relu4", "relu", "\"c4\"", "");
-    mb_conv(&b, "c5", "relu4", 6, 2, 1, 1);
+    mb_conv(&b, "c5", "relu4", 6, 2, 1, 1, same1);
     mb_op(&b, "flat", "flatten", "\"c5\"", "");
-    mb_tensor(&b, "fc.weight", 2, 3, 32, 0, 0, -1, 1);
-    mb_tensor(&b, "fc.bias", 1, 3, 0, 0, 0, -0.1f, 0.1f);
-    mb_node(&b, "{\"name\": \"fc\", \"op\": \"linear\", \"inputs\": [\"flat\"], \"params\": {\"weight\": \"fc.weight\", \"bias\": \"fc.bias\"}}");
-    mkdir("build", 0777);
-    mkdir("build/testdata", 0777);
-    mkdir(DIR, 0777);
-    size_t cap = b.len + 1024;
-    char *g = malloc(cap);
-    snprintf(g, cap, "{\"format\": \"viscnn.graph\", \"version\": 1, \"name\": \"resconcat\", \"input\": {\"name\": \"input\", "
-                     "\"shape\": [3, 8, 8]}, \"output\": \"fc\", \"nodes\": [%s]}", b.nodes);
-    const char *key = "viscnn.graph", *val = g;
+    mb_linear(&b, "fc", "flat", 32, 3, 1);
     vc_error err = {{0}};
-    int rc = st_write(model_path, b.n_t, b.t, 1, &key, &val, &err);
+    int rc = mb_write(&b, model_path, "resconcat", 3, 8, 8, "fc", &err);
     if (rc) fprintf(stderr, "# st_write: %s\n", err.msg);
-    for (int i = 0; i < b.n_t; i++) free(b.buf[i]);
-    free(g);
     return rc;
 }
 

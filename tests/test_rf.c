@@ -27,7 +27,7 @@
 #include <stdarg.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "testutil.h"
+#include "testmodel.h"
 #include "viscnn.h"
 #include "../loaders/safetensors.h"
 #include "../viscnn/cli.h"
@@ -35,97 +35,14 @@
 
 #define DIR "build/testdata/rf"
 
-// ---- writing small models ------------------------------------------------------
-#define MAXT 64
-typedef struct {
-    char nodes[1 << 15];
-    size_t len;
-    int n_t;
-    char tname[MAXT][96];
-    int dim[MAXT][4];
-    float *buf[MAXT];
-    st_out t[MAXT];
-    tu_rng rng;
-} mb;
+// ---- writing small models: tests/testmodel.h ------------------------------------
 
-static void mb_node(mb *b, const char *fmt, ...) {
-    if (b->len) b->nodes[b->len++] = ',';
-    va_list ap;
-    va_start(ap, fmt);
-    b->len += vsnprintf(b->nodes + b->len, sizeof b->nodes - b->len, fmt, ap);
-    va_end(ap);
-    if (b->len >= sizeof b->nodes - 1) { fprintf(stderr, "test_rf: graph too long\n"); exit(1); }
-}
-
-// A tensor of values uniform in [lo, hi].
-static void mb_tensor(mb *b, const char *name, int rank, int d0, int d1, int d2, int d3, float lo, float hi) {
-    if (b->n_t >= MAXT) { fprintf(stderr, "test_rf: too many tensors\n"); exit(1); }
-    int i = b->n_t++, d[4] = {d0, d1, d2, d3};
-    size_t n = 1;
-    for (int k = 0; k < rank; k++) { b->dim[i][k] = d[k]; n *= (size_t)d[k]; }
-    snprintf(b->tname[i], sizeof b->tname[i], "%s", name);
-    b->buf[i] = (float *)malloc(n * sizeof(float));
-    for (size_t k = 0; k < n; k++) b->buf[i][k] = lo + (hi - lo) * 0.5f * (tu_uniform(&b->rng) + 1.0f);
-    b->t[i] = (st_out){b->tname[i], rank, b->dim[i], b->buf[i]};
-}
-
-// attrs: more JSON members after "kernel", or "".
-static void mb_conv(mb *b, const char *name, const char *in, int cin, int cout, int kh, int kw, const char *attrs) {
-    char w[96], bias[96];
-    snprintf(w, sizeof w, "%s.weight", name);
-    snprintf(bias, sizeof bias, "%s.bias", name);
-    mb_tensor(b, w, 4, cout, cin, kh, kw, 0.1f, 1.0f);
-    mb_tensor(b, bias, 1, cout, 0, 0, 0, 0.1f, 0.5f);
-    mb_node(b, "{\"name\": \"%s\", \"op\": \"conv2d\", \"inputs\": [\"%s\"], \"params\": {\"weight\": \"%s\", "
-               "\"bias\": \"%s\"}, \"attrs\": {\"kernel\": [%d, %d]%s%s}}",
-            name, in, w, bias, kh, kw, attrs[0] ? ", " : "", attrs);
-}
-
-// inputs: the body of a JSON list ("\"a\", \"b\""); attrs: JSON members or "".
-static void mb_op(mb *b, const char *name, const char *op, const char *inputs, const char *attrs) {
-    mb_node(b, "{\"name\": \"%s\", \"op\": \"%s\", \"inputs\": [%s], \"attrs\": {%s}}", name, op, inputs, attrs);
-}
-
-// Eval batchnorm with positive scale and shift: keeps activations positive.
-static void mb_bn(mb *b, const char *name, const char *in, int c) {
-    const char *role[4] = {"weight", "bias", "running_mean", "running_var"};
-    float lo[4] = {0.5f, 0.1f, 0.0f, 1.0f}, hi[4] = {1.5f, 0.5f, 0.0f, 1.0f};
-    char t[4][96];
-    for (int r = 0; r < 4; r++) {
-        snprintf(t[r], sizeof t[r], "%s.%s", name, role[r]);
-        mb_tensor(b, t[r], 1, c, 0, 0, 0, lo[r], hi[r]);
-    }
-    mb_node(b, "{\"name\": \"%s\", \"op\": \"batchnorm2d\", \"inputs\": [\"%s\"], \"params\": {\"weight\": \"%s\", "
-               "\"bias\": \"%s\", \"running_mean\": \"%s\", \"running_var\": \"%s\"}, \"attrs\": {\"eps\": 1e-5}}",
-            name, in, t[0], t[1], t[2], t[3]);
-}
-
-static void mb_linear(mb *b, const char *name, const char *in, int nin, int nout) {
-    char w[96];
-    snprintf(w, sizeof w, "%s.weight", name);
-    mb_tensor(b, w, 2, nout, nin, 0, 0, 0.1f, 1.0f);
-    mb_node(b, "{\"name\": \"%s\", \"op\": \"linear\", \"inputs\": [\"%s\"], \"params\": {\"weight\": \"%s\"}}",
-            name, in, w);
-}
-
-// Writes DIR/<name>.safetensors (input "input" of shape C,H,W), loads it, resets b.
+// Writes DIR/<name>.safetensors (input "input" of shape C,H,W) and loads it.
 static int mb_save(mb *b, const char *name, int C, int H, int W, vc_model **m, vc_error *err) {
-    mkdir("build", 0777);
-    mkdir("build/testdata", 0777);
-    mkdir(DIR, 0777);
-    size_t cap = b->len + 1024;
-    char *g = (char *)malloc(cap), path[256];
-    snprintf(g, cap, "{\"format\": \"viscnn.graph\", \"version\": 1, \"name\": \"%s\", \"input\": {\"name\": \"input\", "
-                     "\"shape\": [%d, %d, %d]}, \"nodes\": [%s]}", name, C, H, W, b->nodes);
+    char path[256];
     snprintf(path, sizeof path, DIR "/%s.safetensors", name);
-    const char *key = "viscnn.graph", *val = g;
-    int rc = st_write(path, b->n_t, b->t, 1, &key, &val, err);
-    for (int i = 0; i < b->n_t; i++) free(b->buf[i]);
-    free(g);
-    uint64_t seed = b->rng.s;
-    memset(b, 0, sizeof *b);
-    b->rng.s = seed;
     *m = NULL;
+    int rc = mb_write(b, path, name, C, H, W, NULL, err);
     return rc ? rc : vc_model_load(m, path, err);
 }
 
@@ -158,7 +75,7 @@ static int make_misc(vc_model **m, vc_error *err) {
     mb_op(&b, "avgceil", "avgpool2d", "\"input\"", "\"kernel\": 2, \"stride\": 2, \"ceil_mode\": true");  // 4x5
     mb_op(&b, "ada", "adaptive_avgpool2d", "\"input\"", "\"output\": [3, 4]");              // 3x4
     mb_op(&b, "flat", "flatten", "\"dil\"", "");
-    mb_linear(&b, "fc", "flat", 8 * 9, 3);
+    mb_linear(&b, "fc", "flat", 8 * 9, 3, 0);
     mb_op(&b, "out", "log_softmax", "\"fc\"", "");
     return mb_save(&b, "misc", 1, 8, 9, m, err);
 }
@@ -178,7 +95,7 @@ static int make_chain(vc_model **m, vc_error *err) {
     mb_conv(&b, "c3", "up", 2, 2, 1, 1, "\"padding\": 1");                                            // 9x7
     mb_op(&b, "a2", "avgpool2d", "\"c2\"", "\"kernel\": [2, 3], \"stride\": [2, 3]");                   // 2x3, drops c2's last row, col
     mb_op(&b, "flat", "flatten", "\"c3\"", "");
-    mb_linear(&b, "fc", "flat", 2 * 9 * 7, 3);
+    mb_linear(&b, "fc", "flat", 2 * 9 * 7, 3, 0);
     return mb_save(&b, "chain", 2, 23, 26, m, err);
 }
 
@@ -200,7 +117,7 @@ static int make_residual(vc_model **m, vc_error *err) {
     mb_op(&b, "b2.add", "add", "\"b2.conv2\", \"b1.relu#2\"", "");
     mb_op(&b, "pool", "adaptive_avgpool2d", "\"b2.add\"", "\"output\": [1, 1]");
     mb_op(&b, "flat", "flatten", "\"pool\"", "");
-    mb_linear(&b, "fc", "flat", 4, 2);
+    mb_linear(&b, "fc", "flat", 4, 2, 0);
     return mb_save(&b, "residual", 3, 15, 15, m, err);
 }
 
