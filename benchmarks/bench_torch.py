@@ -104,16 +104,16 @@ CHECK_TOL = 1e-4
 # ---------------------------------------------------------------------------
 # model and input
 
-def build_model(name):
-    """torchvision model NAME, random weights seeded 0, eval mode."""
+def build_model(name, dtype=torch.float32):
+    """torchvision model NAME, random weights seeded 0, eval mode, in dtype."""
     if not hasattr(torchvision.models, name) or name.startswith("_"):
         raise SystemExit(f"bench_torch: unknown torchvision model {name!r}")
     kw = {"aux_logits": False, "init_weights": True} if name == "googlenet" else {}
     torch.manual_seed(0)
-    return getattr(torchvision.models, name)(weights=None, **kw).eval()
+    return getattr(torchvision.models, name)(weights=None, **kw).eval().to(dtype)
 
 
-def make_input(args, n):
+def make_input(args, n, dtype=torch.float32):
     """n images: the first n of --input (cycled), else N(0,1) seeded 0."""
     if args.input:
         a = np.load(args.input)
@@ -122,9 +122,9 @@ def make_input(args, n):
         x = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
         if x.shape[0] < n:
             x = x.repeat((n + x.shape[0] - 1) // x.shape[0], 1, 1, 1)
-        return x[:n].contiguous()
+        return x[:n].to(dtype).contiguous()
     g = torch.Generator().manual_seed(0)
-    return torch.randn(n, 3, 224, 224, generator=g)
+    return torch.randn(n, 3, 224, 224, generator=g).to(dtype)
 
 
 def peak_rss_kib():
@@ -279,7 +279,7 @@ def _edge_sums_group(x, w, gy, conv, method, chunk):
     p = ho * wo
     k2 = kh * kw
     g = gy.reshape(b, co, p)
-    res = torch.empty(ci, co, dtype=torch.float32)   # res[i, j]
+    res = torch.empty(ci, co, dtype=x.dtype)   # res[i, j]
     if method == "conv":
         wd = w.permute(1, 0, 2, 3).reshape(ci * co, 1, kh, kw)
         u = None
@@ -331,8 +331,8 @@ def add_edge_taps(layers, acc, method, chunk):
 # score runners
 
 class DissectionRunner:
-    def __init__(self, name):
-        model = build_model(name)
+    def __init__(self, name, dtype=torch.float32):
+        model = build_model(name, dtype)
         layers = scored_layers(model)
         self.acc = Scores(layers)
         self.model = model
@@ -344,8 +344,8 @@ class DissectionRunner:
 
 
 class FastestRunner:
-    def __init__(self, name, method, chunk):
-        model = build_model(name)
+    def __init__(self, name, method, chunk, dtype=torch.float32):
+        model = build_model(name, dtype)
         for prm in model.parameters():
             prm.requires_grad_(False)
         layers = scored_layers(model)
@@ -382,11 +382,12 @@ def timed(fn, reps, before=None):
 
 def check(args):
     """Compare every fastest method with the dissection on 2 images."""
-    x = make_input(args, 2)
-    ref = run_scores(DissectionRunner(args.model), x, 2)
+    dtype = getattr(torch, args.check_dtype)
+    x = make_input(args, 2, dtype)
+    ref = run_scores(DissectionRunner(args.model, dtype), x, 2)
     worst, per_method = 0.0, []
     for method in METHODS:
-        got = run_scores(FastestRunner(args.model, method, args.chunk), x, 2)
+        got = run_scores(FastestRunner(args.model, method, args.chunk, dtype), x, 2)
         merr = 0.0
         for layer in ref:
             errs = []
@@ -397,7 +398,8 @@ def check(args):
             merr = max(merr, *errs)
         per_method.append(f"{method}={merr:.2e}")
         worst = max(worst, merr)
-    print(f"check {args.model} max_rel_err={worst:.2e} images=2 " + " ".join(per_method))
+    print(f"check {args.model} max_rel_err={worst:.2e} images=2 dtype={args.check_dtype} "
+          + " ".join(per_method))
     return 0 if worst <= CHECK_TOL else 1
 
 
@@ -414,6 +416,8 @@ def main():
     ap.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD, help="fastest: edge formulation")
     ap.add_argument("--chunk", type=int, default=1 << 20, help="fastest: max floats of edge maps per chunk")
     ap.add_argument("--check", action="store_true", help="compare fastest with dissection on 2 images")
+    ap.add_argument("--check-dtype", choices=("float32", "float64"), default="float32",
+                    help="--check: compute both in this dtype")
     args = ap.parse_args()
     if min(args.batch, args.images, args.reps, args.threads, args.chunk) < 1:
         ap.error("--batch, --images, --reps, --threads and --chunk must be >= 1")

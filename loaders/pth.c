@@ -10,10 +10,20 @@
 #include <unistd.h>
 #include "../engine/util.h"
 
-// The legacy format starts with the pickled magic number 0x1950a86a20f9469cfc6c
-// (PROTO 2, LONG1 of 10 bytes, STOP).
-static const unsigned char LEGACY_MAGIC[15] = {0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20,
-                                               0x6a, 0xa8, 0x50, 0x19, 0x2e};
+// The legacy format starts with the pickled magic number 0x1950a86a20f9469cfc6c:
+// PROTO n, (protocol 4+: FRAME of 8 length bytes,) LONG1 of these 10 bytes, STOP.
+static const unsigned char LEGACY_MAGIC[10] = {0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19};
+
+// Length of the magic-number pickle at the start of buf, or 0 if it is not there.
+static size_t legacy_magic(const unsigned char *buf, size_t size) {
+    if (size < 2 || buf[0] != 0x80 || buf[1] < 2 || buf[1] > 5) return 0;
+    size_t p = 2;
+    if (buf[1] >= 4 && size > p && buf[p] == 0x95) p += 9;   // FRAME
+    if (size < p + 13 || buf[p] != 0x8a || buf[p + 1] != 10 || memcmp(buf + p + 2, LEGACY_MAGIC, 10) ||
+        buf[p + 12] != '.')
+        return 0;
+    return p + 13;
+}
 enum { LEGACY_PROTOCOL = 1001, MAX_KEY = 256 };
 static const int64_t MAX_ELEMS = (int64_t)1 << 48;
 
@@ -258,7 +268,7 @@ static int read_zip(pth_file *f, pk_vm *vm, reader *r, vc_error *err) {
 
 // ---- legacy -----------------------------------------------------------------------
 static int read_legacy(pth_file *f, pk_vm *vm, reader *r, vc_error *err) {
-    size_t pos = sizeof LEGACY_MAGIC, used;
+    size_t pos = legacy_magic(f->buf, f->size), used;
     pk_obj *o;
     f->legacy = 1;
     int rc = pk_load(vm, f->buf + pos, f->size - pos, &used, &o, err);
@@ -326,7 +336,7 @@ int pth_read_mem(pth_file *f, const char *path, const unsigned char *buf, size_t
         pk_vm *vm = pk_vm_new(f->path, persistent, &r);
         rc = read_zip(f, vm, &r, err);
         pk_vm_free(vm);
-    } else if (size >= sizeof LEGACY_MAGIC && !memcmp(buf, LEGACY_MAGIC, sizeof LEGACY_MAGIC)) {
+    } else if (legacy_magic(buf, size)) {
         pk_vm *vm = pk_vm_new(f->path, persistent, &r);
         rc = read_legacy(f, vm, &r, err);
         pk_vm_free(vm);

@@ -21,6 +21,7 @@ OUTDIR/
                                  structures everywhere (extra fields, zip64
                                  end-of-central-directory record and locator)
   resnet18.deflate.pth           the same entries, DEFLATE-compressed
+  resnet18.p4.{zip,legacy}.pth   resnet18 saved with pickle_protocol=4
   tiny.{zip,legacy,zip64,deflate}.pth  a two-tensor state dict (fuzzing seeds)
   bad/*.pth                      hostile and broken files (see BAD below);
                                  bad/expect.json: file -> expected message part
@@ -276,21 +277,32 @@ def main():
     seed = int(sys.argv[sys.argv.index("--seed") + 1]) if "--seed" in sys.argv else 3
     os.makedirs(out, exist_ok=True)
     rng = np.random.default_rng(seed)
+    # The reference models come from separate converter runs (same seed -> same
+    # weights is one of the checks); they run while this process writes the .pth files.
+    # (Same thread count as this process: the seeded BatchNorm statistics come
+    # from a forward pass whose float sums depend on it.)
+    jobs = {name: subprocess.Popen([sys.executable, os.path.join(ROOT, "tools", "torch2viscnn.py"), "--torchvision",
+                                    name, "--seed", str(seed), "-o", os.path.join(out, f"{name}.safetensors")],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            for name in ARCHS}
     for name in ARCHS:
         sd = seeded_state_dict(name, seed)
         torch.save(sd, os.path.join(out, f"{name}.zip.pth"))
         torch.save(sd, os.path.join(out, f"{name}.legacy.pth"), _use_new_zipfile_serialization=False)
+        if name == "resnet18":   # pickle protocol 4 (FRAME, MEMOIZE, STACK_GLOBAL, SHORT_BINUNICODE)
+            torch.save(sd, os.path.join(out, "resnet18.p4.zip.pth"), pickle_protocol=4)
+            torch.save(sd, os.path.join(out, "resnet18.p4.legacy.pth"), pickle_protocol=4,
+                       _use_new_zipfile_serialization=False)
         if name == "alexnet":
             v = variant(sd)
             torch.save(v, os.path.join(out, "alexnet.variant.zip.pth"))
             torch.save(v, os.path.join(out, "alexnet.variant.legacy.pth"), _use_new_zipfile_serialization=False)
         del sd
-        r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "torch2viscnn.py"), "--torchvision", name,
-                            "--seed", str(seed), "-o", os.path.join(out, f"{name}.safetensors")],
-                           capture_output=True, text=True)
-        if r.returncode:
-            sys.exit(f"make_pth: torch2viscnn.py --torchvision {name} failed: {r.stderr.strip()[-300:]}")
         print(f"make_pth: {name}", flush=True)
+    for name, job in jobs.items():
+        _, stderr = job.communicate()
+        if job.returncode:
+            sys.exit(f"make_pth: torch2viscnn.py --torchvision {name} failed: {stderr.strip()[-300:]}")
     rewrite_zip64(os.path.join(out, "resnet18.zip.pth"), os.path.join(out, "resnet18.zip64.pth"))
     rewrite_deflate(os.path.join(out, "resnet18.zip.pth"), os.path.join(out, "resnet18.deflate.pth"))
     tiny = collections.OrderedDict(w=torch.arange(6, dtype=torch.float32).reshape(2, 3), b=torch.tensor([0.5, -1.0]))

@@ -15,7 +15,8 @@ converter changes). Checks, one "ok"/"FAIL" line each:
   agree to <= 1e-6 (identical in practice);
 - real-world shapes of a checkpoint: nested under "state_dict", "module."
   prefixes, a non-contiguous tensor, views at storage offsets, an extra
-  tensor (noted on stderr); zip64 structures; DEFLATE entries; --arch T.json;
+  tensor (noted on stderr); zip64 structures; DEFLATE entries; pickle
+  protocol 4; --arch T.json;
 - hostile and broken files (tests/make_pth.py BAD) under AddressSanitizer:
   exit 2, one line on stderr naming the file and the reason, no sanitizer
   report, no output file, and the os.system pickles ran nothing;
@@ -184,6 +185,9 @@ def main():
             report("the hand-made zip64 file reads back with Python's zipfile and torch.load", f"{type(e).__name__}: {e}")
         check_converted("resnet18 with zip64 structures", z64, "resnet18", os.path.join(D, "resnet18.safetensors"),
                         refs["resnet18"])
+        for fmt in ("zip", "legacy"):
+            check_converted(f"resnet18 {fmt}, saved with pickle protocol 4", os.path.join(D, f"resnet18.p4.{fmt}.pth"),
+                            "resnet18", os.path.join(D, "resnet18.safetensors"), refs["resnet18"])
         check_converted("resnet18 with DEFLATE entries", os.path.join(D, "resnet18.deflate.pth"), "resnet18",
                         os.path.join(D, "resnet18.safetensors"), refs["resnet18"])
 
@@ -192,6 +196,17 @@ def main():
     names = sorted(os.path.basename(p)[:-5] for p in glob.glob("models/arch/*.json"))
     report(f"convert without --arch lists every models/arch/*.json ({', '.join(names)})",
            (r.returncode != 2 or not all(n in r.stderr for n in names)) and r.stderr.strip())
+
+    # the success path under AddressSanitizer (leaks included), on the smaller models
+    for f, arch in (("resnet18.legacy.pth", "resnet18"), ("resnet18.deflate.pth", "resnet18"),
+                    ("resnet18.zip64.pth", "resnet18"), ("googlenet.zip.pth", "googlenet")):
+        out = os.path.join(OUT, "asan.safetensors")
+        r = convert(os.path.join(D, f), arch, out, VA, ASAN_ENV)
+        report(f"{f} converts under AddressSanitizer with no report",
+               (r.returncode or "Sanitizer" in r.stderr or "runtime error" in r.stderr) and
+               f"exit {r.returncode}: {r.stderr.strip()[-300:]}")
+        if os.path.exists(out):
+            os.unlink(out)
 
     # hostile and broken files, under AddressSanitizer
     bad_dir = os.path.join(D, "bad")

@@ -46,7 +46,7 @@ static inline void mb_tensor(mb *b, const char *name, int rank, int d0, int d1, 
     int i = b->n_t++, d[4] = {d0, d1, d2, d3};
     size_t n = 1;
     for (int k = 0; k < rank; k++) { b->dim[i][k] = d[k]; n *= (size_t)d[k]; }
-    snprintf(b->tname[i], sizeof b->tname[i], "%s", name);
+    snprintf(b->tname[i], sizeof b->tname[i], "%.95s", name);
     b->buf[i] = (float *)malloc(n * sizeof(float));
     for (size_t k = 0; k < n; k++) b->buf[i][k] = lo + (hi - lo) * 0.5f * (tu_uniform(&b->rng) + 1.0f);
     b->t[i] = (st_out){b->tname[i], rank, b->dim[i], b->buf[i]};

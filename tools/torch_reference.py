@@ -487,10 +487,79 @@ def layers_json(model, scored, sc):
     for c in scored:
         d = model.layer_info(c)
         nd, ed = sc[c]
-        d["nodes"] = nd.double().tolist()
-        d["edges"] = ed.double().tolist()
+        d["nodes"] = nd.double().numpy()
+        d["edges"] = ed.double().numpy()
         out.append(d)
     return out
+
+
+def write_scores(path, doc):
+    """JSON (viscnn's format), or with a .npz name the same document with the
+    score lists stored as float64 arrays (JSON text of millions of floats is
+    slow to write and to read): "meta" holds the JSON with every "nodes" and
+    "edges" list replaced by the name of its array.  load_scores() reads
+    either form."""
+    if path.endswith(".npz"):
+        arrays = {}
+
+        def strip(layers, prefix):
+            out = []
+            for k, layer in enumerate(layers):
+                layer = dict(layer)
+                for part in ("nodes", "edges"):
+                    key = f"{prefix}{k}.{part}"
+                    arrays[key] = np.asarray(layer[part], dtype=np.float64)
+                    layer[part] = key
+                out.append(layer)
+            return out
+        meta = dict(doc)
+        meta["layers"] = strip(doc["layers"], "overall.")
+        if "categories" in doc:
+            meta["categories"] = {
+                name: {"images": c["images"], "layers": strip(c["layers"], f"cat{k}.")}
+                for k, (name, c) in enumerate(doc["categories"].items())}
+        f, tmp = vcio._atomic_writer(path)
+        try:
+            with f:
+                np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        return
+    for layers in [doc["layers"]] + [c["layers"] for c in doc.get("categories", {}).values()]:
+        for layer in layers:
+            layer["nodes"] = layer["nodes"].tolist()
+            layer["edges"] = layer["edges"].tolist()
+    f, tmp = vcio._atomic_writer(path)
+    try:
+        with f:
+            f.write((json.dumps(doc) + "\n").encode())   # (json.dump is 10x slower)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def load_scores(path):
+    """Reads a scores file (viscnn's JSON or this tool's .npz) into the JSON
+    document with "nodes" and "edges" as float64 numpy arrays."""
+    if path.endswith(".npz"):
+        with np.load(path, allow_pickle=False) as z:
+            doc = json.loads(str(z["meta"]))
+            for layers in [doc["layers"]] + [c["layers"] for c in doc.get("categories", {}).values()]:
+                for layer in layers:
+                    layer["nodes"] = z[layer["nodes"]]
+                    layer["edges"] = z[layer["edges"]]
+        return doc
+    with open(path) as f:
+        doc = json.load(f)
+    for layers in [doc["layers"]] + [c["layers"] for c in doc.get("categories", {}).values()]:
+        for layer in layers:
+            layer["nodes"] = np.asarray(layer["nodes"], dtype=np.float64)
+            layer["edges"] = np.asarray(layer["edges"], dtype=np.float64).reshape(
+                len(layer["nodes"]), -1)
+    return doc
 
 
 def cmd_scores(args, model, x, labels, log):
@@ -534,10 +603,7 @@ def cmd_scores(args, model, x, labels, log):
                                             "layers": layers_json(model, t.scored, cs[key])}
                                      for (name, idx), cs in zip(cats, cat_scores)}
             path = args.o.replace("{metric}", met).replace("{target}", t.tag())
-            tmp = path + ".tmp"
-            with open(tmp, "w") as f:
-                f.write(json.dumps(doc) + "\n")     # (json.dump is 10x slower)
-            os.replace(tmp, path)
+            write_scores(path, doc)
 
 
 # ---------------------------------------------------------------------------
@@ -570,6 +636,7 @@ def cmd_edges(args, model, x, labels, log):
     tgts = args.target or ["loss"]
     if len(tgts) != 1:
         raise BadInput("--edges takes one --target")
+    args.grad = args.grad or bool(args.target)
     target = Target(model, tgts[0]) if args.grad else None
     if target is not None and target.layer is not None and target.layer <= model.index[L]:
         raise BadInput(f"--target {target.text} is at or before layer {L}")

@@ -1,6 +1,7 @@
 // cmd_train.c: viscnn train — trains a model from a graph template (or a
 // model file) on a labelled set, prints one line per epoch with the test
 // accuracy, and writes the model after every epoch (the last one wins).
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,6 +172,10 @@ int cmd_train(int argc, char **argv, vc_error *err) {
         } else return vc_fail(err, VC_EINPUT, "train: --schedule %s: expected none, cosine or step:EPOCHS:GAMMA", sched);
     }
 
+    // Every step frees and reallocates the same activation buffers: keep them
+    // in the heap rather than returning them to the kernel each time.
+    mallopt(M_MMAP_THRESHOLD, 256 << 20);
+    mallopt(M_TRIM_THRESHOLD, 512 << 20);
     vc_model *m = NULL;
     if ((rc = train_model_open(&m, arch, cfg.seed, err))) return rc;
     train_set tr, te;

@@ -4,12 +4,14 @@
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <omp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 #include "../engine/util.h"
+#include "arch.h"
 #include "../loaders/dataset.h"
 #include "../loaders/idx.h"
 #include "../loaders/image.h"
@@ -50,13 +52,16 @@ static double now_s(void) {
 static char *read_text(const char *path, vc_error *err) {
     FILE *f = fopen(path, "rb");
     if (!f) { vc_fail(err, VC_EINPUT, "%s: cannot open", path); return NULL; }
-    size_t cap = 1 << 16, n = 0;
+    size_t cap = 1 << 16, n = 0, got;
     char *s = malloc_check(cap + 1);
-    size_t got;
     while ((got = fread(s + n, 1, cap - n, f)) > 0) {
         n += got;
-        if (n == cap) { cap *= 2; char *t = realloc(s, cap + 1); if (!t) abort(); s = t; }
-        if (cap > (64u << 20)) break;
+        if (n < cap) continue;
+        if (cap >= (256u << 20)) { fclose(f); free(s); vc_fail(err, VC_EINPUT, "%s: too large for a template", path); return NULL; }
+        cap *= 2;
+        char *t = realloc(s, cap + 1);
+        if (!t) { fclose(f); free(s); vc_fail(err, VC_EINTERNAL, "%s: out of memory", path); return NULL; }
+        s = t;
     }
     int bad = ferror(f);
     fclose(f);
@@ -65,128 +70,115 @@ static char *read_text(const char *path, vc_error *err) {
     return s;
 }
 
-static int attr_int(cJSON *attrs, const char *key, int *out) {
-    cJSON *a = attrs ? cJSON_GetObjectItemCaseSensitive(attrs, key) : NULL;
-    if (!cJSON_IsNumber(a) || a->valuedouble < 1 || a->valuedouble > (1 << 24) || a->valuedouble != (int)a->valuedouble) return -1;
-    *out = (int)a->valuedouble;
-    return 0;
-}
-static int attr_int_pair(cJSON *attrs, const char *key, int def, int out[2]) {
-    cJSON *a = attrs ? cJSON_GetObjectItemCaseSensitive(attrs, key) : NULL;
-    out[0] = out[1] = def;
-    if (!a) return 0;
-    if (cJSON_IsNumber(a)) { out[0] = out[1] = a->valueint; return 0; }
-    if (cJSON_IsArray(a) && cJSON_GetArraySize(a) == 2) {
-        out[0] = cJSON_GetArrayItem(a, 0)->valueint;
-        out[1] = cJSON_GetArrayItem(a, 1)->valueint;
-        return 0;
-    }
-    return -1;
-}
-
-typedef struct {
-    char *name;
-    int rank, dim[4];
-    float *data;
-} tmpl_tensor;
-
 static void fill_uniform(float *p, size_t n, double bound, uint64_t *s) {
     for (size_t i = 0; i < n; i++) p[i] = (float)((2.0 * rng_uniform(s) - 1.0) * bound);
 }
 
-// Adds the tensor for role `key` of a node with shape dim (when the template
-// names one) and sets *data to its storage; *data stays NULL when it does not.
-static int tmpl_add(float **data, tmpl_tensor *t, int *nt, cJSON *params, const char *key, int rank, const int *dim,
-                    const char *arch, const char *node, vc_error *err) {
-    *data = NULL;
-    cJSON *pn = params ? cJSON_GetObjectItemCaseSensitive(params, key) : NULL;
-    if (!pn) return VC_OK;
-    if (!cJSON_IsString(pn)) return vc_fail(err, VC_EINPUT, "%s: node %s: param '%s' is not a tensor name", arch, node, key);
-    for (int i = 0; i < *nt; i++)
-        if (!strcmp(t[i].name, pn->valuestring))
-            return vc_fail(err, VC_EINPUT, "%s: node %s: tensor '%s' is used twice", arch, node, pn->valuestring);
-    tmpl_tensor *x = &t[(*nt)++];
-    x->name = strdup_check(pn->valuestring);
-    x->rank = rank;
-    size_t n = 1;
-    for (int k = 0; k < rank; k++) { x->dim[k] = dim[k]; n *= (size_t)dim[k]; }
-    x->data = malloc_check(n * sizeof(float));
-    *data = x->data;
-    return VC_OK;
+// One tensor of the new model: its shape from "param_shapes", its values drawn here.
+typedef struct {
+    const char *name;         // borrowed from the template
+    int rank, dim[4];
+    size_t size;
+    float *data;
+} tmpl_tensor;
+
+// Looks up (or adds, with its shape) tensor `tname`; returns its index or -1 with err set.
+static int tmpl_tensor_get(tmpl_tensor *t, int *nt, cJSON *shapes, const char *tname, const char *arch,
+                           const char *node, vc_error *err) {
+    for (int i = 0; i < *nt; i++) if (!strcmp(t[i].name, tname)) return i;
+    cJSON *sh = cJSON_GetObjectItemCaseSensitive(shapes, tname);
+    int n = cJSON_GetArraySize(sh);
+    if (!cJSON_IsArray(sh) || n < 1 || n > 4) {
+        vc_fail(err, VC_EINPUT, "%s: node %s: \"param_shapes\" has no shape (1 to 4 sizes) for '%s'", arch, node, tname);
+        return -1;
+    }
+    tmpl_tensor *x = &t[*nt];
+    x->name = tname;
+    x->rank = n;
+    x->size = 1;
+    int k = 0;
+    for (cJSON *d = sh->child; d; d = d->next, k++) {
+        if (!cJSON_IsNumber(d) || d->valuedouble < 1 || d->valuedouble > (1 << 30) || x->size > ((size_t)1 << 32)) {
+            vc_fail(err, VC_EINPUT, "%s: param_shapes: '%s' has a size that is not a positive integer", arch, tname);
+            return -1;
+        }
+        x->dim[k] = (int)d->valuedouble;
+        x->size *= (size_t)x->dim[k];
+    }
+    x->data = calloc_check(x->size, sizeof(float));
+    return (*nt)++;
+}
+
+static const char *role_keys[VC_P_COUNT] = {"weight", "bias", "running_mean", "running_var"};
+
+// The template's text: a file, or a built-in architecture (viscnn/arch.h).
+static char *template_text(const char *arch, vc_error *err) {
+    if (access(arch, F_OK) == 0) return read_text(arch, err);
+    const vc_arch_template *t = vc_arch_find(arch);
+    if (t) return strdup_check(t->json);
+    char names[1024];
+    vc_arch_list(names, sizeof names);
+    vc_fail(err, VC_EINPUT, "--arch %s: no such file, nor a built-in architecture (%s)", arch, names);
+    return NULL;
 }
 
 int train_model_from_template(vc_model **out, const char *arch, uint64_t seed, vc_error *err) {
     *out = NULL;
-    char *text = read_text(arch, err);
+    char *text = template_text(arch, err);
     if (!text) return VC_EINPUT;
     cJSON *g = cJSON_Parse(text);
     free(text);
     if (!g || !cJSON_IsObject(g)) { cJSON_Delete(g); return vc_fail(err, VC_EINPUT, "%s: not a JSON object (a viscnn.graph template)", arch); }
+    cJSON *shapes = cJSON_DetachItemFromObjectCaseSensitive(g, "param_shapes");
     cJSON *nodes = cJSON_GetObjectItemCaseSensitive(g, "nodes");
-    if (!cJSON_IsArray(nodes)) { cJSON_Delete(g); return vc_fail(err, VC_EINPUT, "%s: the template has no \"nodes\" list", arch); }
-    int cap = 4 * cJSON_GetArraySize(nodes) + 1, nt = 0, rc = VC_OK;
+    int rc = VC_OK;
+    if (!cJSON_IsObject(shapes)) rc = vc_fail(err, VC_EINPUT, "%s: the template has no \"param_shapes\" object", arch);
+    else if (!cJSON_IsArray(nodes)) rc = vc_fail(err, VC_EINPUT, "%s: the template has no \"nodes\" list", arch);
+    int cap = rc ? 1 : VC_P_COUNT * cJSON_GetArraySize(nodes) + 1, nt = 0;
     tmpl_tensor *t = calloc_check(cap, sizeof(tmpl_tensor));
     uint64_t s = rng_derive(seed, STREAM_INIT);
-    for (cJSON *e = nodes->child; e && !rc; e = e->next) {
+    // PyTorch's reset_parameters, module by module in graph order: weight, then bias.
+    for (cJSON *e = rc ? NULL : nodes->child; e && !rc; e = e->next) {
         cJSON *nn = cJSON_GetObjectItemCaseSensitive(e, "name"), *op = cJSON_GetObjectItemCaseSensitive(e, "op");
-        cJSON *params = cJSON_GetObjectItemCaseSensitive(e, "params"), *attrs = cJSON_GetObjectItemCaseSensitive(e, "attrs");
-        const char *name = cJSON_IsString(nn) ? nn->valuestring : "?";
-        if (!params) continue;
-        if (!cJSON_IsString(op)) { rc = vc_fail(err, VC_EINPUT, "%s: node %s has no op", arch, name); break; }
-        const char *o = op->valuestring;
-        float *w = NULL, *b = NULL;
-        if (!strcmp(o, "conv2d")) {
-            int ci, co, k[2], groups = 1;
-            cJSON *gr = attrs ? cJSON_GetObjectItemCaseSensitive(attrs, "groups") : NULL;
-            if (cJSON_IsNumber(gr)) groups = gr->valueint;
-            if (attr_int(attrs, "in_channels", &ci) || attr_int(attrs, "out_channels", &co) ||
-                attr_int_pair(attrs, "kernel", 1, k) || k[0] < 1 || k[1] < 1 || groups < 1 || ci % groups || co % groups) {
-                rc = vc_fail(err, VC_EINPUT, "%s: node %s: a template conv2d needs attrs in_channels, out_channels "
-                             "(positive, divisible by groups) and kernel", arch, name);
-                break;
-            }
-            int wd[4] = {co, ci / groups, k[0], k[1]};
-            double bound = 1.0 / sqrt((double)(ci / groups) * k[0] * k[1]);
-            if ((rc = tmpl_add(&w, t, &nt, params, "weight", 4, wd, arch, name, err))) break;
-            if (w) fill_uniform(w, (size_t)co * (ci / groups) * k[0] * k[1], bound, &s);
-            if ((rc = tmpl_add(&b, t, &nt, params, "bias", 1, &co, arch, name, err))) break;
-            if (b) fill_uniform(b, co, bound, &s);
-        } else if (!strcmp(o, "linear")) {
-            int fi, fo;
-            if (attr_int(attrs, "in_features", &fi) || attr_int(attrs, "out_features", &fo)) {
-                rc = vc_fail(err, VC_EINPUT, "%s: node %s: a template linear needs attrs in_features and out_features", arch, name);
-                break;
-            }
-            int wd[2] = {fo, fi};
-            double bound = 1.0 / sqrt((double)fi);
-            if ((rc = tmpl_add(&w, t, &nt, params, "weight", 2, wd, arch, name, err))) break;
-            if (w) fill_uniform(w, (size_t)fo * fi, bound, &s);
-            if ((rc = tmpl_add(&b, t, &nt, params, "bias", 1, &fo, arch, name, err))) break;
-            if (b) fill_uniform(b, fo, bound, &s);
-        } else if (!strcmp(o, "batchnorm2d")) {
-            int c;
-            if (attr_int(attrs, "num_features", &c)) {
-                rc = vc_fail(err, VC_EINPUT, "%s: node %s: a template batchnorm2d needs attr num_features", arch, name);
-                break;
-            }
-            static const char *keys[4] = {"weight", "bias", "running_mean", "running_var"};
-            static const float init[4] = {1, 0, 0, 1};
-            for (int r = 0; r < 4 && !rc; r++) {
-                float *p;
-                rc = tmpl_add(&p, t, &nt, params, keys[r], 1, &c, arch, name, err);
-                for (int i = 0; p && i < c; i++) p[i] = init[r];
-            }
-        } else {
-            rc = vc_fail(err, VC_EINPUT, "%s: node %s: cannot initialise the parameters of a template %s", arch, name, o);
+        cJSON *params = cJSON_GetObjectItemCaseSensitive(e, "params");
+        const char *name = cJSON_IsString(nn) ? nn->valuestring : "?", *o = cJSON_IsString(op) ? op->valuestring : "?";
+        if (!cJSON_IsObject(params)) continue;
+        int idx[VC_P_COUNT];
+        for (int r = 0; r < VC_P_COUNT; r++) {
+            cJSON *pn = cJSON_GetObjectItemCaseSensitive(params, role_keys[r]);
+            idx[r] = -1;
+            if (!pn) continue;
+            if (!cJSON_IsString(pn)) { rc = vc_fail(err, VC_EINPUT, "%s: node %s: param '%s' is not a tensor name", arch, name, role_keys[r]); break; }
+            int before = nt;
+            idx[r] = tmpl_tensor_get(t, &nt, shapes, pn->valuestring, arch, name, err);
+            if (idx[r] < 0) { rc = VC_EINPUT; break; }
+            if (nt == before) idx[r] = -1;   // tied to an earlier node's tensor: already initialised
         }
-        if (nt > cap - 4) { rc = vc_fail(err, VC_EINPUT, "%s: too many parameters", arch); break; }
+        if (rc) break;
+        if (!strcmp(o, "conv2d") || !strcmp(o, "linear")) {
+            // kaiming_uniform_(a=sqrt(5)) -> bound 1/sqrt(fan_in); the bias uses the weight's fan_in.
+            double fan_in = 0;
+            if (idx[VC_P_WEIGHT] >= 0) {
+                tmpl_tensor *w = &t[idx[VC_P_WEIGHT]];
+                fan_in = (double)(w->size / (size_t)w->dim[0]);
+                fill_uniform(w->data, w->size, 1.0 / sqrt(fan_in), &s);
+            }
+            if (idx[VC_P_BIAS] >= 0) {
+                tmpl_tensor *b = &t[idx[VC_P_BIAS]];
+                if (fan_in > 0) fill_uniform(b->data, b->size, 1.0 / sqrt(fan_in), &s);
+            }
+        } else if (!strcmp(o, "batchnorm2d")) {
+            static const float init[VC_P_COUNT] = {1, 0, 0, 1};
+            for (int r = 0; r < VC_P_COUNT; r++)
+                for (size_t i = 0; idx[r] >= 0 && i < t[idx[r]].size; i++) t[idx[r]].data[i] = init[r];
+        } else {
+            rc = vc_fail(err, VC_EINPUT, "%s: node %s: cannot initialise the parameters of a %s", arch, name, o);
+        }
     }
     char *graph = rc ? NULL : cJSON_PrintUnformatted(g);
-    cJSON_Delete(g);
     char tmp[] = "/tmp/viscnn-train-XXXXXX";
-    int fd = -1;
     if (!rc) {
-        fd = mkstemp(tmp);
+        int fd = mkstemp(tmp);
         if (fd < 0) rc = vc_fail(err, VC_EINTERNAL, "cannot create a temporary file in /tmp");
         else close(fd);
     }
@@ -196,29 +188,27 @@ int train_model_from_template(vc_model **out, const char *arch, uint64_t seed, v
         const char *key = "viscnn.graph";
         rc = st_write(tmp, nt, so, 1, &key, (const char *const *)&graph, err);
         free(so);
-        if (!rc) {
-            vc_model *m = NULL;
-            rc = vc_model_load(&m, tmp, err);
-            if (rc && err) {   // the loader names the temporary file; name the template instead
-                char msg[sizeof err->msg];
-                const char *p = strstr(err->msg, tmp);
-                snprintf(msg, sizeof msg, "%s%s", arch, p ? p + strlen(tmp) : "");
-                if (p == err->msg) memcpy(err->msg, msg, sizeof msg);
-            }
-            if (!rc) { free(m->path); m->path = strdup_check(arch); *out = m; }
+        vc_model *m = NULL;
+        vc_error inner = {{0}};
+        if (!rc && (rc = vc_model_load(&m, tmp, &inner))) {   // name the template, not the temporary file
+            const char *p = strstr(inner.msg, tmp);
+            vc_fail(err, rc, "%s: %s", arch, p ? p + strlen(tmp) + (p[strlen(tmp)] == ':' ? 2 : 0) : inner.msg);
         }
+        if (!rc) { free(m->path); m->path = strdup_check(arch); *out = m; }
         unlink(tmp);
     }
     free(graph);
-    for (int i = 0; i < nt; i++) { free(t[i].name); free(t[i].data); }
+    for (int i = 0; i < nt; i++) free(t[i].data);
     free(t);
+    cJSON_Delete(shapes);
+    cJSON_Delete(g);
     return rc;
 }
 
 int train_model_open(vc_model **out, const char *arch, uint64_t seed, vc_error *err) {
     size_t n = strlen(arch);
-    if (n >= 5 && !strcmp(arch + n - 5, ".json")) return train_model_from_template(out, arch, seed, err);
-    return vc_model_load(out, arch, err);
+    if (n >= 12 && !strcmp(arch + n - 12, ".safetensors")) return vc_model_load(out, arch, err);
+    return train_model_from_template(out, arch, seed, err);
 }
 
 int train_model_save(const vc_model *m, const char *path, const char *extra_key, const char *extra_val, vc_error *err) {
@@ -330,23 +320,125 @@ void train_optim_step(train_optimizer *o, float *const *p, float *const *g, doub
 }
 
 // ---- shards: a batch as parallel pieces -------------------------------------------------
-typedef struct {
+// Shard 0 runs on the calling thread, shard s > 0 on worker thread s. The
+// workers are plain threads that sleep on a condition variable between
+// batches (OpenMP's spinning workers cost a loaded machine a third of its
+// time here), and every op inside a shard runs single-threaded.
+enum { MAX_SHARDS = 64 };
+
+typedef struct shards shards;
+struct shards {
     int S;                    // shards
-    int n[64];                // images of each in the current batch
-    vc_run *run[64];
-    int run_n[64];            // N each run was made for
-    float *x[64];             // (n_s, C, H, W)
-    int *lab[64];
-    float *dlog[64];          // (n_s, K)
-    double loss[64];
-    int correct[64];
-    int rc[64];
-    vc_error err[64];
-} shards;
+    int n[MAX_SHARDS];        // images of each in the current batch
+    vc_run *run[MAX_SHARDS];
+    int run_n[MAX_SHARDS];    // N each run was made for
+    float *x[MAX_SHARDS];     // (n_s, C, H, W)
+    int *lab[MAX_SHARDS];
+    float *dlog[MAX_SHARDS];  // (n_s, K)
+    double loss[MAX_SHARDS];
+    int correct[MAX_SHARDS];
+    int rc[MAX_SHARDS];
+    vc_error err[MAX_SHARDS];
+    // the current job
+    const vc_model *m;
+    const train_data *d;
+    const int *idx;
+    int start[MAX_SHARDS];
+    int train;
+    int *pred;
+    // the workers
+    pthread_t th[MAX_SHARDS];
+    int n_th;
+    pthread_mutex_t mu;
+    pthread_cond_t go, done;
+    unsigned gen;             // job number
+    int pending, quit;
+    struct worker_arg *args;
+};
+
+static int argmax_row(const float *y, int K) {
+    int best = 0;
+    for (int k = 1; k < K; k++) if (y[k] > y[best]) best = k;
+    return best;
+}
+
+// One shard of the current job: forward (dropout on when training), then loss and backward into param grads.
+static void shard_work(shards *sh, int s) {
+    const vc_model *m = sh->m;
+    const int K = (int)m->nodes[m->output].size;
+    sh->rc[s] = VC_OK;
+    sh->loss[s] = 0;
+    sh->correct[s] = 0;
+    if (!sh->n[s]) return;
+    vc_run *r = sh->run[s];
+    train_data_fill(sh->x[s], sh->lab[s], sh->d, m, sh->idx + sh->start[s], sh->n[s]);
+    int rc = vc_forward(r, sh->x[s], m->output, sh->train ? VC_FWD_TRAIN : VC_FWD_NOGRAD, &sh->err[s]);
+    if (!rc) {
+        const float *y = vc_run_act(r, m->output);
+        for (int i = 0; i < sh->n[s]; i++) {
+            int k = argmax_row(y + (size_t)i * K, K);
+            if (sh->pred) sh->pred[sh->start[s] + i] = k;
+            sh->correct[s] += k == sh->lab[s][i];
+        }
+    }
+    if (!rc && sh->train) {
+        sh->loss[s] = vc_loss_cross_entropy(r, sh->lab[s], sh->dlog[s]);
+        vc_run_zero_param_grads(r);
+        rc = vc_backward(r, m->output, sh->dlog[s], VC_BWD_PARAMS, &sh->err[s]);
+    }
+    sh->rc[s] = rc;
+}
+
+typedef struct worker_arg { shards *sh; int s; } worker_arg;
+
+static void *worker_main(void *p) {
+    shards *sh = ((worker_arg *)p)->sh;
+    const int s = ((worker_arg *)p)->s;
+    omp_set_num_threads(1);
+    unsigned seen = 0;
+    for (;;) {
+        pthread_mutex_lock(&sh->mu);
+        while (sh->gen == seen && !sh->quit) pthread_cond_wait(&sh->go, &sh->mu);
+        if (sh->quit) { pthread_mutex_unlock(&sh->mu); return NULL; }
+        seen = sh->gen;
+        pthread_mutex_unlock(&sh->mu);
+        shard_work(sh, s);
+        pthread_mutex_lock(&sh->mu);
+        if (--sh->pending == 0) pthread_cond_signal(&sh->done);
+        pthread_mutex_unlock(&sh->mu);
+    }
+}
+
+// S shards; the worker threads start here. sh must stay at this address until shards_free.
+static shards *shards_new(int S) {
+    shards *sh = calloc_check(1, sizeof *sh);
+    sh->S = S;
+    pthread_mutex_init(&sh->mu, NULL);
+    pthread_cond_init(&sh->go, NULL);
+    pthread_cond_init(&sh->done, NULL);
+    worker_arg *args = calloc_check(S, sizeof(worker_arg));
+    for (int s = 1; s < S; s++) {
+        args[s] = (worker_arg){sh, s};
+        if (pthread_create(&sh->th[s], NULL, worker_main, &args[s]) != 0) break;   // the rest run inline
+        sh->n_th = s;
+    }
+    sh->args = args;
+    return sh;
+}
 
 static void shards_free(shards *sh) {
+    if (!sh) return;
+    pthread_mutex_lock(&sh->mu);
+    sh->quit = 1;
+    pthread_cond_broadcast(&sh->go);
+    pthread_mutex_unlock(&sh->mu);
+    for (int s = 1; s <= sh->n_th; s++) pthread_join(sh->th[s], NULL);
     for (int s = 0; s < sh->S; s++) { vc_run_free(sh->run[s]); free(sh->x[s]); free(sh->lab[s]); free(sh->dlog[s]); }
-    memset(sh, 0, sizeof *sh);
+    pthread_mutex_destroy(&sh->mu);
+    pthread_cond_destroy(&sh->go);
+    pthread_cond_destroy(&sh->done);
+    free(sh->args);
+    free(sh);
 }
 
 // Splits `count` images into S near-equal pieces and makes sure each has a run of its size.
@@ -358,6 +450,7 @@ static void shards_layout(shards *sh, const vc_model *m, int count, uint64_t dro
         vc_run_free(sh->run[s]);
         free(sh->x[s]); free(sh->lab[s]); free(sh->dlog[s]);
         sh->run[s] = NULL;
+        sh->x[s] = NULL; sh->lab[s] = NULL; sh->dlog[s] = NULL;
         sh->run_n[s] = sh->n[s];
         if (!sh->n[s]) continue;
         sh->run[s] = vc_run_new(m, sh->n[s]);
@@ -368,69 +461,48 @@ static void shards_layout(shards *sh, const vc_model *m, int count, uint64_t dro
     }
 }
 
-static int argmax_row(const float *y, int K) {
-    int best = 0;
-    for (int k = 1; k < K; k++) if (y[k] > y[best]) best = k;
-    return best;
-}
-
-// Runs every shard; train: forward (dropout on), loss, backward into param grads.
+// Runs every shard of images idx[0..count) (count = sum of sh->n).
 static int shards_run(shards *sh, const vc_model *m, const train_data *d, const int *idx, int train, int *pred, vc_error *err) {
-    const int K = (int)m->nodes[m->output].size;
-    int start[64], o = 0;
-    for (int s = 0; s < sh->S; s++) { start[s] = o; o += sh->n[s]; }
-    #pragma omp parallel for schedule(dynamic, 1) num_threads(sh->S)
-    for (int s = 0; s < sh->S; s++) {
-        sh->rc[s] = VC_OK;
-        sh->loss[s] = 0;
-        sh->correct[s] = 0;
-        if (!sh->n[s]) continue;
-        vc_run *r = sh->run[s];
-        train_data_fill(sh->x[s], sh->lab[s], d, m, idx + start[s], sh->n[s]);
-        int rc = vc_forward(r, sh->x[s], m->output, train ? VC_FWD_TRAIN : VC_FWD_NOGRAD, &sh->err[s]);
-        if (!rc) {
-            const float *y = vc_run_act(r, m->output);
-            for (int i = 0; i < sh->n[s]; i++) {
-                int k = argmax_row(y + (size_t)i * K, K);
-                if (pred) pred[start[s] + i] = k;
-                sh->correct[s] += k == sh->lab[s][i];
-            }
-        }
-        if (!rc && train) {
-            sh->loss[s] = vc_loss_cross_entropy(r, sh->lab[s], sh->dlog[s]);
-            vc_run_zero_param_grads(r);
-            rc = vc_backward(r, m->output, sh->dlog[s], VC_BWD_PARAMS, &sh->err[s]);
-        }
-        sh->rc[s] = rc;
-    }
+    int o = 0;
+    for (int s = 0; s < sh->S; s++) { sh->start[s] = o; o += sh->n[s]; }
+    sh->m = m; sh->d = d; sh->idx = idx; sh->train = train; sh->pred = pred;
+    pthread_mutex_lock(&sh->mu);
+    sh->pending = sh->n_th;
+    sh->gen++;
+    pthread_cond_broadcast(&sh->go);
+    pthread_mutex_unlock(&sh->mu);
+    shard_work(sh, 0);
+    for (int s = sh->n_th + 1; s < sh->S; s++) shard_work(sh, s);   // threads that could not start
+    pthread_mutex_lock(&sh->mu);
+    while (sh->pending > 0) pthread_cond_wait(&sh->done, &sh->mu);
+    pthread_mutex_unlock(&sh->mu);
     for (int s = 0; s < sh->S; s++)
         if (sh->rc[s]) { if (err) *err = sh->err[s]; return sh->rc[s]; }
     return VC_OK;
 }
 
-// Shard count for evaluation: the cores, at most 64.
+// Shard count for evaluation: the cores, at most MAX_SHARDS.
 static int default_shards(void) {
     int t = omp_get_max_threads();
-    return t < 1 ? 1 : t > 64 ? 64 : t;
+    return t < 1 ? 1 : t > MAX_SHARDS ? MAX_SHARDS : t;
 }
 
-// Makes each shard single-threaded inside (no nested OpenMP, one BLAS thread).
-typedef struct { int blas, levels; } thread_state;
+// Single-threaded ops on this thread and in BLAS while shards run side by side.
+typedef struct { int blas, omp; } thread_state;
 static thread_state threads_enter(void) {
-    thread_state t = {openblas_get_num_threads(), omp_get_max_active_levels()};
+    thread_state t = {openblas_get_num_threads(), omp_get_max_threads()};
     openblas_set_num_threads(1);
-    omp_set_max_active_levels(1);
+    omp_set_num_threads(1);
     return t;
 }
 static void threads_leave(thread_state t) {
     openblas_set_num_threads(t.blas);
-    omp_set_max_active_levels(t.levels);
+    omp_set_num_threads(t.omp);
 }
 
 int train_evaluate(const vc_model *m, const train_data *d, int batch, int *pred, double *acc, vc_error *err) {
-    shards sh = {0};
-    sh.S = default_shards();
-    if (batch < sh.S) batch = sh.S;
+    shards *sh = shards_new(default_shards());
+    if (batch < sh->S) batch = sh->S;
     int *idx = malloc_check((size_t)(d->n ? d->n : 1) * sizeof(int));
     for (int i = 0; i < d->n; i++) idx[i] = i;
     long correct = 0;
@@ -438,12 +510,12 @@ int train_evaluate(const vc_model *m, const train_data *d, int batch, int *pred,
     thread_state ts = threads_enter();
     for (int b = 0; b < d->n && !rc; b += batch) {
         int cnt = d->n - b < batch ? d->n - b : batch;
-        shards_layout(&sh, m, cnt, 0);
-        rc = shards_run(&sh, m, d, idx + b, 0, pred ? pred + b : NULL, err);
-        for (int s = 0; s < sh.S; s++) correct += sh.correct[s];
+        shards_layout(sh, m, cnt, 0);
+        rc = shards_run(sh, m, d, idx + b, 0, pred ? pred + b : NULL, err);
+        for (int s = 0; s < sh->S; s++) correct += sh->correct[s];
     }
     threads_leave(ts);
-    shards_free(&sh);
+    shards_free(sh);
     free(idx);
     *acc = d->n ? (double)correct / d->n : 0;
     return rc;
@@ -490,8 +562,7 @@ int train_run(vc_model *m, const train_data *train, const train_data *test, cons
     }
     train_optimizer opt;
     train_optim_init(&opt, ocfg, P, sizes);
-    shards sh = {0};
-    sh.S = cfg->shards;
+    shards *sh = shards_new(cfg->shards);
     int *perm = malloc_check((size_t)train->n * sizeof(int));
     for (int i = 0; i < train->n; i++) perm[i] = i;
     uint64_t shuffle = rng_derive(cfg->seed, STREAM_SHUFFLE), dropout = rng_derive(cfg->seed, STREAM_DROPOUT);
@@ -509,27 +580,27 @@ int train_run(vc_model *m, const train_data *train, const train_data *test, cons
         }
         for (int b = 0; b < nb && !rc; b++, t++) {
             const int off = b * cfg->batch, cnt = train->n - off < cfg->batch ? train->n - off : cfg->batch;
-            if (cnt < sh.S) continue;   // a last batch too small to split: skipped
-            shards_layout(&sh, m, cnt, rng_derive(dropout, (uint64_t)t));
-            rc = shards_run(&sh, m, train, perm + off, 1, NULL, err);
+            if (cnt < sh->S) continue;   // a last batch too small to split: skipped
+            shards_layout(sh, m, cnt, rng_derive(dropout, (uint64_t)t));
+            rc = shards_run(sh, m, train, perm + off, 1, NULL, err);
             if (rc) break;
             // d(mean loss over the batch) = sum_s n_s/cnt * d(mean loss over shard s)
             for (int i = 0; i < P; i++) {
                 float *gi = gsum[i];
                 const long n = (long)sizes[i];
-                const float w0 = (float)sh.n[0] / cnt;
-                const float *g0 = vc_run_param_grad(sh.run[0], i);
+                const float w0 = (float)sh->n[0] / cnt;
+                const float *g0 = vc_run_param_grad(sh->run[0], i);
                 #pragma omp parallel for simd schedule(static) if (n > 65536)
                 for (long k = 0; k < n; k++) gi[k] = w0 * g0[k];
-                for (int s = 1; s < sh.S; s++) {
-                    const float ws = (float)sh.n[s] / cnt, *gs = vc_run_param_grad(sh.run[s], i);
+                for (int s = 1; s < sh->S; s++) {
+                    const float ws = (float)sh->n[s] / cnt, *gs = vc_run_param_grad(sh->run[s], i);
                     #pragma omp parallel for simd schedule(static) if (n > 65536)
                     for (long k = 0; k < n; k++) gi[k] += ws * gs[k];
                 }
             }
             lr = sched_lr(cfg, ocfg->lr, t, T, ep);
             train_optim_step(&opt, pdata, gsum, lr);
-            for (int s = 0; s < sh.S; s++) { loss_sum += sh.loss[s] * sh.n[s]; correct += sh.correct[s]; }
+            for (int s = 0; s < sh->S; s++) { loss_sum += sh->loss[s] * sh->n[s]; correct += sh->correct[s]; }
             seen += cnt;
             if (cb && cb->on_batch) cb->on_batch(cb->ctx, ep + 1, b + 1, nb, loss_sum / seen, (double)correct / seen);
         }
@@ -546,7 +617,7 @@ int train_run(vc_model *m, const train_data *train, const train_data *test, cons
         if (cb && cb->on_epoch) cb->on_epoch(cb->ctx, &e);
     }
     threads_leave(ts);
-    shards_free(&sh);
+    shards_free(sh);
     train_optim_free(&opt);
     for (int i = 0; i < P; i++) free(gsum[i]);
     free(gsum); free(pdata); free(sizes); free(perm);

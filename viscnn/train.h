@@ -15,15 +15,16 @@
 #include "viscnn.h"
 
 // ---- models to train --------------------------------------------------------
-// Builds a model from a graph template (docs/model-format.md's graph, as a
-// JSON object, whose conv2d nodes also carry attrs in_channels/out_channels,
-// linear nodes in_features/out_features and batchnorm2d nodes num_features)
-// with PyTorch's default initialisation drawn from a generator seeded with
-// `seed`: conv and linear weights and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in))
-// (kaiming_uniform with a = sqrt(5)); batchnorm weight 1, bias 0, running
-// mean 0, running var 1. The parameters are writable.
-int train_model_from_template(vc_model **out, const char *arch_path, uint64_t seed, vc_error *err);
-// A template path (.json) or a model file (.safetensors, to train further).
+// Builds a model from an architecture template (viscnn/arch.h: the graph of
+// docs/model-format.md as a JSON object plus "param_shapes": {tensor name:
+// shape}), given as a file path or a built-in name, with PyTorch's default
+// initialisation drawn from a generator seeded with `seed`: conv and linear
+// weights and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (kaiming_uniform
+// with a = sqrt(5); fan_in = the weight's size / its first dimension);
+// batchnorm weight 1, bias 0, running mean 0, running var 1. The model's
+// graph is the template less "param_shapes"; its parameters are writable.
+int train_model_from_template(vc_model **out, const char *arch, uint64_t seed, vc_error *err);
+// A model file (*.safetensors, to train further), else a template as above.
 int train_model_open(vc_model **out, const char *arch, uint64_t seed, vc_error *err);
 // Writes the model's graph and current parameters as a viscnn model file
 // (path.tmp, then rename). extra_key/extra_val: one more metadata string, or NULL.
