@@ -54,6 +54,13 @@ test: deps bin/viscnn build/asan/viscnn $(TEST_BIN)
 clean:
 	rm -rf build bin
 
+# Small image sets for the demos, the tests and the GUI (not committed; data/
+# is ignored): data/fashion/<label>/NNNNN.png (50 Fashion-MNIST test images
+# per class) and data/photos/ (photographs from python3-skimage and darknet).
+data:
+	@[ -d /usr/share/datasets/fashion-mnist ] && [ -d /usr/share/darknet/data ] || scripts/install-deps.sh
+	scripts/make-data.sh
+
 -include $(LIB_OBJ:.o=.d) $(TEST_BIN:=.d)
 
 # The README's main job: convert torchvision AlexNet (seeded weights; no

@@ -6,6 +6,13 @@
 #include <zlib.h>
 #include "../engine/util.h"
 
+// zlib's message, less the "path: " it puts in front.
+static const char *gz_msg(gzFile f, const char *path, int *zerr) {
+    const char *msg = gzerror(f, zerr);
+    size_t n = strlen(path);
+    return !strncmp(msg, path, n) && msg[n] == ':' && msg[n + 1] == ' ' ? msg + n + 2 : msg;
+}
+
 // Reads exactly n bytes; returns 0 on success, else fills err naming what was being read.
 static int gz_exact(gzFile f, void *buf, size_t n, const char *path, const char *what, vc_error *err) {
     unsigned char *p = buf;
@@ -14,12 +21,12 @@ static int gz_exact(gzFile f, void *buf, size_t n, const char *path, const char 
         int got = gzread(f, p, chunk);
         if (got < 0) {
             int zerr;
-            const char *msg = gzerror(f, &zerr);
+            const char *msg = gz_msg(f, path, &zerr);
             return vc_fail(err, VC_EINPUT, "%s: corrupt file while reading the %s (%s)", path, what, msg);
         }
         if (got == 0) {
             int zerr;
-            const char *msg = gzerror(f, &zerr);
+            const char *msg = gz_msg(f, path, &zerr);
             return vc_fail(err, VC_EINPUT, "%s: truncated: the file ends inside the %s%s%s%s", path, what,
                            zerr ? " (" : "", zerr ? msg : "", zerr ? ")" : "");
         }
@@ -71,8 +78,8 @@ int idx_read(vc_idx *a, const char *path, size_t max_bytes, vc_error *err) {
         int got = gzread(f, &extra, 1);
         if (got != 0) {
             int zerr;
-            const char *msg = gzerror(f, &zerr);
-            rc = got < 0 ? vc_fail(err, VC_EINPUT, "%s: corrupt file after the data (%s)", path, msg)
+            const char *msg = gz_msg(f, path, &zerr);
+            rc = got < 0 ? vc_fail(err, VC_EINPUT, "%s: corrupt file (%s)", path, msg)
                          : vc_fail(err, VC_EINPUT, "%s: %zu data bytes expected, the file has more", path, size);
         }
     }

@@ -3,7 +3,8 @@
 # (sudo when not root). Safe to run again: apt skips what is there.
 set -e
 pkgs="build-essential pkg-config libopenblas-dev liblapacke-dev libpng-dev zlib1g-dev libjpeg62-turbo-dev
-libcjson-dev python3-torch python3-torchvision python3-numpy python3-pil python3-skimage opencv-doc"
+libcjson-dev python3-torch python3-torchvision python3-numpy python3-pil python3-skimage opencv-doc
+dataset-fashion-mnist darknet"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -55,6 +55,7 @@ done
 run "cli" 1 tests/test_cli.sh
 run "analysis (importance, contrasts, circuits)" 1 $PY tests/test_analysis.py
 run "bad input (AddressSanitizer)" 1 $PY tests/test_bad_input.py
+run "pth checkpoints (native .pth, hostile files)" 1 $PY tests/test_pth.py
 
 echo "(full log: $LOG)"
 echo "$pass passed, $fail failed"

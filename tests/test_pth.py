@@ -30,6 +30,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import zipfile
 
 import numpy as np
@@ -60,7 +61,13 @@ def report(name, problem):
 
 
 def run(args, env=None):
-    return subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
+    for attempt in range(5):   # the binary may be being relinked by a concurrent make
+        try:
+            return subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
+        except OSError:
+            if attempt == 4:
+                raise
+            time.sleep(3)
 
 
 def ensure_data():

@@ -157,10 +157,12 @@ def randomise_batchnorm(model, seed, input_shape):
             if m.running_mean is not None:
                 m.reset_running_stats()
                 m.momentum = None
-        was_training = model.training
+        was_training, threads = model.training, torch.get_num_threads()
+        torch.set_num_threads(1)   # the statistics must not depend on the thread count
         model.train()
         model(torch.randn([8] + list(input_shape), generator=g))
         model.train(was_training)
+        torch.set_num_threads(threads)
         for m in bns:
             m.momentum = 0.1
             if m.num_batches_tracked is not None:

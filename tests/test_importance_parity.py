@@ -1,0 +1,457 @@
+#!/usr/bin/python3
+"""Parity of `viscnn importance` and `viscnn edges` with the PyTorch oracle
+tools/torch_reference.py (docs/importance.md is the contract of both).
+
+    /usr/bin/python3 tests/test_importance_parity.py [--full] [--keep]
+
+Models: torchvision alexnet, resnet18 and googlenet (seed 0, calibrated BN),
+converted with tools/torch2viscnn.py into build/testdata/imp/, plus a small
+net with grouped and depthwise convolutions (written there at run time).
+Input: 8 photographs from python3-skimage's data folder, preprocessed by
+viscnn itself (`viscnn predict ... --save-input`), so both sides see exactly
+the same float32 batch; labels (0..7)*111.
+
+Checks, one line each ("ok   ..." or "FAIL ...: reason"; exit 1 on any FAIL):
+- importance, per (model, target, metric): same layers (names, channels,
+  groups, shapes, no layer at or after a node target's layer), per layer
+  max|ours - ref| / max|ref| for nodes and for edges <= 1e-3 (the worst layer
+  is printed).  Targets: loss (with the labels), class:K, node:LAYER:CH.
+  Every metric for the loss target on every model; for class:K and node
+  targets of resnet18 and googlenet a subset (all with --full), to keep the
+  run short on 2 cores.
+- --by-class (alexnet, loss, actxgrad, 3 label values): every category and
+  overall.
+- edges: maps (J, I, Ho, Wo) and gradient (J, Ho, Wo) <= 1e-4 relative, for a
+  conv of every model (resnet18 layer1.0.conv2 in a residual block, googlenet
+  inception3a.branch2.1.conv in an inception branch, grouped and depthwise
+  convs), and an --out/--in selection.
+- the invariant sum_i e_ji + b_j = conv output (`viscnn forward --layer`) to
+  1e-5 relative.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import vcio  # noqa: E402
+
+PY = "/usr/bin/python3"
+VISCNN = os.path.join(ROOT, "bin", "viscnn")
+ORACLE = os.path.join(ROOT, "tools", "torch_reference.py")
+CONVERT = os.path.join(ROOT, "tools", "torch2viscnn.py")
+DIR = os.path.join(ROOT, "build", "testdata", "imp")
+SKIMAGE = "/usr/lib/python3/dist-packages/skimage/data"
+PHOTOS = ["astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg",
+          "motorcycle_left.png", "hubble_deep_field.jpg", "ihc.png", "retina.jpg"]
+METRICS = ["actxgrad", "act", "grad", "taylor", "weight", "snip"]
+SUBSET = ["actxgrad", "taylor", "snip"]     # class/node targets of the big nets
+TOL_SCORES = 1e-3
+TOL_MAPS = 1e-4
+TOL_SUM = 1e-5
+CLASS_K = 3
+
+# model -> targets, and the edge-map cases (layer, target, --out, --in)
+PLAN = {
+    "alexnet": {
+        "node": "node:features.8:5",
+        "edges": [("features.3", "loss", None, None),
+                  ("features.3", f"class:{CLASS_K}", "0,3", "1-2")],
+    },
+    "resnet18": {
+        "node": "node:layer2.0.conv1:5",
+        "edges": [("layer1.0.conv2", "loss", None, None)],
+    },
+    "googlenet": {
+        "node": "node:inception3b.branch2.1.conv:5",
+        "edges": [("inception3a.branch2.1.conv", "node:inception3b.branch2.1.conv:5", None, None)],
+    },
+    "grouped": {
+        "node": "node:9:4",
+        "edges": [("3", "loss", None, None), ("6", "node:9:4", None, None),
+                  ("9", "class:3", "1-2,20", "0,3")],
+    },
+}
+
+# a small net with grouped (groups=4, groups=3) and depthwise convolutions
+GROUPED_NET = '''import torch.nn as nn
+
+
+def make():
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+        nn.Conv2d(8, 12, 3, padding=1, groups=4), nn.BatchNorm2d(12), nn.ReLU(),
+        nn.Conv2d(12, 12, 3, padding=2, dilation=2, groups=12), nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(12, 24, 1, groups=3, bias=False), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(24, 10))
+'''
+
+failures = 0
+T0 = time.time()
+
+
+def report(ok, text, reason=""):
+    global failures
+    if ok:
+        print(f"ok   {text}", flush=True)
+    else:
+        failures += 1
+        print(f"FAIL {text}: {reason}", flush=True)
+
+
+def run(cmd, what):
+    """Runs cmd; returns (ok, seconds, stderr tail)."""
+    t = time.time()
+    p = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    dt = time.time() - t
+    if p.returncode != 0:
+        tail = (p.stderr.strip().splitlines() or ["(no output)"])[-1]
+        return False, dt, f"{what} exited {p.returncode}: {tail}"
+    return True, dt, ""
+
+
+# ---------------------------------------------------------------------------
+# Setup
+
+def setup(args):
+    os.makedirs(DIR, exist_ok=True)
+    if not os.access(VISCNN, os.X_OK):
+        ok, _, why = run(["make", "bin/viscnn"], "make bin/viscnn")
+        report(ok, "build bin/viscnn", why)
+        if not ok:
+            return None
+    models = {}
+    for name in PLAN:
+        path = os.path.join(DIR, f"{name}.safetensors")
+        if not os.path.exists(path):
+            if name == "grouped":
+                src = os.path.join(DIR, "grouped_net.py")
+                with open(src, "w") as f:
+                    f.write(GROUPED_NET)
+                cmd = [PY, CONVERT, "--module", f"{src}:make", "--input-shape", "3,32,32",
+                       "--seed", "0", "-o", path]
+            else:
+                cmd = [PY, CONVERT, "--torchvision", name, "--seed", "0", "-o", path]
+            ok, dt, why = run(cmd, "torch2viscnn")
+            report(ok, f"convert {name} ({dt:.1f} s)", why)
+            if not ok:
+                continue
+        models[name] = path
+
+    photos = [os.path.join(SKIMAGE, p) for p in PHOTOS]
+    missing = [p for p in photos if not os.path.exists(p)]
+    if missing:
+        report(False, "8 photographs from skimage's data folder",
+               f"missing {', '.join(missing)} (python3-skimage not installed?)")
+        return None
+    # one preprocessed batch per distinct preprocessing (viscnn's own)
+    inputs = {}
+    made = set()
+    labels = os.path.join(DIR, "labels.npy")
+    vcio.save_npy(labels, (np.arange(8, dtype=np.int64) * 111) % 1000)
+    for name, path in models.items():
+        graph, _ = vcio.read_graph(path)
+        if name == "grouped":
+            rng = np.random.default_rng(0)
+            x = os.path.join(DIR, "x_grouped.npy")
+            vcio.save_npy(x, rng.standard_normal((8, 3, 32, 32)).astype(np.float32))
+            lab = os.path.join(DIR, "labels_grouped.npy")
+            vcio.save_npy(lab, np.arange(8, dtype=np.int64) % 10)
+            inputs[name] = (x, lab)
+            continue
+        key = json.dumps([graph["input"], graph.get("preprocess")], sort_keys=True)
+        x = os.path.join(DIR, f"x_{hashlib.sha1(key.encode()).hexdigest()[:10]}.npy")
+        if x not in made:       # made afresh every run (a few seconds)
+            made.add(x)
+            ok, dt, why = run([VISCNN, "predict", path] + photos + ["--save-input", x],
+                              "viscnn predict --save-input")
+            if not ok:
+                report(False, f"preprocess the photos for {name}", why)
+                continue
+        a = vcio.load_npy(x)
+        if a.shape != (8, 3, 224, 224) or a.dtype != np.float32 or not np.isfinite(a).all():
+            report(False, f"preprocess the photos for {name}", f"bad batch {a.dtype} {a.shape}")
+            continue
+        inputs[name] = (x, labels)
+    report(True, f"setup: {len(models)} models, 8 photos preprocessed by viscnn "
+                 f"({time.time() - T0:.1f} s)")
+    return models, inputs
+
+
+# ---------------------------------------------------------------------------
+# Comparisons
+
+def conv_order(graph):
+    return {n["name"]: k for k, n in enumerate(graph["nodes"])}
+
+
+def node_target_layer(graph, text):
+    """Graph index of a node target's conv (docs/importance.md), else None."""
+    if not text.startswith("node:"):
+        return None
+    nodes = {n["name"]: n for n in graph["nodes"]}
+    order = conv_order(graph)
+    cur = text[5:].rpartition(":")[0]
+    while nodes[cur]["op"] != "conv2d":
+        assert nodes[cur]["op"] in ("batchnorm2d", "relu", "maxpool2d", "avgpool2d",
+                                    "adaptive_avgpool2d", "dropout", "lrn"), cur
+        cur = nodes[cur]["inputs"][0]
+    return order[cur]
+
+
+def rel_err(o, r, scale):
+    d = float(np.abs(o - r).max()) if o.size else 0.0
+    s = float(np.abs(r).max()) if r.size else 0.0
+    if s == 0.0:
+        s = scale          # an all-zero layer (no path to the target): use the model's scale
+    return d / s if s > 0 else (0.0 if d == 0 else float("inf"))
+
+
+def compare_layers(ours, ref, graph, target, tol):
+    """Returns (worst error, worst layer, part) or raises ValueError on a structural mismatch."""
+    lo, lr = ours, ref
+    names_o = [l["name"] for l in lo]
+    names_r = [l["name"] for l in lr]
+    if names_o != names_r:
+        raise ValueError(f"layers differ: ours {names_o[:4]}... ({len(names_o)}), "
+                         f"reference {names_r[:4]}... ({len(names_r)})")
+    tl = node_target_layer(graph, target)
+    order = conv_order(graph)
+    if tl is not None:
+        late = [n for n in names_o if order[n] >= tl]
+        if late:
+            raise ValueError(f"layers at/after the target layer are listed: {late[:3]}")
+    scale = {p: max([float(np.abs(l[p]).max()) for l in lr if l[p].size] + [0.0])
+             for p in ("nodes", "edges")}
+    worst = (0.0, "", "")
+    for a, b in zip(lo, lr):
+        for key in ("in_channels", "out_channels", "groups"):
+            if a.get(key) != b.get(key):
+                raise ValueError(f"{a['name']}: {key} {a.get(key)} vs {b.get(key)}")
+        for p in ("nodes", "edges"):
+            if a[p].shape != b[p].shape:
+                raise ValueError(f"{a['name']}: {p} shape {a[p].shape} vs {b[p].shape}")
+            if not np.isfinite(a[p]).all():
+                raise ValueError(f"{a['name']}: non-finite {p}")
+            e = rel_err(a[p], b[p], scale[p])
+            if e > worst[0] or not worst[1]:
+                worst = (e, a["name"], p)
+    return worst
+
+
+def load_graph(path):
+    graph, tensors = vcio.read_graph(path)
+    return graph, tensors
+
+
+def targets_of(name):
+    return ["loss", f"class:{CLASS_K}", PLAN[name]["node"]]
+
+
+def metrics_for(name, target, full):
+    if target == "loss" or full or name in ("alexnet", "grouped"):
+        return list(METRICS)
+    return list(SUBSET)
+
+
+def check_scores(name, path, inputs, full, lr):
+    import torch_reference as R
+    graph, _ = load_graph(path)
+    x, labels = inputs
+    targets = targets_of(name)
+    metrics = sorted({m for t in targets for m in metrics_for(name, t, full)}, key=METRICS.index)
+    pattern = os.path.join(DIR, f"ref_{name}_{{target}}_{{metric}}.npz")
+    cmd = [PY, ORACLE, path, "--input", x, "--labels", labels, "--metric", ",".join(metrics),
+           "-q", "-o", pattern]
+    for t in targets:
+        cmd += ["--target", t]
+    ok, dt, why = run(cmd, "torch_reference")
+    report(ok, f"{name}: oracle, {len(targets)} targets x {len(metrics)} metrics ({dt:.1f} s)", why)
+    if not ok:
+        return
+    for t in targets:
+        tag = t.replace(":", "_").replace("/", "_")
+        for m in metrics_for(name, t, full):
+            out = os.path.join(DIR, f"ours_{name}_{tag}_{m}.json")
+            desc = f"{name} --target {t} --metric {m}"
+            ok, dt, why = run([VISCNN, "importance", path, "--input", x, "--labels", labels,
+                               "--target", t, "--metric", m, "-o", out], "viscnn importance")
+            if not ok:
+                report(False, desc, why)
+                continue
+            try:
+                ours = R.load_scores(out)
+                ref = R.load_scores(pattern.replace("{target}", tag).replace("{metric}", m))
+                if ours.get("metric") != m or ours.get("target") != t:
+                    raise ValueError(f"header says metric {ours.get('metric')!r}, "
+                                     f"target {ours.get('target')!r}")
+                if ours.get("images") != ref["images"]:
+                    raise ValueError(f"images {ours.get('images')} vs {ref['images']}")
+                err, layer, part = compare_layers(ours["layers"], ref["layers"], graph, t,
+                                                  TOL_SCORES)
+            except (ValueError, KeyError, OSError) as e:
+                report(False, desc, str(e))
+                continue
+            text = (f"{desc}: {len(ours['layers'])} layers, worst {layer} {part} "
+                    f"rel err {err:.1e} ({dt:.1f} s)")
+            report(err <= TOL_SCORES, text, f"{err:.2e} > {TOL_SCORES:g}")
+            lr.append((name, t, m, err, layer, part))
+            if not KEEP:
+                os.unlink(out)
+
+
+def check_by_class(path, x):
+    import torch_reference as R
+    graph, _ = load_graph(path)
+    lab = os.path.join(DIR, "labels_byclass.npy")
+    vcio.save_npy(lab, np.array([5, 5, 9, 9, 9, 1, 1, 5], dtype=np.int64))
+    ref = os.path.join(DIR, "ref_byclass.npz")
+    ours = os.path.join(DIR, "ours_byclass.json")
+    desc = "alexnet --by-class --target loss --metric actxgrad (labels 5,9,1)"
+    ok, dt1, why = run([PY, ORACLE, path, "--input", x, "--labels", lab, "--by-class",
+                        "--metric", "actxgrad", "-q", "-o", ref], "torch_reference")
+    if ok:
+        ok, dt2, why = run([VISCNN, "importance", path, "--input", x, "--labels", lab,
+                            "--by-class", "--metric", "actxgrad", "-o", ours], "viscnn importance")
+    if not ok:
+        report(False, desc, why)
+        return
+    try:
+        o, r = R.load_scores(ours), R.load_scores(ref)
+        co, cr = o.get("categories", {}), r["categories"]
+        if list(co) != list(cr):
+            raise ValueError(f"categories {list(co)} vs {list(cr)}")
+        parts = [("overall", o["layers"], r["layers"])]
+        for name in cr:
+            if co[name].get("images") != cr[name]["images"]:
+                raise ValueError(f"{name}: {co[name].get('images')} images vs {cr[name]['images']}")
+            parts.append((name, co[name]["layers"], cr[name]["layers"]))
+        worst = (0.0, "", "", "")
+        for cat, lo, lr in parts:
+            e, layer, part = compare_layers(lo, lr, graph, "loss", TOL_SCORES)
+            if e >= worst[0]:
+                worst = (e, cat, layer, part)
+    except (ValueError, KeyError, OSError) as e:
+        report(False, desc, str(e))
+        return
+    text = (f"{desc}: categories {list(cr)} ({', '.join(str(cr[c]['images']) for c in cr)} "
+            f"images) and overall, worst {worst[1]}/{worst[2]} {worst[3]} rel err "
+            f"{worst[0]:.1e} ({dt1 + dt2:.1f} s)")
+    report(worst[0] <= TOL_SCORES, text, f"{worst[0]:.2e} > {TOL_SCORES:g}")
+
+
+def check_edges(name, path, inputs):
+    graph, tensors = load_graph(path)
+    nodes = {n["name"]: n for n in graph["nodes"]}
+    x, labels = inputs
+    x1 = os.path.join(DIR, f"x1_{name}.npy")
+    l1 = os.path.join(DIR, f"l1_{name}.npy")
+    vcio.save_npy(x1, vcio.load_npy(x)[:1])
+    vcio.save_npy(l1, vcio.load_npy(labels)[:1])
+    for layer, target, js, is_ in PLAN[name]["edges"]:
+        sel = []
+        if js:
+            sel += ["--out", js]
+        if is_:
+            sel += ["--in", is_]
+        desc = f"{name} edges --layer {layer} --grad --target {target}" + \
+               (f" --out {js}" if js else "") + (f" --in {is_}" if is_ else "")
+        ours = os.path.join(DIR, f"edges_ours_{name}.npy")
+        ref = os.path.join(DIR, f"edges_ref_{name}.npy")
+        lab = ["--labels", l1] if target == "loss" else []
+        ok, dt1, why = run([VISCNN, "edges", path, "--input", x1, "--layer", layer, "--grad",
+                            "--target", target, "-o", ours] + lab + sel, "viscnn edges")
+        if ok:
+            # the oracle takes the whole batch and picks image 0
+            ok, dt2, why = run([PY, ORACLE, path, "--input", x, "--image-index", "0",
+                                "--edges", layer, "--grad", "--target", target, "-q",
+                                "-o", ref] + (["--labels", labels] if lab else []) + sel,
+                               "torch_reference --edges")
+        if not ok:
+            report(False, desc, why)
+            continue
+        try:
+            mo, mr = vcio.load_npy(ours), vcio.load_npy(ref)
+            go, gr = vcio.load_npy(ours[:-4] + ".grad.npy"), vcio.load_npy(ref[:-4] + ".grad.npy")
+            if mo.shape != mr.shape or go.shape != gr.shape:
+                raise ValueError(f"shapes maps {mo.shape} vs {mr.shape}, grad {go.shape} vs {gr.shape}")
+            em = rel_err(mo.astype(np.float64), mr.astype(np.float64), 0.0)
+            eg = rel_err(go.astype(np.float64), gr.astype(np.float64), 0.0)
+            if float(np.abs(gr).max()) == 0.0:
+                raise ValueError("the reference gradient is all zero (a useless case)")
+        except (ValueError, OSError) as e:
+            report(False, desc, str(e))
+            continue
+        report(em <= TOL_MAPS and eg <= TOL_MAPS,
+               f"{desc}: maps {mo.shape} rel err {em:.1e}, gradient rel err {eg:.1e} "
+               f"({dt1 + dt2:.1f} s)", f"maps {em:.2e}, gradient {eg:.2e} > {TOL_MAPS:g}")
+        if js or is_:
+            continue
+        # the invariant: sum_i e_ji + b_j = the conv output
+        y = os.path.join(DIR, f"y_{name}.npy")
+        ok, _, why = run([VISCNN, "forward", path, "--input", x1, "--layer", layer, "-o", y],
+                         "viscnn forward")
+        if not ok:
+            report(False, f"{name} {layer}: sum_i e_ji + b_j = conv output", why)
+            continue
+        yo = vcio.load_npy(y).astype(np.float64)[0]
+        b = nodes[layer].get("params", {}).get("bias")
+        bias = tensors[b].astype(np.float64) if b else np.zeros(mo.shape[0])
+        s_o = mo.astype(np.float64).sum(1) + bias[:, None, None]
+        s_r = mr.astype(np.float64).sum(1) + bias[:, None, None]
+        e_o = rel_err(s_o, yo, 0.0) if s_o.shape == yo.shape else float("inf")
+        e_r = rel_err(s_r, yo, 0.0) if s_r.shape == yo.shape else float("inf")
+        report(e_o <= TOL_SUM and e_r <= TOL_SUM,
+               f"{name} {layer} (groups {nodes[layer]['attrs']['groups']}): sum_i e_ji + b_j "
+               f"= viscnn forward --layer output, rel err {e_o:.1e} (viscnn maps), "
+               f"{e_r:.1e} (oracle maps)",
+               f"{e_o:.2e} / {e_r:.2e} > {TOL_SUM:g} (shapes {s_o.shape} vs {yo.shape})")
+
+
+KEEP = False
+
+
+def main():
+    global KEEP
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--full", action="store_true",
+                   help="every metric for every target (slower)")
+    p.add_argument("--keep", action="store_true", help="keep viscnn's JSON outputs")
+    p.add_argument("--models", default=",".join(PLAN), help="comma-separated subset")
+    args = p.parse_args()
+    KEEP = args.keep
+    s = setup(args)
+    if s is None:
+        print(f"total {time.time() - T0:.1f} s")
+        return 1
+    models, inputs = s
+    wanted = [m for m in args.models.split(",") if m]
+    results = []
+    for name in wanted:
+        if name not in models or name not in inputs:
+            report(False, f"{name}: model and input", "not available")
+            continue
+        t = time.time()
+        check_scores(name, models[name], inputs[name], args.full, results)
+        if name == "alexnet":
+            check_by_class(models[name], inputs[name][0])
+        check_edges(name, models[name], inputs[name])
+        print(f"     {name}: {time.time() - t:.1f} s", flush=True)
+    if results:
+        worst = max(results, key=lambda r: r[3])
+        print(f"     worst score error: {worst[3]:.1e} ({worst[0]} {worst[1]} {worst[2]}, "
+              f"{worst[4]} {worst[5]}) over {len(results)} comparisons")
+    print(f"total {time.time() - T0:.1f} s ({failures} failure(s))")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
