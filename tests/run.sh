@@ -7,6 +7,9 @@ set -u
 cd "$(dirname "$0")/.."
 PY=/usr/bin/python3
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+# Idle OpenMP threads sleep instead of spinning: spinning threads fight
+# OpenBLAS's own threads and, on a busy 2-core machine, made some tests 10x slower.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 DATA=build/testdata
 mkdir -p "$DATA"
 LOG=build/test.log

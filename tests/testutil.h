@@ -18,15 +18,15 @@
 static int tu_failed = 0, tu_passed = 0;
 static const char *tu_filter = NULL;
 
-static void tu_init(int argc, char **argv) { tu_filter = argc > 1 ? argv[1] : NULL; }
-static int tu_selected(const char *name) { return !tu_filter || strstr(name, tu_filter) != NULL; }
-static int tu_finish(void) {
+static inline void tu_init(int argc, char **argv) { tu_filter = argc > 1 ? argv[1] : NULL; }
+static inline int tu_selected(const char *name) { return !tu_filter || strstr(name, tu_filter) != NULL; }
+static inline int tu_finish(void) {
     fprintf(stderr, "# %d passed, %d failed\n", tu_passed, tu_failed);
     return tu_failed ? 1 : 0;
 }
 
 // Report one case. ok != 0 passes. fmt describes the reason on failure.
-static void tu_report(const char *name, int ok, const char *fmt, ...) {
+static inline void tu_report(const char *name, int ok, const char *fmt, ...) {
     if (ok) { printf("ok   %s\n", name); tu_passed++; }
     else {
         printf("FAIL %s: ", name);
@@ -38,20 +38,20 @@ static void tu_report(const char *name, int ok, const char *fmt, ...) {
 
 // Deterministic RNG (xorshift64*), uniform in [-1, 1).
 typedef struct { uint64_t s; } tu_rng;
-static float tu_uniform(tu_rng *r) {
+static inline float tu_uniform(tu_rng *r) {
     r->s ^= r->s >> 12; r->s ^= r->s << 25; r->s ^= r->s >> 27;
     uint64_t v = r->s * 2685821657736338717ULL;
     return (float)((v >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
 }
-static float *tu_rand(tu_rng *r, size_t n) {
+static inline float *tu_rand(tu_rng *r, size_t n) {
     float *p = (float *)malloc((n ? n : 1) * sizeof(float));
     for (size_t i = 0; i < n; i++) p[i] = tu_uniform(r);
     return p;
 }
-static float *tu_zeros(size_t n) { return (float *)calloc(n ? n : 1, sizeof(float)); }
+static inline float *tu_zeros(size_t n) { return (float *)calloc(n ? n : 1, sizeof(float)); }
 
 // max |a-b| / max(max |b|, floor). Used for "fast vs ref" and parity checks.
-static double tu_rel_err(const float *a, const float *b, size_t n, double floor_) {
+static inline double tu_rel_err(const float *a, const float *b, size_t n, double floor_) {
     double md = 0, mr = floor_;
     for (size_t i = 0; i < n; i++) {
         double d = fabs((double)a[i] - (double)b[i]);

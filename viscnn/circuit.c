@@ -157,10 +157,16 @@ int circuit_extract(vc_circuit *c, const vc_model *m, const vc_scores *raw, cons
             }
             free(ok);
         }
-    } else {   // keep: global top fraction of the cone's edges by raw score
+    } else {
+        // keep: global top fraction of the cone's kernels, ranked by their
+        // per-layer normalised scores (as thresholds see them). Raw scores
+        // differ in scale between layers (a wide layer spreads its share
+        // over many kernels), and ranking them globally starves such layers:
+        // on the default model that made actxgrad circuits less faithful than
+        // weight-magnitude ones (tests/test_class_circuits.c).
         size_t m_ = 0;
         for (int l = 0; l < c->n_layers; l++) {
-            const vc_layer_scores *L = &raw->l[l];
+            const vc_layer_scores *L = &norm.l[l];
             for (int j = 0; j < L->cout; j++)
                 for (int i = 0; i < L->cg && rel[L->node][j]; i++) {
                     buf[m_].v = L->edges[(size_t)j * L->cg + i];
@@ -180,26 +186,33 @@ int circuit_extract(vc_circuit *c, const vc_model *m, const vc_scores *raw, cons
             const vc_layer_scores *L = &raw->l[l];
             for (int j = 0; j < L->cout; j++)
                 for (int i = 0; i < L->cg && rel[L->node][j]; i++)
-                    if (flag[k++]) { c->edge[l][(size_t)j * L->cg + i] = 1; c->node[l][j] = 1; }
+                    if (flag[k++]) c->edge[l][(size_t)j * L->cg + i] = 1;
         }
         free(sorted); free(flag);
     }
-    // both ends kept: an edge needs its out-node, and its in-channel must come
-    // from a kept node (or the image), traced through the channel's sources.
-    int *layer_of = malloc_check(m->n_nodes * sizeof(int));
-    for (int i = 0; i < m->n_nodes; i++) layer_of[i] = -1;
-    for (int l = 0; l < c->n_layers; l++) layer_of[raw->l[l].node] = l;
-    for (int l = 0; l < c->n_layers; l++) {
-        const vc_layer_scores *L = &raw->l[l];
-        int Cog = L->cout / L->groups;
-        for (int j = 0; j < L->cout; j++)
-            for (int i = 0; i < L->cg; i++) {
-                size_t e = (size_t)j * L->cg + i;
-                if (c->edge[l][e] && (!c->node[l][j] || !channel_alive(m, c, layer_of, L->in_node, (j / Cog) * L->cg + i)))
-                    c->edge[l][e] = 0;
-            }
+    if (mode == VC_C_KEEP) {
+        // kernels only: every node of the cone stays (its bias flows even when
+        // none of its kernels is kept), so keep:F keeps exactly F of the kernels
+        for (int l = 0; l < c->n_layers; l++)
+            for (int j = 0; j < raw->l[l].cout; j++) c->node[l][j] = rel[raw->l[l].node][j];
+    } else {
+        // both ends kept: an edge needs its out-node, and its in-channel must
+        // come from a kept node (or the image), traced through the channel's sources.
+        int *layer_of = malloc_check(m->n_nodes * sizeof(int));
+        for (int i = 0; i < m->n_nodes; i++) layer_of[i] = -1;
+        for (int l = 0; l < c->n_layers; l++) layer_of[raw->l[l].node] = l;
+        for (int l = 0; l < c->n_layers; l++) {
+            const vc_layer_scores *L = &raw->l[l];
+            int Cog = L->cout / L->groups;
+            for (int j = 0; j < L->cout; j++)
+                for (int i = 0; i < L->cg; i++) {
+                    size_t e = (size_t)j * L->cg + i;
+                    if (c->edge[l][e] && (!c->node[l][j] || !channel_alive(m, c, layer_of, L->in_node, (j / Cog) * L->cg + i)))
+                        c->edge[l][e] = 0;
+                }
+        }
+        free(layer_of);
     }
-    free(layer_of);
     free(buf);
     scores_free(&norm);
     cone_free(m, rel);

@@ -20,8 +20,10 @@ unsigned char **cone_compute(const vc_model *m, const vc_target *t);
 void cone_free(const vc_model *m, unsigned char **rel);
 
 // mode THRESHOLD: t_node/t_edge on per-layer min-max normalised scores;
-// HIERARCHICAL: cumulative shares t_node/t_edge; KEEP: global top `fraction`
-// of the cone's edges by raw score.
+// HIERARCHICAL: cumulative shares t_node/t_edge (both: an edge is kept only
+// with both its ends); KEEP: the global top `fraction` of the cone's kernels
+// by per-layer normalised score, and every node of the cone (only kernels are removed: a node
+// whose kernels all go still passes its bias on).
 int circuit_extract(vc_circuit *c, const vc_model *m, const vc_scores *raw, const vc_target *t,
                     vc_circuit_mode mode, double t_node, double t_edge, double fraction, vc_error *err);
 void circuit_free(vc_circuit *c);
