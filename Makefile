@@ -63,17 +63,17 @@ data:
 
 -include $(LIB_OBJ:.o=.d) $(TEST_BIN:=.d)
 
-# The README's main job: convert torchvision AlexNet (seeded weights; no
-# pretrained weights can be downloaded here) and run info + predict on real
-# photographs from python3-skimage.
-DEMO_MODEL = build/models/alexnet-seed0.safetensors
-$(DEMO_MODEL): tools/torch2viscnn.py
-	@mkdir -p build/models
-	/usr/bin/python3 tools/torch2viscnn.py --torchvision alexnet --seed 0 -o $@
-demo: NEED_TORCH=1
-demo: deps bin/viscnn $(DEMO_MODEL)
-	bin/viscnn info $(DEMO_MODEL)
-	bin/viscnn predict $(DEMO_MODEL) $$(/usr/bin/python3 -c 'import skimage,os; d=os.path.join(os.path.dirname(skimage.__file__),"data"); print(" ".join(os.path.join(d,f) for f in ("chelsea.png","coffee.png","astronaut.png")))')
+# The README's main job, on the embedded default model (a Fashion-MNIST
+# AlexNet-style net trained by `viscnn train`, models/fashion.safetensors):
+# what it is, what it predicts, and the circuit behind one class over that
+# class's images, with its faithfulness curve.
+DEFAULT_MODEL = models/fashion.safetensors
+demo: deps bin/viscnn data
+	bin/viscnn info $(DEFAULT_MODEL)
+	bin/viscnn predict $(DEFAULT_MODEL) $$(ls data/fashion/sneaker/*.png | head -3) data/fashion/bag/$$(ls data/fashion/bag | head -1)
+	@mkdir -p build/demo
+	bin/viscnn circuit $(DEFAULT_MODEL) --images data/fashion/sneaker --target class:7 --mode keep:0.1 --faithfulness -o build/demo/circuit_sneaker.json
+	@echo "circuit JSON: build/demo/circuit_sneaker.json (layers, kept nodes and kernels with scores, faithfulness curve)"
 .PHONY: demo
 
 build/bench/%: benchmarks/%.c build/libviscnn.a

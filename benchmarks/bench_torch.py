@@ -22,7 +22,10 @@ fewer images than needed).  Each mode runs once untimed (warm-up; for the
 score modes one batch), then R times timed (default 5) with
 time.perf_counter; median and min are over the R reps, in seconds.
 peak_rss_kib is resource.getrusage(RUSAGE_SELF).ru_maxrss at the end of the
-process (KiB on Linux): model, input, warm-up and reps included.
+process (KiB on Linux): model, input, warm-up and reps included.  Every
+line also ends with cpu= (median process CPU seconds, user + system, of a
+rep: less sensitive than wall time to other processes on a shared machine,
+though OpenMP threads spinning while waiting count too).
 
 Modes (what one timed rep is, exactly):
 
@@ -370,14 +373,16 @@ def run_scores(runner, x, bsz):
 # measurements
 
 def timed(fn, reps, before=None):
-    ts = []
+    """(median, min) wall seconds and median process CPU seconds over reps."""
+    ts, cpu = [], []
     for _ in range(reps):
         if before:
             before()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
         ts.append(time.perf_counter() - t0)
-    return statistics.median(ts), min(ts)
+        cpu.append(time.process_time() - c0)
+    return statistics.median(ts), min(ts), statistics.median(cpu)
 
 
 def check(args):
@@ -445,7 +450,7 @@ def main():
             def before():
                 model.zero_grad(set_to_none=True)
         fn()                                                   # warm-up
-        med, mn = timed(fn, args.reps, before)
+        med, mn, cpu = timed(fn, args.reps, before)
     else:
         if args.mode == "dissection":
             runner = DissectionRunner(args.model)
@@ -454,9 +459,10 @@ def main():
             extra.append(f"method={args.method}")
         x = make_input(args, args.images)
         run_scores(runner, x[:args.batch], args.batch)         # warm-up: one batch
-        med, mn = timed(lambda: run_scores(runner, x, args.batch), args.reps)
+        med, mn, cpu = timed(lambda: run_scores(runner, x, args.batch), args.reps)
         extra = [f"images={args.images}", f"per_image={med / args.images:.4f}",
                  f"total={med:.3f}"] + extra
+    extra.append(f"cpu={cpu:.3f}")
     print(f"{args.mode} {args.model} {med:.4f} {mn:.4f} {peak_rss_kib()} " + " ".join(extra))
     return 0
 

@@ -1,5 +1,5 @@
 // test_class_circuits.c: class circuits of the embedded default model are
-// meaningful (issue 4). For each Fashion-MNIST class K, over its first 50 test
+// meaningful (issue 4). For each Fashion-MNIST class K, over its first 100 test
 // images, the circuit for logit K extracted with actxgrad at 5%, 10% and 20%
 // of kernels kept must be more faithful (Pearson r between the full and the
 // circuit's logit K over the images) than a `weight` (magnitude) circuit and
@@ -17,7 +17,7 @@
 #define MODEL "models/fashion.safetensors"
 #define IMAGES "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
 #define LABELS "/usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz"
-#define PER_CLASS 50
+#define PER_CLASS 100   // the first 100 test images of each class
 #define N_RANDOM 5
 
 static const double fractions[3] = {0.05, 0.10, 0.20};

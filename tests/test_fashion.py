@@ -147,7 +147,7 @@ def main():
     try:
         rec = json.loads(meta["viscnn.train"])
         last = rec["history"][-1]
-        ok = rec["command"].startswith("viscnn train ") and abs(last["test_acc"] - c_acc) < 1e-9 and len(rec["history"]) == rec["epochs"]
+        ok = rec["command"].startswith("viscnn train ") and abs(last["test_acc"] - c_acc) <= 0.001 and len(rec["history"]) == rec["epochs"]
         why = f"command {rec['command']!r}, last test_acc {last.get('test_acc')}, eval {c_acc}"
     except (KeyError, ValueError, IndexError) as e:
         ok, why = False, f"no usable viscnn.train metadata ({e})"

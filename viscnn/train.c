@@ -1,6 +1,6 @@
 // train.c: the training loop, its optimizers and its models (see train.h).
 #include "train.h"
-#include <cblas.h>
+#include <cblas.h>   // OpenBLAS: openblas_{get,set}_num_threads
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <omp.h>
@@ -10,16 +10,12 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include "../engine/util.h"
 #include "arch.h"
+#include "../engine/util.h"
 #include "../loaders/dataset.h"
 #include "../loaders/idx.h"
 #include "../loaders/image.h"
 #include "../loaders/safetensors.h"
-
-// OpenBLAS's own thread count; the shards run single-threaded BLAS side by side.
-extern int openblas_get_num_threads(void);
-extern void openblas_set_num_threads(int);
 
 // ---- random numbers: splitmix64, one stream per purpose ---------------------
 static uint64_t rng_next(uint64_t *s) {
@@ -552,13 +548,22 @@ int train_run(vc_model *m, const train_data *train, const train_data *test, cons
             if (sets[q]->labels[i] < 0 || sets[q]->labels[i] >= K)
                 return vc_fail(err, VC_EINPUT, "train: %s label %d of image %d is outside the model's %d classes",
                                q ? "test" : "training", sets[q]->labels[i], i, K);
-    const int P = m->n_params;
+    // Trainable parameters: all but batchnorm running statistics (eval-mode
+    // batchnorm keeps them fixed; their gradient is never computed).
+    const int NP = m->n_params;
+    unsigned char *frozen = calloc_check(NP ? NP : 1, 1);
+    for (int q = 0; q < m->n_nodes; q++)
+        for (int r = VC_P_MEAN; r <= VC_P_VAR; r++)
+            if (m->nodes[q].param[r] >= 0) frozen[m->nodes[q].param[r]] = 1;
+    int P = 0, *pi = malloc_check((NP ? NP : 1) * sizeof(int));
+    for (int i = 0; i < NP; i++) if (!frozen[i]) pi[P++] = i;
+    free(frozen);
     size_t *sizes = malloc_check((P ? P : 1) * sizeof(size_t));
     float **pdata = malloc_check((P ? P : 1) * sizeof(float *)), **gsum = malloc_check((P ? P : 1) * sizeof(float *));
-    for (int i = 0; i < P; i++) {
-        sizes[i] = m->params[i].size;
-        pdata[i] = m->params[i].data;
-        gsum[i] = malloc_check(sizes[i] * sizeof(float));
+    for (int j = 0; j < P; j++) {
+        sizes[j] = m->params[pi[j]].size;
+        pdata[j] = m->params[pi[j]].data;
+        gsum[j] = malloc_check(sizes[j] * sizeof(float));
     }
     train_optimizer opt;
     train_optim_init(&opt, ocfg, P, sizes);
@@ -585,15 +590,15 @@ int train_run(vc_model *m, const train_data *train, const train_data *test, cons
             rc = shards_run(sh, m, train, perm + off, 1, NULL, err);
             if (rc) break;
             // d(mean loss over the batch) = sum_s n_s/cnt * d(mean loss over shard s)
-            for (int i = 0; i < P; i++) {
-                float *gi = gsum[i];
-                const long n = (long)sizes[i];
+            for (int j = 0; j < P; j++) {
+                float *gi = gsum[j];
+                const long n = (long)sizes[j];
                 const float w0 = (float)sh->n[0] / cnt;
-                const float *g0 = vc_run_param_grad(sh->run[0], i);
+                const float *g0 = vc_run_param_grad(sh->run[0], pi[j]);
                 #pragma omp parallel for simd schedule(static) if (n > 65536)
                 for (long k = 0; k < n; k++) gi[k] = w0 * g0[k];
                 for (int s = 1; s < sh->S; s++) {
-                    const float ws = (float)sh->n[s] / cnt, *gs = vc_run_param_grad(sh->run[s], i);
+                    const float ws = (float)sh->n[s] / cnt, *gs = vc_run_param_grad(sh->run[s], pi[j]);
                     #pragma omp parallel for simd schedule(static) if (n > 65536)
                     for (long k = 0; k < n; k++) gi[k] += ws * gs[k];
                 }
@@ -619,8 +624,8 @@ int train_run(vc_model *m, const train_data *train, const train_data *test, cons
     threads_leave(ts);
     shards_free(sh);
     train_optim_free(&opt);
-    for (int i = 0; i < P; i++) free(gsum[i]);
-    free(gsum); free(pdata); free(sizes); free(perm);
+    for (int j = 0; j < P; j++) free(gsum[j]);
+    free(gsum); free(pdata); free(sizes); free(perm); free(pi);
     return rc;
 }
 
