@@ -34,4 +34,10 @@ else
     echo "  ✗ PyTorch for tests and tools (/usr/bin/python3 python3-torch python3-torchvision python3-numpy)"
     [ "${NEED_TORCH:-0}" = 1 ] && missing=1
 fi
+if [ -d /usr/share/datasets/fashion-mnist ] && [ -d /usr/share/darknet/data ]; then
+    echo "  ✓ data packages (dataset-fashion-mnist, darknet's photographs)"
+else
+    echo "  ✗ data packages (dataset-fashion-mnist, darknet's photographs: make data, tests)"
+    [ "${NEED_TORCH:-0}" = 1 ] && missing=1
+fi
 exit $missing

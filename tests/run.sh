@@ -59,6 +59,7 @@ run "cli" 1 tests/test_cli.sh
 run "analysis (importance, contrasts, circuits)" 1 $PY tests/test_analysis.py
 run "bad input (AddressSanitizer)" 1 $PY tests/test_bad_input.py
 run "pth checkpoints (native .pth, hostile files)" 1 $PY tests/test_pth.py
+run "fashion default model and make data" 1 $PY tests/test_fashion.py
 
 echo "(full log: $LOG)"
 echo "$pass passed, $fail failed"
