@@ -114,19 +114,28 @@ static int add_param(vc_model *m, const st_file *f, const char *tname, const cha
 
 static const char *role_key[VC_P_COUNT] = {"weight", "bias", "running_mean", "running_var"};
 
-// Orders nodes so that every input precedes its user (Kahn); fails on a cycle.
+// Orders nodes so that every input precedes its user, keeping the file's
+// order wherever it already is one (a stable Kahn: always the earliest ready
+// node), so that layers are listed as the model file lists them. Fails on a cycle.
 static int topo_sort(vc_model *m, int **in_idx, int *n_in, vc_node *tmp, vc_error *err) {
     int n = m->n_nodes;
     int *indeg = calloc_check(n, sizeof(int)), *order = malloc_check(n * sizeof(int)), *pos = malloc_check(n * sizeof(int));
+    unsigned char *placed = calloc_check(n, 1);
     for (int i = 0; i < n; i++) indeg[i] = n_in[i];
-    int head = 0, tail = 0;
-    for (int i = 0; i < n; i++) if (indeg[i] == 0) order[tail++] = i;
-    while (head < tail) {
-        int u = order[head++];
+    int tail = 0, lo = 0;   // nodes before lo are all placed
+    while (tail < n) {
+        int u = -1;
+        for (int i = lo; i < n; i++)
+            if (!placed[i] && indeg[i] == 0) { u = i; break; }
+        if (u < 0) break;   // a cycle
+        placed[u] = 1;
+        order[tail++] = u;
+        while (lo < n && placed[lo]) lo++;
         for (int v = 0; v < n; v++)
             for (int k = 0; k < n_in[v]; k++)
-                if (in_idx[v][k] == u && --indeg[v] == 0) order[tail++] = v;
+                if (in_idx[v][k] == u) indeg[v]--;
     }
+    free(placed);
     int rc = VC_OK;
     if (tail < n) {
         int bad = 0;
