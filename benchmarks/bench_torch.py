@@ -60,34 +60,47 @@ Modes (what one timed rep is, exactly):
               gradient hook on its output, and in that hook (during the
               backward, layer by layer, so nothing is kept longer than
               needed) the edge sums  S[j,i] = sum_b mean_p |e_ji(p) gy_j(p)|
-              with e_ji = W[j,i] * x_i computed chunk by chunk of input
-              channels by --method (default: the fastest measured on a
-              2-core x86 machine, see benchmarks/README.md):
-                bmm     one GEMM per input channel i:
-                        E_i = W[:, i] (Co x k^2) @ unfold(x)_i (B x k^2 x P)
-                matmul  chunks of c input channels in one broadcast
-                        batched GEMM: (c,Co,k^2) @ (B,c,k^2,P) -> (B,c,Co,P)
-                einsum  the same product as torch.einsum('ijk,bikp->bijp')
-                conv    grouped conv2d over chunks of c input channels (the
-                        dissection restricted to c channels at a time)
-              then E *= gy (in place) and an L1 norm over the pixels.  The
-              chunk holds at most --chunk floats of E (default 2^20, at least
-              one channel).  Extra field method=.
+              with e_ji = W[j,i] * x_i computed for a chunk of c input
+              channels at a time (c = the most whose edge maps fit in
+              --chunk floats, at least 1), by --method:
+                split   (default; fastest measured here) U = unfold(x)
+                        rearranged once per layer to (Ci, k^2, B*P) and gy
+                        to (Co, B*P); per chunk one contiguous batched GEMM
+                        (c, Co, k^2) @ (c, k^2, B*P) -> E (c, Co, B*P), then
+                        E.mul_(gy).abs_().sum(-1); the input channels are
+                        split between T Python threads (a thread pool) that
+                        each run torch with 1 intra-op thread (torch ops
+                        release the GIL); default chunk 2^18 floats, i.e. one
+                        input channel per GEMM for alexnet at batch 8
+                bmm     the same on the calling thread with T intra-op
+                        threads (default chunk 2^22)
+                einsum  E (B, c, Co, P) = torch.einsum('ijk,bikp->bijp',
+                        W chunk (c, Co, k^2), unfold(x) chunk (B, c, k^2, P)),
+                        then E.mul_(gy).abs_().sum(-1) (default chunk 2^22)
+                conv    E = the grouped conv2d of the dissection restricted to
+                        a chunk of input channels (groups = c; default chunk
+                        2^22), then the same reduction
+              Extra fields method= and chunk=.  Per-method timings:
+              benchmarks/README.md.
 
   --check     (with fastest or dissection) instead of timing: computes the
               scores of 2 images (batch 2) with the dissection and with every
-              fastest method, and prints
-                  check NAME max_rel_err=E images=2 bmm=E1 matmul=E2 ...
+              fastest method, in --check-dtype (default float32), and prints
+                  check NAME max_rel_err=E images=2 dtype=D bmm=E1 split=E2 ...
               where, per layer, rel err = max |diff| / max |ref| for the node
               scores and for the edge scores, and E is the largest over
               layers, methods, nodes and edges; per-layer errors go to
-              stderr.  Exit status 1 when E > 1e-4.
+              stderr.  Exit status 1 when E > 1e-4.  (In float32, models
+              with large maps (resnet18, googlenet) can exceed 1e-4: the two
+              computations round differently, a few pixels then fall on the
+              other side of a ReLU or maxpool tie and route the gradient
+              differently; in float64 they agree to ~1e-15.)
 
 Exit status: 0 success, 1 check failed, 2 bad arguments.
 """
 
 import argparse
-import copy
+import concurrent.futures
 import resource
 import statistics
 import sys
@@ -99,8 +112,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 
-METHODS = ("bmm", "matmul", "einsum", "conv")
-DEFAULT_METHOD = "bmm"
+METHODS = ("bmm", "split", "einsum", "conv")
+DEFAULT_METHOD = "split"
+# default --chunk (floats of edge maps per chunk) per method
+DEFAULT_CHUNK = {"bmm": 1 << 22, "split": 1 << 18, "einsum": 1 << 22, "conv": 1 << 22}
 CHECK_TOL = 1e-4
 
 
@@ -261,7 +276,7 @@ def dissect(model, layers, acc):
 # ---------------------------------------------------------------------------
 # fastest: hooks on the plain model, edge sums chunk by chunk
 
-def edge_sums(x, w, gy, conv, method, chunk):
+def edge_sums(x, w, gy, conv, method, chunk, pool=None):
     """(Co, Ci/groups) float64: sum over the batch of mean_p |e_ji * gy_j|."""
     co, cg, kh, kw = w.shape
     g = conv.groups
@@ -271,47 +286,57 @@ def edge_sums(x, w, gy, conv, method, chunk):
         xs = x[:, gi * cg:(gi + 1) * cg]
         ws = w[gi * cog:(gi + 1) * cog]
         gs = gy[:, gi * cog:(gi + 1) * cog]
-        out[gi * cog:(gi + 1) * cog] = _edge_sums_group(xs, ws, gs, conv, method, chunk)
+        out[gi * cog:(gi + 1) * cog] = _edge_sums_group(xs, ws, gs, conv, method, chunk, pool)
     return out
 
 
-def _edge_sums_group(x, w, gy, conv, method, chunk):
+def _edge_sums_group(x, w, gy, conv, method, chunk, pool):
     b = x.shape[0]
     co, ci, kh, kw = w.shape
     ho, wo = gy.shape[2:]
     p = ho * wo
     k2 = kh * kw
-    g = gy.reshape(b, co, p)
-    res = torch.empty(ci, co, dtype=x.dtype)   # res[i, j]
-    if method == "conv":
-        wd = w.permute(1, 0, 2, 3).reshape(ci * co, 1, kh, kw)
-        u = None
+    c = max(1, min(ci, chunk // (b * co * p)))        # input channels per chunk
+    res = torch.empty(ci, co, dtype=x.dtype)          # res[i, j]
+    if method in ("bmm", "split"):
+        # U[i] = unfold(x)_i as (k^2, B*P), G = gy as (Co, B*P): one
+        # contiguous (Co x k^2) @ (k^2 x B*P) GEMM per input channel
+        u = F.unfold(x, (kh, kw), conv.dilation, conv.padding, conv.stride)
+        u = u.view(b, ci, k2, p).permute(1, 2, 0, 3).reshape(ci, k2, b * p)
+        wt = w.reshape(co, ci, k2).transpose(0, 1).contiguous()   # (Ci, Co, k^2)
+        g = gy.transpose(0, 1).reshape(co, b * p)
+
+        def run(lo, hi):
+            for i0 in range(lo, hi, c):
+                i1 = min(hi, i0 + c)
+                e = torch.bmm(wt[i0:i1], u[i0:i1])                  # (c, Co, B*P)
+                res[i0:i1] = e.mul_(g).abs_().sum(-1)
+        if method == "bmm" or pool is None:
+            run(0, ci)
+        else:
+            n = pool._max_workers
+            bounds = [ci * k // n for k in range(n + 1)]
+            for f in [pool.submit(run, bounds[k], bounds[k + 1]) for k in range(n)]:
+                f.result()
     else:
-        u = F.unfold(x, (kh, kw), conv.dilation, conv.padding, conv.stride).view(b, ci, k2, p)
-        wt = w.reshape(co, ci, k2).permute(1, 0, 2).contiguous()      # (Ci, Co, k^2)
-    if method == "bmm":
-        for i in range(ci):
-            e = torch.matmul(wt[i], u[:, i])                          # (B, Co, P)
-            e.mul_(g)
-            res[i] = torch.linalg.vector_norm(e, 1, -1).sum(0)
-    else:
-        c = max(1, min(ci, chunk // (b * co * p)))
-        gu = g.unsqueeze(1)
+        g = gy.reshape(b, 1, co, p)
+        if method == "einsum":
+            u = F.unfold(x, (kh, kw), conv.dilation, conv.padding, conv.stride).view(b, ci, k2, p)
+            wt = w.reshape(co, ci, k2).transpose(0, 1)               # (Ci, Co, k^2)
+        else:
+            wd = w.transpose(0, 1).reshape(ci * co, 1, kh, kw)       # channel i*Co + j
         for i0 in range(0, ci, c):
             i1 = min(ci, i0 + c)
-            if method == "matmul":
-                e = torch.matmul(wt[i0:i1], u[:, i0:i1])              # (B, c, Co, P)
-            elif method == "einsum":
+            if method == "einsum":
                 e = torch.einsum("ijk,bikp->bijp", wt[i0:i1], u[:, i0:i1])
             else:
                 e = F.conv2d(x[:, i0:i1], wd[i0 * co:i1 * co], None, conv.stride,
                              conv.padding, conv.dilation, i1 - i0).view(b, i1 - i0, co, p)
-            e.mul_(gu)
-            res[i0:i1] = torch.linalg.vector_norm(e, 1, -1).sum(0)
+            res[i0:i1] = e.mul_(g).abs_().sum(-1).sum(0)                  # (c, Co)
     return res.t().double() / p
 
 
-def add_edge_taps(layers, acc, method, chunk):
+def add_edge_taps(layers, acc, method, chunk, pool=None):
     handles = []
     for name, conv, _ in layers:
         def fwd(module, inputs, out, name=name):
@@ -324,7 +349,7 @@ def add_edge_taps(layers, acc, method, chunk):
             def on_grad(gy):
                 if x._version != version:
                     raise RuntimeError(f"{name}: conv input modified in place before backward")
-                acc.edges[name] += edge_sums(xd, module.weight.detach(), gy, module, method, chunk)
+                acc.edges[name] += edge_sums(xd, module.weight.detach(), gy, module, method, chunk, pool)
             out.register_hook(on_grad)
         handles.append(conv.register_forward_hook(fwd))
     return handles
@@ -347,15 +372,21 @@ class DissectionRunner:
 
 
 class FastestRunner:
-    def __init__(self, name, method, chunk, dtype=torch.float32):
+    def __init__(self, name, method, chunk, threads, dtype=torch.float32):
         model = build_model(name, dtype)
+        chunk = chunk or DEFAULT_CHUNK[method]
+        pool = None
+        if method == "split":
+            # T Python threads, one intra-op thread each (torch ops release the GIL)
+            pool = concurrent.futures.ThreadPoolExecutor(
+                threads, initializer=torch.set_num_threads, initargs=(1,))
         for prm in model.parameters():
             prm.requires_grad_(False)
         layers = scored_layers(model)
         self.acc = Scores(layers)
         self.model = model
         add_node_taps(layers, self.acc)
-        add_edge_taps(layers, self.acc, method, chunk)
+        add_edge_taps(layers, self.acc, method, chunk, pool)
 
     def batch(self, x):
         loss_backward(self.model, x.detach().requires_grad_(True), self.acc)
@@ -392,7 +423,7 @@ def check(args):
     ref = run_scores(DissectionRunner(args.model, dtype), x, 2)
     worst, per_method = 0.0, []
     for method in METHODS:
-        got = run_scores(FastestRunner(args.model, method, args.chunk, dtype), x, 2)
+        got = run_scores(FastestRunner(args.model, method, args.chunk, args.threads, dtype), x, 2)
         merr = 0.0
         for layer in ref:
             errs = []
@@ -419,13 +450,14 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--input", help="X.npy, float32 N x 3 x H x W (default: N(0,1) seeded 0)")
     ap.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD, help="fastest: edge formulation")
-    ap.add_argument("--chunk", type=int, default=1 << 20, help="fastest: max floats of edge maps per chunk")
+    ap.add_argument("--chunk", type=int, default=0,
+                    help="fastest: max floats of edge maps per chunk (default: per method)")
     ap.add_argument("--check", action="store_true", help="compare fastest with dissection on 2 images")
     ap.add_argument("--check-dtype", choices=("float32", "float64"), default="float32",
                     help="--check: compute both in this dtype")
     args = ap.parse_args()
-    if min(args.batch, args.images, args.reps, args.threads, args.chunk) < 1:
-        ap.error("--batch, --images, --reps, --threads and --chunk must be >= 1")
+    if min(args.batch, args.images, args.reps, args.threads) < 1 or args.chunk < 0:
+        ap.error("--batch, --images, --reps and --threads must be >= 1, --chunk >= 0")
     torch.set_num_threads(args.threads)
 
     if args.check:
@@ -455,8 +487,8 @@ def main():
         if args.mode == "dissection":
             runner = DissectionRunner(args.model)
         else:
-            runner = FastestRunner(args.model, args.method, args.chunk)
-            extra.append(f"method={args.method}")
+            runner = FastestRunner(args.model, args.method, args.chunk, args.threads)
+            extra += [f"method={args.method}", f"chunk={args.chunk or DEFAULT_CHUNK[args.method]}"]
         x = make_input(args, args.images)
         run_scores(runner, x[:args.batch], args.batch)         # warm-up: one batch
         med, mn, cpu = timed(lambda: run_scores(runner, x, args.batch), args.reps)

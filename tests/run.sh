@@ -57,6 +57,7 @@ done
 
 run "cli" 1 tests/test_cli.sh
 run "analysis (importance, contrasts, circuits)" 1 $PY tests/test_analysis.py
+run "importance parity with the PyTorch oracle (dissection)" 1 $PY tests/test_importance_parity.py
 run "bad input (AddressSanitizer)" 1 $PY tests/test_bad_input.py
 run "pth checkpoints (native .pth, hostile files)" 1 $PY tests/test_pth.py
 run "fashion default model and make data" 1 $PY tests/test_fashion.py

@@ -3,7 +3,7 @@
 
     /usr/bin/python3 tools/torch_reference.py MODEL.safetensors --input X.npy
         [--labels L.npy] [--target T [--target T2 ...]] [--metric M[,M2,...]]
-        [--by-class] [--mem-gb G] -o OUT.json
+        [--by-class] [--probe-float32] [--mem-gb G] -o OUT.json|OUT.npz
     /usr/bin/python3 tools/torch_reference.py MODEL.safetensors --input X.npy
         --edges LAYER [--image-index K] [--out J] [--in I] [--grad]
         [--labels L.npy] [--target T] -o MAPS.npy
@@ -16,10 +16,14 @@ C_in*(C_out/groups) output channels are the pre-sum edge maps
 
     E[:, c*Cog + jj] = W[g*Cog + jj, i] (*) x_c,   c = g*cg + i
 
-(cg = C_in/groups, Cog = C_out/groups, g the group; for groups=1 this is
-conv2d(x, W.permute(1,0,2,3).reshape(Ci*Co,1,k,k), groups=Ci), channel
-i*Co+j = e_ji), followed by the sum over i (accumulated in float64) plus the
-bias.  That sum is the conv output y that the rest of the network sees.
+(cg = C_in/groups, Cog = C_out/groups, g = group of the input channel c; for
+groups=1 this is conv2d(x, W.permute(1,0,2,3).reshape(Ci*Co,1,k,k),
+groups=Ci), channel i*Co+j = e_ji; depthwise is cg = 1), followed by the sum
+over i plus the bias.  That sum is the conv output y that the rest of the
+network sees.  The maps are float32 (PyTorch's float64 grouped conv is 20x
+slower); a 1x1 unpadded kernel is evaluated as the equal broadcast product
+x_c * W[j, i]; the sum over i is accumulated in float64 (float32 blocks of
+128 channels).
 
 Gradients come from autograd: g = dF/dz on the node maps z (the output of the
 batchnorm2d that directly follows the conv when it is the conv's only
@@ -27,22 +31,19 @@ consumer, else y), gy = dF/dy on the sum node, which is the gradient of every
 edge map e_ji of out-channel j (d(sum_i e_ji)/de_ji = 1; --edges mode takes it
 from the edge-map tensor itself and checks that it is the same for every i).
 The gradient to the layer's input and weight flows through an ordinary
-conv2d of the same x and W (value-neutral: y + (c - c.detach())), which is the
-same derivative as through the dissected one but far cheaper.  snip's dF/dW is
+conv2d of the same x and W (value-neutral: y + (c - c.detach())), the same
+derivative as through the dissected one but far cheaper.  snip's dF/dW is
 that weight gradient, summed over the images of a set.
 
-Edge sums over the pixels are batched dot products of the edge maps with the
-gradient maps (taylor: sum_p e*gy; actxgrad: sum_p |e|*|gy|, since
-|e*gy| = |e|*|gy|; act: sum_p |e|).  The dissected maps are float32 (the
-grouped convolution, as in the original tool; PyTorch's float64 grouped conv is
-20x slower); everything else (network, gradients, node scores, the means over
-images) is float64.  One dissection serves every target and metric of a run:
+Edge sums over the pixels are batched dot products (float32 GEMMs) of the
+edge maps with the gradient maps: taylor sum_p e*gy, actxgrad sum_p |e|*|gy|
+(|e*gy| = |e|*|gy|), act sum_p |e|.  Node scores, the means over pixels and
+images are float64.  One dissection serves every target and metric of a run:
 several --target options and metrics may be given, and -o is then a pattern
-with {target} (':' and '/' written as '_') and/or {metric}.
-
-Images are processed a few at a time: the dissected maps hold
-C_in*C_out*Ho*Wo floats per image and layer (--mem-gb bounds them; layers are
-split across several passes when one image's maps do not fit).
+with {target} (':' and '/' written as '_') and/or {metric}.  Images are
+processed a few at a time (the maps hold C_in*C_out*Ho*Wo floats per image
+and layer; --mem-gb bounds them, splitting the layers over several passes
+when one image's maps do not fit).
 
 Output: the JSON of `viscnn importance` (DESIGN.md section 9):
 {"metric", "target", "images", "layers": [{"name", "in_channels",
@@ -50,13 +51,23 @@ Output: the JSON of `viscnn importance` (DESIGN.md section 9):
 "categories": {NAME: {"images", "layers"}}}.  With --by-class and --labels the
 categories are the label values in increasing order, named by the model's
 labels (or the number), and "layers" is "overall", the mean of the category
-scores.
+scores.  An -o name ending in .npz stores the same document with the score
+lists as float64 arrays (load_scores() reads both; JSON text of millions of
+floats is slow to write and read).
+
+--probe-float32 (.npz only) adds "nodes_f32"/"edges_f32" to every layer: the
+same scores from an ordinary float32 forward/backward (PyTorch's im2col+GEMM
+convolutions, sharing the edge maps).  Their distance from the float64 scores
+is the float32 noise floor of each score: in deep nets with small maps a
+ReLU input or a max-pool pair that rounding puts on the other side of 0 (of
+each other) moves a score by a visible fraction (one 7x7 pixel of one of 8
+images: 1/392).
 
 --edges LAYER writes the edge maps of one conv layer for one image of the batch
 (--image-index) as float32 (J, I, Ho, Wo) (all out-channels J and in-channels I
 within the group by default; --out/--in take lists like 0,3 or 1-2), and with
---grad also MAPS.grad.npy (J, Ho, Wo): gy_j = dF/dy_j for --target (default
-loss; label from --labels, else the argmax).
+--grad (or --target) also MAPS.grad.npy (J, Ho, Wo): gy_j = dF/dy_j for the
+target (default loss; label from --labels, else the argmax).
 
 Exit status: 0 success, 2 bad input (one-line reason), 1 internal error.
 """
@@ -383,7 +394,7 @@ class Accumulator:
     def __init__(self):
         self.sums = {}     # (target, metric, conv) -> [nodes, edges]
         self.wgrad = {}    # (target, conv) -> sum of dF/dW
-        self.n = 0
+        self.probe = False
 
     def add(self, key, nodes, edges):
         if key in self.sums:
@@ -393,8 +404,54 @@ class Accumulator:
             self.sums[key] = [nodes.clone(), edges.clone()]
 
 
+PROBE = "@f32"    # key suffix of the float32-network probe scores
+
+
+def tensors32(model):
+    if not hasattr(model, "tensors32"):
+        model.tensors32 = {k: v.float() for k, v in model.tensors.items()}
+    return model.tensors32
+
+
+def probe_grads(model, graph, x, labels, targets, layers, want_wgrad):
+    """The float32 probe: an ordinary float32 forward of the graph and, per
+    target, the gradients on the conv outputs and node maps.  PyTorch's
+    im2col+GEMM convolution, not mkldnn's (whose float32 rounding is 3x larger
+    and flips many more decisions than a plain float32 conv).
+    Returns ({t.text: {conv: {"gy", "g", "dw"}}}, env)."""
+    tensors = dict(tensors32(model))
+    wparams = {}
+    if want_wgrad:
+        for c in layers:
+            wn = model.node(c)["params"]["weight"]
+            tensors[wn] = wparams[c] = model.tensors32[wn].clone().requires_grad_(True)
+    with torch.enable_grad(), torch.backends.mkldnn.flags(enabled=False):
+        _, env = run_graph(graph, tensors, x.float().requires_grad_(True), keep=True)
+        out = {}
+        for t in targets:
+            mine = [c for c in layers if c in t.scored]
+            if not mine:
+                continue
+            Fv = t.value(env, model.graph["output"], labels)
+            inputs, keys = [], []
+            for c in mine:
+                inputs += [env[c], env[model.z_name(c)]]
+                keys += [(c, "gy"), (c, "g")]
+                if want_wgrad:
+                    inputs.append(wparams[c])
+                    keys.append((c, "dw"))
+            with torch.backends.mkldnn.flags(enabled=False):
+                grads = torch.autograd.grad(Fv.sum(), inputs, retain_graph=True,
+                                            allow_unused=True)
+            out[t.text] = {c: {} for c in mine}
+            for (c, k), tt, g in zip(keys, inputs, grads):
+                out[t.text][c][k] = g.detach() if g is not None else torch.zeros_like(tt)
+    return out, env
+
+
 def run_batch(model, targets, metrics, x, labels, layers, acc):
-    """Adds the scores of the images x for the conv layers `layers`."""
+    """Adds the scores of the images x for the conv layers `layers` (and, with
+    acc.probe, those of the float32 probe)."""
     need_E = any(m in metrics for m in ("actxgrad", "act", "taylor"))
     need_grad = any(m in metrics for m in ("actxgrad", "grad", "taylor", "snip"))
     want_wgrad = "snip" in metrics
@@ -410,46 +467,58 @@ def run_batch(model, targets, metrics, x, labels, layers, acc):
                 mine = [c for c in layers if c in t.scored]
                 if mine:
                     grads[t.text] = target_grads(model, t, env, saved, labels, mine, want_wgrad)
+    variants = [("", env, grads)]
+    if acc.probe:
+        if need_grad:
+            g32, env32 = probe_grads(model, graph, x, labels, targets, layers, want_wgrad)
+        else:
+            with torch.no_grad(), torch.backends.mkldnn.flags(enabled=False):
+                _, env32 = run_graph(graph, tensors32(model), x.float(), keep=True)
+            g32 = {}
+        variants.append((PROBE, env32, g32))
     N = x.shape[0]
     for c in layers:
         G, cg, Cog, Co, P = model.dims(c)
         tlist = [t for t in targets if c in t.scored]
-        z = env[model.z_name(c)].detach().reshape(N, Co, P).to(DT)
-        rz = torch.relu(z)
+        # (variant suffix, target, gradients) of every gradient set, in bmm column order
+        sets = [(suf, t, gr[t.text][c]) for suf, _, gr in variants for t in tlist] if need_grad else []
         if need_E:
-            gys = [grads[t.text][c]["gy"] for t in tlist] if need_grad else []
             signed, absg, act = edge_reductions(
-                saved[c]["E"], gys, G, cg, Cog, P, "taylor" in metrics,
-                "actxgrad" in metrics, "act" in metrics)
+                saved[c]["E"], [gr["gy"] for _, _, gr in sets], G, cg, Cog, P,
+                "taylor" in metrics, "actxgrad" in metrics, "act" in metrics)
             saved[c]["E"] = None
-        if "act" in metrics:
-            for t in tlist:
-                acc.add((t.text, "act", c), (rz.sum(2) / P).sum(0), (act / P).sum(0))
-        for k, t in enumerate(tlist):
-            if not need_grad:
-                break
-            gr = grads[t.text][c]
+        rz = {}
+        for suf, ev, _ in variants:
+            z = ev[model.z_name(c)].detach().reshape(N, Co, P).to(DT)
+            rz[suf] = torch.relu(z)
+            if "act" in metrics:
+                for t in tlist:
+                    acc.add((t.text + suf, "act", c), (rz[suf].sum(2) / P).sum(0), (act / P).sum(0))
+        for k, (suf, t, gr) in enumerate(sets):
+            key = t.text + suf
             g = gr["g"].reshape(N, Co, P).to(DT)
+            r = rz[suf]
             if "actxgrad" in metrics:
-                acc.add((t.text, "actxgrad", c), ((rz * g.abs()).sum(2) / P).sum(0),
+                acc.add((key, "actxgrad", c), ((r * g.abs()).sum(2) / P).sum(0),
                         (absg[k] / P).sum(0))
             if "taylor" in metrics:
-                acc.add((t.text, "taylor", c), ((rz * g).sum(2) / P).abs().sum(0),
+                acc.add((key, "taylor", c), ((r * g).sum(2) / P).abs().sum(0),
                         (signed[k] / P).abs().sum(0))
             if "grad" in metrics:
                 ng = g.abs().sum(2) / P
-                acc.add((t.text, "grad", c), ng.sum(0), ng.unsqueeze(2).expand(N, Co, cg).sum(0))
+                acc.add((key, "grad", c), ng.sum(0), ng.unsqueeze(2).expand(N, Co, cg).sum(0))
             if "snip" in metrics:
-                key = (t.text, c)
-                dw = gr["dw"]
-                acc.wgrad[key] = acc.wgrad[key] + dw if key in acc.wgrad else dw.clone()
+                dw = gr["dw"].to(DT)
+                acc.wgrad[(key, c)] = acc.wgrad[(key, c)] + dw if (key, c) in acc.wgrad else dw
         del saved[c]
 
 
-def set_scores(model, targets, metrics, x, labels, idx, mem_bytes, log):
-    """{(target, metric): {conv: (nodes (Co,), edges (Co, cg))}} for images idx."""
+def set_scores(model, targets, metrics, x, labels, idx, mem_bytes, log, probe=False):
+    """{(target, metric): {conv: (nodes (Co,), edges (Co, cg))}} for images idx
+    (with probe, also {(target + PROBE, metric): ...} from the float32 probe)."""
     layers = sorted({c for t in targets for c in t.scored}, key=model.index.get)
     acc = Accumulator()
+    acc.probe = probe
     data_metrics = [m for m in metrics if m != "weight"]
     if data_metrics:
         per_layer = {c: model.dims(c) for c in layers}
@@ -477,32 +546,37 @@ def set_scores(model, targets, metrics, x, labels, idx, mem_bytes, log):
     n = len(idx)
     out = {}
     for t in targets:
-        for m in metrics:
-            res = {}
-            for c in t.scored:
-                if m == "weight":
-                    e = model.weight(c).to(DT).abs().mean(dim=(2, 3))
-                    res[c] = (e.mean(1), e)
-                elif m == "snip":
-                    G = acc.wgrad.get((t.text, c))
-                    w = model.weight(c).to(DT)
-                    e = (w * G.to(DT)).abs().mean(dim=(2, 3)) if G is not None \
-                        else torch.zeros(w.shape[:2], dtype=DT)
-                    res[c] = (e.sum(1), e)
-                else:
-                    nd, ed = acc.sums[(t.text, m, c)]
-                    res[c] = (nd / n, ed / n)
-            out[(t.text, m)] = res
+        for suf in ["", PROBE] if probe else [""]:
+            key = t.text + suf
+            for m in metrics:
+                res = {}
+                for c in t.scored:
+                    if m == "weight":
+                        e = model.weight(c).to(DT).abs().mean(dim=(2, 3))
+                        res[c] = (e.mean(1), e)
+                    elif m == "snip":
+                        G = acc.wgrad.get((key, c))
+                        w = model.weight(c).to(DT)
+                        e = (w * G).abs().mean(dim=(2, 3)) if G is not None \
+                            else torch.zeros(w.shape[:2], dtype=DT)
+                        res[c] = (e.sum(1), e)
+                    else:
+                        nd, ed = acc.sums[(key, m, c)]
+                        res[c] = (nd / n, ed / n)
+                out[(key, m)] = res
     return out
 
 
-def layers_json(model, scored, sc):
+def layers_json(model, scored, sc, probe=None):
     out = []
     for c in scored:
         d = model.layer_info(c)
         nd, ed = sc[c]
         d["nodes"] = nd.double().numpy()
         d["edges"] = ed.double().numpy()
+        if probe is not None:
+            d["nodes_f32"] = probe[c][0].double().numpy()
+            d["edges_f32"] = probe[c][1].double().numpy()
         out.append(d)
     return out
 
@@ -520,7 +594,9 @@ def write_scores(path, doc):
             out = []
             for k, layer in enumerate(layers):
                 layer = dict(layer)
-                for part in ("nodes", "edges"):
+                for part in ("nodes", "edges", "nodes_f32", "edges_f32"):
+                    if part not in layer:
+                        continue
                     key = f"{prefix}{k}.{part}"
                     arrays[key] = np.asarray(layer[part], dtype=np.float64)
                     layer[part] = key
@@ -563,8 +639,9 @@ def load_scores(path):
             doc = json.loads(str(z["meta"]))
             for layers in [doc["layers"]] + [c["layers"] for c in doc.get("categories", {}).values()]:
                 for layer in layers:
-                    layer["nodes"] = z[layer["nodes"]]
-                    layer["edges"] = z[layer["edges"]]
+                    for part in ("nodes", "edges", "nodes_f32", "edges_f32"):
+                        if part in layer:
+                            layer[part] = z[layer[part]]
         return doc
     with open(path) as f:
         doc = json.load(f)
@@ -600,22 +677,29 @@ def cmd_scores(args, model, x, labels, log):
             cats.append((name, [i for i in range(N) if int(labels[i]) == k]))
     else:
         cats = [(os.path.basename(args.input), list(range(N)))]
+    if args.probe and not args.o.endswith(".npz"):
+        raise BadInput("--probe-float32 writes .npz files only")
     mem = int(args.mem_gb * 2**30)
-    cat_scores = [set_scores(model, targets, metrics, x, labels, idx, mem, log)
+    cat_scores = [set_scores(model, targets, metrics, x, labels, idx, mem, log, args.probe)
                   for _, idx in cats]
+
+    def overall(key, t):
+        return {c: (sum(cs[key][c][0] for cs in cat_scores) / len(cats),
+                    sum(cs[key][c][1] for cs in cat_scores) / len(cats)) for c in t.scored}
     for t in targets:
         for met in metrics:
             key = (t.text, met)
-            overall = {}
-            for c in t.scored:
-                overall[c] = (sum(cs[key][c][0] for cs in cat_scores) / len(cats),
-                              sum(cs[key][c][1] for cs in cat_scores) / len(cats))
+            pkey = (t.text + PROBE, met)
             doc = {"metric": met, "target": t.text, "images": N, "source": args.input,
-                   "model": model.path, "layers": layers_json(model, t.scored, overall)}
+                   "model": model.path,
+                   "layers": layers_json(model, t.scored, overall(key, t),
+                                         overall(pkey, t) if args.probe else None)}
             if args.by_class:
-                doc["categories"] = {name: {"images": len(idx),
-                                            "layers": layers_json(model, t.scored, cs[key])}
-                                     for (name, idx), cs in zip(cats, cat_scores)}
+                doc["categories"] = {
+                    name: {"images": len(idx),
+                           "layers": layers_json(model, t.scored, cs[key],
+                                                 cs[pkey] if args.probe else None)}
+                    for (name, idx), cs in zip(cats, cat_scores)}
             path = args.o.replace("{metric}", met).replace("{target}", t.tag())
             write_scores(path, doc)
 
@@ -710,6 +794,11 @@ def main(argv=None):
     p.add_argument("--by-class", action="store_true", help="one category per label value")
     p.add_argument("--mem-gb", type=float, default=2.5,
                    help="memory for the dissected maps of a pass (default 2.5)")
+    p.add_argument("--probe-float32", dest="probe", action="store_true",
+                   help="also compute every score with an ordinary float32 forward/backward "
+                        "(sharing the edge maps) and store it as nodes_f32/edges_f32 in the "
+                        ".npz: the size of float32 rounding effects (ReLU and max-pool "
+                        "decisions flipped by rounding) on each score")
     p.add_argument("--net-dtype", choices=("float64", "float32"), default="float64",
                    help="dtype of the network's forward/backward (scores are summed in "
                         "float64 either way; the edge maps are float32)")
