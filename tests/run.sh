@@ -62,6 +62,11 @@ run "bad input (AddressSanitizer)" 1 $PY tests/test_bad_input.py
 run "pth checkpoints (native .pth, hostile files)" 1 $PY tests/test_pth.py
 run "fashion default model and make data" 1 $PY tests/test_fashion.py
 
+# The benchmarks still work (a tiny run of make bench; nothing is recorded).
+run "benchmark smoke (benchmarks/run.sh --smoke)" 1 bash -c \
+    'benchmarks/run.sh --smoke > build/bench_smoke.log 2>&1 && grep -q "importance scaling" build/bench_smoke.log &&
+     echo "ok   benchmark smoke: make bench runs end to end (table in build/bench_smoke.log)"'
+
 echo "(full log: $LOG)"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
