@@ -27,8 +27,7 @@ static size_t legacy_magic(const unsigned char *buf, size_t size) {
 enum { LEGACY_PROTOCOL = 1001, MAX_KEY = 256 };
 static const int64_t MAX_ELEMS = (int64_t)1 << 48;
 
-// A key from the file, made safe to print.
-static const char *shown(char out[80], const char *s) {
+const char *pth_shown(char out[80], const char *s) {
     size_t k = 0;
     for (; *s && k < 76; s++) out[k++] = (*s >= 32 && *s < 127) ? *s : '?';
     if (*s) { out[k++] = '.'; out[k++] = '.'; out[k++] = '.'; }
@@ -119,18 +118,18 @@ static int persistent(void *ctx, pk_vm *vm, pk_obj *pid, pk_obj **out, vc_error 
     pth_storage *s = &f->storages[idx];
     if (s->root != idx || s->dtype != dtype || s->numel != it[4]->i)
         return vc_fail(err, VC_EINPUT, "%s: storage '%s' is referred to with different types or sizes", f->path,
-                       shown(k1, it[2]->s));
+                       pth_shown(k1, it[2]->s));
     if (want == 6 && it[5]->t != PK_NONE) {   // a legacy storage view
         pk_obj *v = it[5];
         if (v->t != PK_TUPLE || v->n != 3 || v->items[0]->t != PK_STR || v->items[1]->t != PK_INT ||
             v->items[2]->t != PK_INT || v->items[0]->len == 0 || v->items[0]->len > MAX_KEY ||
             strlen(v->items[0]->s) != v->items[0]->len)
-            return vc_fail(err, VC_EINPUT, "%s: a storage view of '%s' is malformed", f->path, shown(k1, it[2]->s));
+            return vc_fail(err, VC_EINPUT, "%s: a storage view of '%s' is malformed", f->path, pth_shown(k1, it[2]->s));
         int64_t off = v->items[1]->i, n = v->items[2]->i;
         if (off < 0 || n < 0 || off > s->numel || n > s->numel - off)
             return vc_fail(err, VC_EINPUT, "%s: storage view '%s' (offset %lld, %lld elements) lies outside storage '%s' "
-                           "of %lld elements", f->path, shown(k1, v->items[0]->s), (long long)off, (long long)n,
-                           shown(k2, it[2]->s), (long long)s->numel);
+                           "of %lld elements", f->path, pth_shown(k1, v->items[0]->s), (long long)off, (long long)n,
+                           pth_shown(k2, it[2]->s), (long long)s->numel);
         int vi = find_storage(f, v->items[0]->s);
         if (vi < 0) {
             vi = add_storage(f, v->items[0]->s, dtype, n);
@@ -138,7 +137,7 @@ static int persistent(void *ctx, pk_vm *vm, pk_obj *pid, pk_obj **out, vc_error 
             f->storages[vi].view_offset = off;
         } else if (f->storages[vi].root != idx || f->storages[vi].view_offset != off || f->storages[vi].numel != n) {
             return vc_fail(err, VC_EINPUT, "%s: storage view '%s' is defined twice, differently", f->path,
-                           shown(k1, v->items[0]->s));
+                           pth_shown(k1, v->items[0]->s));
         }
         idx = vi;
     }
@@ -160,13 +159,13 @@ static int check_tensor(pth_file *f, pth_tensor *t, vc_error *err) {
             last = UINT64_MAX;
     }
     if (numel > (uint64_t)MAX_ELEMS)
-        return vc_fail(err, VC_EINPUT, "%s: tensor '%s' has too many elements", f->path, shown(k1, t->name));
+        return vc_fail(err, VC_EINPUT, "%s: tensor '%s' has too many elements", f->path, pth_shown(k1, t->name));
     t->numel = (size_t)numel;
     if (numel > 0 && (last >= (uint64_t)MAX_ELEMS || (uint64_t)t->offset + last >= (uint64_t)s->numel))
         return vc_fail(err, VC_EINPUT, "%s: tensor '%s' (storage offset %lld, shape/stride reaching %llu more elements) "
-                       "lies outside its storage '%s' of %lld elements", f->path, shown(k1, t->name),
+                       "lies outside its storage '%s' of %lld elements", f->path, pth_shown(k1, t->name),
                        (long long)t->offset, last >= (uint64_t)MAX_ELEMS ? (unsigned long long)MAX_ELEMS : (unsigned long long)last,
-                       shown(k2, s->key), (long long)s->numel);
+                       pth_shown(k2, s->key), (long long)s->numel);
     return VC_OK;
 }
 
@@ -256,10 +255,10 @@ static int read_zip(pth_file *f, pk_vm *vm, reader *r, vc_error *err) {
         sprintf(name, "%sdata/%s", f->prefix, s->key);
         s->entry = zip_find(&f->zip, name);
         if (!s->entry)
-            rc = vc_fail(err, VC_EINPUT, "%s: storage '%s' (zip entry data/%s) is missing", f->path, shown(k1, s->key), shown(k1, s->key));
+            rc = vc_fail(err, VC_EINPUT, "%s: storage '%s' (zip entry data/%s) is missing", f->path, pth_shown(k1, s->key), pth_shown(k1, s->key));
         else if (s->entry->usize < (uint64_t)s->numel * pk_dtype_size[s->dtype])
             rc = vc_fail(err, VC_EINPUT, "%s: storage '%s' holds %llu bytes, its reference says %lld %s elements", f->path,
-                         shown(k1, s->key), (unsigned long long)s->entry->usize, (long long)s->numel, pk_dtype_names[s->dtype]);
+                         pth_shown(k1, s->key), (unsigned long long)s->entry->usize, (long long)s->numel, pk_dtype_names[s->dtype]);
     }
     free(name);
     if (!rc) rc = collect(f, top, err);
@@ -298,29 +297,29 @@ static int read_legacy(pth_file *f, pk_vm *vm, reader *r, vc_error *err) {
         int idx = k->t == PK_STR ? find_storage(f, k->s) : -1;
         if (idx < 0 || f->storages[idx].root != idx)
             return vc_fail(err, VC_EINPUT, "%s: the legacy storage list names %s '%s', which no tensor uses", f->path,
-                           k->t == PK_STR ? "storage" : "a non-string", k->t == PK_STR ? shown(k1, k->s) : "?");
+                           k->t == PK_STR ? "storage" : "a non-string", k->t == PK_STR ? pth_shown(k1, k->s) : "?");
         pth_storage *s = &f->storages[idx];
-        if (s->bytes) return vc_fail(err, VC_EINPUT, "%s: the legacy storage list names '%s' twice", f->path, shown(k1, s->key));
+        if (s->bytes) return vc_fail(err, VC_EINPUT, "%s: the legacy storage list names '%s' twice", f->path, pth_shown(k1, s->key));
         if (f->size - pos < 8)
             return vc_fail(err, VC_EINPUT, "%s: the file ends before storage '%s' (%zu of %zu storages read; truncated?)",
-                           f->path, shown(k1, s->key), i, keys->n);
+                           f->path, pth_shown(k1, s->key), i, keys->n);
         uint64_t n = 0;
         for (int b = 7; b >= 0; b--) n = n << 8 | f->buf[pos + b];
         pos += 8;
         if (n != (uint64_t)s->numel)
             return vc_fail(err, VC_EINPUT, "%s: storage '%s' holds %llu elements, its reference says %lld", f->path,
-                           shown(k1, s->key), (unsigned long long)n, (long long)s->numel);
+                           pth_shown(k1, s->key), (unsigned long long)n, (long long)s->numel);
         uint64_t bytes = n * (uint64_t)pk_dtype_size[s->dtype];
         if (bytes > f->size - pos)
             return vc_fail(err, VC_EINPUT, "%s: storage '%s' (%llu bytes) runs past the end of the file (%zu of %zu "
-                           "storages complete; truncated?)", f->path, shown(k1, s->key), (unsigned long long)bytes, i, keys->n);
+                           "storages complete; truncated?)", f->path, pth_shown(k1, s->key), (unsigned long long)bytes, i, keys->n);
         s->bytes = f->buf + pos;
         pos += bytes;
     }
     for (int i = 0; i < f->n_storages; i++)
         if (f->storages[i].root == i && !f->storages[i].bytes)
             return vc_fail(err, VC_EINPUT, "%s: storage '%s' is used but missing from the legacy storage list", f->path,
-                           shown(k1, f->storages[i].key));
+                           pth_shown(k1, f->storages[i].key));
     return collect(f, top, err);
 }
 
@@ -391,7 +390,7 @@ int pth_float32(pth_file *f, const pth_tensor *t, const float **data, float **ow
     *owned = NULL;
     if (t->dtype != PK_F32)
         return vc_fail(err, VC_EINPUT, "%s: tensor '%s' is %s (torch.%s); only float32 tensors can be loaded", f->path,
-                       shown(k1, t->name), pk_dtype_names[t->dtype], pk_storage_names[t->dtype]);
+                       pth_shown(k1, t->name), pk_dtype_names[t->dtype], pk_storage_names[t->dtype]);
     const pth_storage *s = &f->storages[t->storage];
     pth_storage *root = &f->storages[s->root];
     if (!root->bytes) {   // zip: read (and CRC-check) the entry on first use

@@ -75,3 +75,6 @@ const pth_tensor *pth_find(const pth_file *f, const char *name);
 // file where it can, else into a malloc'd copy that *owned also points to.
 // Fails (VC_EINPUT) unless the tensor is float32.
 int pth_float32(pth_file *f, const pth_tensor *t, const float **data, float **owned, vc_error *err);
+// A key or name from a file, made safe to print on one line (at most 79
+// characters, non-printable bytes as '?'). Returns out.
+const char *pth_shown(char out[80], const char *s);

@@ -49,14 +49,6 @@ static char *template_text(const char *arch, vc_error *err) {
     return s;
 }
 
-// A state-dict key from the file, made safe to print on one line.
-static const char *shown(char out[80], const char *s) {
-    size_t k = 0;
-    for (; *s && k < 76; s++) out[k++] = (*s >= 32 && *s < 127) ? *s : '?';
-    if (*s) { out[k++] = '.'; out[k++] = '.'; out[k++] = '.'; }
-    out[k] = 0;
-    return out;
-}
 
 static void shape_str(char *s, size_t n, int rank, const int64_t *dim) {
     size_t k = (size_t)snprintf(s, n, "[");
@@ -112,7 +104,7 @@ int vc_convert_pth(const char *pth, const char *arch, const char *out, vc_conver
         const pth_tensor *pt = pth_find(&f, names[i]);
         if (!pt) {
             rc = vc_fail(err, VC_EINPUT, "%s: the state dict has no '%s', which --arch %s needs (it has %d tensor%s, the first "
-                         "is '%s')", pth, names[i], arch, f.n, f.n == 1 ? "" : "s", shown(s1, f.t[0].name));
+                         "is '%s')", pth, names[i], arch, f.n, f.n == 1 ? "" : "s", pth_shown(s1, f.t[0].name));
             break;
         }
         cJSON *want = shapes ? cJSON_GetObjectItemCaseSensitive(shapes, names[i]) : NULL;
@@ -153,7 +145,7 @@ int vc_convert_pth(const char *pth, const char *arch, const char *out, vc_conver
             int used = 0;
             for (int i = 0; i < n && !used; i++) used = !strcmp(f.t[j].name, names[i]);
             if (used || ends_with(f.t[j].name, "num_batches_tracked")) continue;
-            if (!info->n_ignored++) shown(info->ignored_example, f.t[j].name);
+            if (!info->n_ignored++) pth_shown(info->ignored_example, f.t[j].name);
         }
     }
     // Write next to out, load it back with every check the engine makes, then rename.
