@@ -8,6 +8,7 @@ measurement's own:
         [--batch B] [--images N] [--reps R] [--threads T] [--input X.npy]
         [--method M] [--chunk C]
     /usr/bin/python3 benchmarks/bench_torch.py fastest --model NAME --check
+        [--check-dtype float32|float64]
 
 prints exactly one line on stdout:
 
@@ -23,9 +24,10 @@ score modes one batch), then R times timed (default 5) with
 time.perf_counter; median and min are over the R reps, in seconds.
 peak_rss_kib is resource.getrusage(RUSAGE_SELF).ru_maxrss at the end of the
 process (KiB on Linux): model, input, warm-up and reps included.  Every
-line also ends with cpu= (median process CPU seconds, user + system, of a
-rep: less sensitive than wall time to other processes on a shared machine,
-though OpenMP threads spinning while waiting count too).
+line also ends with cpu= (the median over reps of the process's user +
+system CPU seconds; with T threads, wall time well above cpu/T means the
+process was waiting for a CPU that other processes held; OpenMP threads
+spinning while they wait for each other count as CPU).
 
 Modes (what one timed rep is, exactly):
 
@@ -122,10 +124,16 @@ CHECK_TOL = 1e-4
 # ---------------------------------------------------------------------------
 # model and input
 
+def die(msg):
+    """Bad arguments or input: one line on stderr, exit status 2."""
+    print(f"bench_torch: {msg}", file=sys.stderr)
+    sys.exit(2)
+
+
 def build_model(name, dtype=torch.float32):
     """torchvision model NAME, random weights seeded 0, eval mode, in dtype."""
     if not hasattr(torchvision.models, name) or name.startswith("_"):
-        raise SystemExit(f"bench_torch: unknown torchvision model {name!r}")
+        die(f"unknown torchvision model {name!r}")
     kw = {"aux_logits": False, "init_weights": True} if name == "googlenet" else {}
     torch.manual_seed(0)
     return getattr(torchvision.models, name)(weights=None, **kw).eval().to(dtype)
@@ -134,9 +142,12 @@ def build_model(name, dtype=torch.float32):
 def make_input(args, n, dtype=torch.float32):
     """n images: the first n of --input (cycled), else N(0,1) seeded 0."""
     if args.input:
-        a = np.load(args.input)
+        try:
+            a = np.load(args.input)
+        except (OSError, ValueError) as e:
+            die(f"{args.input}: {e}")
         if a.ndim != 4 or a.shape[1] != 3 or a.shape[0] == 0:
-            raise SystemExit(f"bench_torch: {args.input}: expected N x 3 x H x W, got {a.shape}")
+            die(f"{args.input}: expected N x 3 x H x W, got {a.shape}")
         x = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
         if x.shape[0] < n:
             x = x.repeat((n + x.shape[0] - 1) // x.shape[0], 1, 1, 1)
@@ -164,7 +175,7 @@ def scored_layers(model):
     for k, (name, m) in enumerate(mods):
         if isinstance(m, nn.Conv2d):
             if m.padding_mode != "zeros":
-                raise SystemExit(f"bench_torch: {name}: padding_mode {m.padding_mode} not supported")
+                die(f"{name}: padding_mode {m.padding_mode} not supported")
             z = m
             if k + 1 < len(mods):
                 nxt = mods[k + 1][1]
@@ -259,18 +270,17 @@ class DissectedConv2d(nn.Module):
 
 def dissect(model, layers, acc):
     """Replace every conv of `layers` by a DissectedConv2d; ReLUs non-inplace."""
-    conv_names = {}
-    for name, conv, zmod in layers:
+    dissected = {}
+    for name, conv, _ in layers:
         parent_name, _, attr = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
-        d = DissectedConv2d(conv, name, acc)
-        setattr(parent, attr, d)
-        conv_names[name] = d
+        dissected[name] = DissectedConv2d(conv, name, acc)
+        setattr(parent, attr, dissected[name])
     for m in model.modules():
         if isinstance(m, nn.ReLU):
             m.inplace = False
     # node maps: the dissected conv's output unless a BN follows
-    return [(n, conv_names[n], conv_names[n] if z is c else z) for n, c, z in layers]
+    return [(n, dissected[n], dissected[n] if z is c else z) for n, c, z in layers]
 
 
 # ---------------------------------------------------------------------------
@@ -314,10 +324,7 @@ def _edge_sums_group(x, w, gy, conv, method, chunk, pool):
         if method == "bmm" or pool is None:
             run(0, ci)
         else:
-            n = pool._max_workers
-            bounds = [ci * k // n for k in range(n + 1)]
-            for f in [pool.submit(run, bounds[k], bounds[k + 1]) for k in range(n)]:
-                f.result()
+            pool.split(run, ci)
     else:
         g = gy.reshape(b, 1, co, p)
         if method == "einsum":
@@ -371,15 +378,28 @@ class DissectionRunner:
         self.model.zero_grad(set_to_none=True)
 
 
+class Workers:
+    """T Python threads running torch with one intra-op thread each (torch
+    ops release the GIL, so the threads compute in parallel)."""
+
+    def __init__(self, n):
+        self.n = n
+        self.pool = concurrent.futures.ThreadPoolExecutor(
+            n, initializer=torch.set_num_threads, initargs=(1,))
+
+    def split(self, fn, count):
+        """fn(lo, hi) on n contiguous parts of range(count), in parallel."""
+        bounds = [count * k // self.n for k in range(self.n + 1)]
+        futures = [self.pool.submit(fn, bounds[k], bounds[k + 1]) for k in range(self.n)]
+        for f in futures:
+            f.result()
+
+
 class FastestRunner:
     def __init__(self, name, method, chunk, threads, dtype=torch.float32):
         model = build_model(name, dtype)
         chunk = chunk or DEFAULT_CHUNK[method]
-        pool = None
-        if method == "split":
-            # T Python threads, one intra-op thread each (torch ops release the GIL)
-            pool = concurrent.futures.ThreadPoolExecutor(
-                threads, initializer=torch.set_num_threads, initargs=(1,))
+        pool = Workers(threads) if method == "split" else None
         for prm in model.parameters():
             prm.requires_grad_(False)
         layers = scored_layers(model)
