@@ -25,11 +25,17 @@ Checks, one line each ("ok   ..." or "FAIL ...: reason"; exit 1 on any FAIL):
 - --by-class (alexnet, loss, actxgrad, 3 label values): every category and
   overall.
 - edges (one photo): maps (J, I, Ho, Wo) and gradient (J, Ho, Wo) <= 1e-4
-  relative (max |diff| / max |ref|), for a conv of every model (resnet18 layer1.0.conv2 in a residual block, googlenet
-  inception3a.branch2.1.conv in an inception branch, grouped and depthwise
-  convs), and an --out/--in selection.
+  relative (max |diff| / max |ref|), for a conv of every model (resnet18
+  layer1.0.conv2 in a residual block, googlenet inception3a.branch2.1.conv in
+  an inception branch, grouped and depthwise convs), and --out/--in
+  selections.
 - the invariant sum_i e_ji + b_j = conv output (`viscnn forward --layer`) to
-  1e-5 relative.
+  1e-5 relative, for viscnn's maps and the oracle's.
+
+One oracle run per model computes every target and metric (the dissection is
+shared); those runs go in a background thread while viscnn's runs and the
+checks proceed.  About 6 minutes on the 2-core machine (most of it the
+googlenet dissection: 484M edge-map values per image).
 """
 
 import argparse
@@ -38,6 +44,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -47,6 +54,9 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 import vcio  # noqa: E402
 
 PY = "/usr/bin/python3"
+# viscnn and the oracle may run side by side: OpenMP threads that sleep rather
+# than spin while they wait (tests/run.sh sets the same)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 VISCNN = os.path.join(ROOT, "bin", "viscnn")
 ORACLE = os.path.join(ROOT, "tools", "torch_reference.py")
 CONVERT = os.path.join(ROOT, "tools", "torch2viscnn.py")
@@ -152,9 +162,10 @@ def setup(args):
     models = {}
     for name in PLAN:
         path = os.path.join(DIR, f"{name}.safetensors")
-        if not os.path.exists(path):
+        src = os.path.join(DIR, "grouped_net.py")
+        stale = name == "grouped" and (not os.path.exists(src) or open(src).read() != GROUPED_NET)
+        if not os.path.exists(path) or stale or os.path.getmtime(CONVERT) > os.path.getmtime(path):
             if name == "grouped":
-                src = os.path.join(DIR, "grouped_net.py")
                 with open(src, "w") as f:
                     f.write(GROUPED_NET)
                 cmd = [PY, CONVERT, "--module", f"{src}:make", "--input-shape", "3,32,32",
@@ -328,9 +339,8 @@ def metrics_for(name, target, full):
     return list(SUBSET[target.split(":")[0]])
 
 
-def check_scores(name, path, inputs, full, lr):
-    import torch_reference as R
-    graph, _ = load_graph(path)
+def oracle_scores_cmd(name, path, inputs, full):
+    """The oracle run for every target and metric of a model (one dissection)."""
     x, labels = inputs
     targets = targets_of(name)
     metrics = sorted({m for t in targets for m in metrics_for(name, t, full)}, key=METRICS.index)
@@ -339,8 +349,37 @@ def check_scores(name, path, inputs, full, lr):
            "--probe-float32", "-q", "-o", pattern]
     for t in targets:
         cmd += ["--target", t]
-    ok, dt, why = run(cmd, "torch_reference")
-    report(ok, f"{name}: oracle, {len(targets)} targets x {len(metrics)} metrics ({dt:.1f} s)", why)
+    return cmd, pattern, len(targets), len(metrics)
+
+
+class Background:
+    """Runs the oracle score runs one after the other in a thread, so that they
+    overlap viscnn's runs and the checks of the models before."""
+
+    def __init__(self, jobs):
+        self.done = {name: threading.Event() for name, _ in jobs}
+        self.result = {}
+        self.jobs = jobs
+        threading.Thread(target=self._work, daemon=True).start()
+
+    def _work(self):
+        for name, cmd in self.jobs:
+            self.result[name] = run(cmd, "torch_reference")
+            self.done[name].set()
+
+    def wait(self, name):
+        self.done[name].wait()
+        return self.result[name]
+
+
+def check_scores(name, path, inputs, full, lr, background):
+    import torch_reference as R
+    graph, _ = load_graph(path)
+    x, labels = inputs
+    targets = targets_of(name)
+    _, pattern, nt, nm = oracle_scores_cmd(name, path, inputs, full)
+    ok, dt, why = background.wait(name)
+    report(ok, f"{name}: oracle, {nt} targets x {nm} metrics ({dt:.1f} s)", why)
     if not ok:
         return
     for t in targets:
@@ -370,6 +409,10 @@ def check_scores(name, path, inputs, full, lr):
             lr.append((name, t, m) + worst)
             if not KEEP:
                 os.unlink(out)
+    if not KEEP:    # the reference files are large (googlenet: 1 GB in all)
+        for f in os.listdir(DIR):
+            if f.startswith(f"ref_{name}_") and f.endswith(".npz"):
+                os.unlink(os.path.join(DIR, f))
 
 
 def check_by_class(path, x):
@@ -412,6 +455,9 @@ def check_by_class(path, x):
     text = (f"{desc}: categories {list(cr)} ({', '.join(str(cr[c]['images']) for c in cr)} "
             f"images) and overall, in {wcat}: {describe_worst(worst)} ({dt1 + dt2:.1f} s)")
     report(not problems, text, "; ".join(problems[:3]))
+    if not KEEP:
+        for f in (ref, ours):
+            os.unlink(f)
 
 
 def check_edges(name, path, inputs):
@@ -458,6 +504,10 @@ def check_edges(name, path, inputs):
         except (ValueError, OSError) as e:
             report(False, desc, str(e))
             continue
+        if not KEEP:
+            for f in (ours, ref):
+                os.unlink(f)
+                os.unlink(f[:-4] + ".grad.npy")
         report(em <= TOL_MAPS and eg <= TOL_MAPS,
                f"{desc}: maps {mo.shape} rel err {em:.1e}, gradient rel err {eg:.1e} "
                f"({dt1 + dt2:.1f} s)",
@@ -494,7 +544,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--full", action="store_true",
                    help="every metric for every target (slower)")
-    p.add_argument("--keep", action="store_true", help="keep viscnn's JSON outputs")
+    p.add_argument("--keep", action="store_true",
+                   help="keep viscnn's and the oracle's outputs in build/testdata/imp")
     p.add_argument("--models", default=",".join(PLAN), help="comma-separated subset")
     args = p.parse_args()
     KEEP = args.keep
@@ -503,14 +554,16 @@ def main():
         print(f"total {time.time() - T0:.1f} s")
         return 1
     models, inputs = s
-    wanted = [m for m in args.models.split(",") if m]
+    wanted = [m for m in args.models.split(",") if m in models and m in inputs]
+    for name in args.models.split(","):
+        if name and name not in wanted:
+            report(False, f"{name}: model and input", "not available")
+    background = Background([(name, oracle_scores_cmd(name, models[name], inputs[name],
+                                                      args.full)[0]) for name in wanted])
     results = []
     for name in wanted:
-        if name not in models or name not in inputs:
-            report(False, f"{name}: model and input", "not available")
-            continue
         t = time.time()
-        check_scores(name, models[name], inputs[name], args.full, results)
+        check_scores(name, models[name], inputs[name], args.full, results, background)
         if name == "alexnet":
             check_by_class(models[name], inputs[name][0])
         check_edges(name, models[name], inputs[name])

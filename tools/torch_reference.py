@@ -183,7 +183,10 @@ class Target:
             if model.node(layer)["op"] == "conv2d" and model.bn_after(layer):
                 node = model.bn_after(layer)          # the node map z
             shp = model.shapes[node]
-            if len(shp) != 3 or not 0 <= c < shp[0]:
+            if len(shp) != 3:
+                raise BadInput(f"--target {text}: {node} is not a channel map (for the "
+                               f"model's outputs use class:K)")
+            if not 0 <= c < shp[0]:
                 raise BadInput(f"--target {text}: {node} has no channel {c}")
             self.stop = node
             cur = node            # walk back to the conv that makes this map
@@ -397,11 +400,12 @@ class Accumulator:
         self.probe = False
 
     def add(self, key, nodes, edges):
+        """nodes, edges: fresh tensors (kept and added to in place)."""
         if key in self.sums:
             self.sums[key][0] += nodes
             self.sums[key][1] += edges
         else:
-            self.sums[key] = [nodes.clone(), edges.clone()]
+            self.sums[key] = [nodes, edges]
 
 
 PROBE = "@f32"    # key suffix of the float32-network probe scores
@@ -492,25 +496,38 @@ def run_batch(model, targets, metrics, x, labels, layers, acc):
             z = ev[model.z_name(c)].detach().reshape(N, Co, P).to(DT)
             rz[suf] = torch.relu(z)
             if "act" in metrics:
+                nd = rz[suf].sum(2).sum(0) / P
+                ed = act.sum(0) / P
                 for t in tlist:
-                    acc.add((t.text + suf, "act", c), (rz[suf].sum(2) / P).sum(0), (act / P).sum(0))
+                    acc.add((t.text + suf, "act", c), nd.clone(), ed.clone())
         for k, (suf, t, gr) in enumerate(sets):
             key = t.text + suf
             g = gr["g"].reshape(N, Co, P).to(DT)
             r = rz[suf]
+            ag = g.abs() if "actxgrad" in metrics or "grad" in metrics else None
             if "actxgrad" in metrics:
-                acc.add((key, "actxgrad", c), ((r * g.abs()).sum(2) / P).sum(0),
-                        (absg[k] / P).sum(0))
+                acc.add((key, "actxgrad", c), torch.einsum("ncp,ncp->c", r, ag) / P,
+                        absg[k].sum(0) / P)
             if "taylor" in metrics:
-                acc.add((key, "taylor", c), ((r * g).sum(2) / P).abs().sum(0),
+                acc.add((key, "taylor", c), (torch.einsum("ncp,ncp->nc", r, g) / P).abs().sum(0),
                         (signed[k] / P).abs().sum(0))
             if "grad" in metrics:
-                ng = g.abs().sum(2) / P
-                acc.add((key, "grad", c), ng.sum(0), ng.unsqueeze(2).expand(N, Co, cg).sum(0))
+                ng = ag.sum(2).sum(0) / P
+                acc.add((key, "grad", c), ng, ng.unsqueeze(1).expand(Co, cg).clone())
             if "snip" in metrics:
                 dw = gr["dw"].to(DT)
                 acc.wgrad[(key, c)] = acc.wgrad[(key, c)] + dw if (key, c) in acc.wgrad else dw
         del saved[c]
+
+
+def weight_scores(model, c):
+    """The data-free `weight` scores of conv c (computed once)."""
+    cache = model.__dict__.setdefault("weight_cache", {})
+    if c not in cache:
+        w = model.weight(c).to(DT)
+        e = w.abs().reshape(w.shape[0], w.shape[1], -1).mean(2)
+        cache[c] = (e.mean(1), e)
+    return cache[c]
 
 
 def set_scores(model, targets, metrics, x, labels, idx, mem_bytes, log, probe=False):
@@ -552,13 +569,13 @@ def set_scores(model, targets, metrics, x, labels, idx, mem_bytes, log, probe=Fa
                 res = {}
                 for c in t.scored:
                     if m == "weight":
-                        e = model.weight(c).to(DT).abs().mean(dim=(2, 3))
-                        res[c] = (e.mean(1), e)
+                        res[c] = weight_scores(model, c)
                     elif m == "snip":
                         G = acc.wgrad.get((key, c))
                         w = model.weight(c).to(DT)
-                        e = (w * G).abs().mean(dim=(2, 3)) if G is not None \
-                            else torch.zeros(w.shape[:2], dtype=DT)
+                        Co, cg = w.shape[:2]
+                        e = (w * G).abs().reshape(Co, cg, -1).mean(2) if G is not None \
+                            else torch.zeros(Co, cg, dtype=DT)
                         res[c] = (e.sum(1), e)
                     else:
                         nd, ed = acc.sums[(key, m, c)]
@@ -684,6 +701,8 @@ def cmd_scores(args, model, x, labels, log):
                   for _, idx in cats]
 
     def overall(key, t):
+        if len(cats) == 1:
+            return cat_scores[0][key]
         return {c: (sum(cs[key][c][0] for cs in cat_scores) / len(cats),
                     sum(cs[key][c][1] for cs in cat_scores) / len(cats)) for c in t.scored}
     for t in targets:
