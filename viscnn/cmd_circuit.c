@@ -46,6 +46,15 @@ static int write_pruned(const char *path, const vc_model *m, const vc_scores *la
     return rc;
 }
 
+// ", "score": RAW, "norm": NORM}" closing one kept node or edge.
+static void write_scores(FILE *f, float raw, float norm) {
+    fputs(", \"score\": ", f);
+    export_float(f, raw);
+    fputs(", \"norm\": ", f);
+    export_float(f, norm);
+    fputc('}', f);
+}
+
 static void write_circuit_layers(FILE *f, const vc_model *m, const vc_scores *raw, const vc_scores *norm, const vc_circuit *c) {
     fputs("[", f);
     for (int l = 0; l < c->n_layers; l++) {
@@ -56,11 +65,8 @@ static void write_circuit_layers(FILE *f, const vc_model *m, const vc_scores *ra
         int first = 1;
         for (int j = 0; j < L->cout; j++) {
             if (!c->node[l][j]) continue;
-            fprintf(f, "%s{\"ch\": %d, \"score\": ", first ? "" : ",", j);
-            export_float(f, L->nodes[j]);
-            fputs(", \"norm\": ", f);
-            export_float(f, N->nodes[j]);
-            fputc('}', f);
+            fprintf(f, "%s{\"ch\": %d", first ? "" : ",", j);
+            write_scores(f, L->nodes[j], N->nodes[j]);
             first = 0;
         }
         fputs("], \"edges\": [", f);
@@ -69,11 +75,8 @@ static void write_circuit_layers(FILE *f, const vc_model *m, const vc_scores *ra
             for (int i = 0; i < L->cg; i++) {
                 size_t e = (size_t)j * L->cg + i;
                 if (!c->edge[l][e]) continue;
-                fprintf(f, "%s{\"out\": %d, \"in\": %d, \"score\": ", first ? "" : ",", j, i);
-                export_float(f, L->edges[e]);
-                fputs(", \"norm\": ", f);
-                export_float(f, N->edges[e]);
-                fputc('}', f);
+                fprintf(f, "%s{\"out\": %d, \"in\": %d", first ? "" : ",", j, i);
+                write_scores(f, L->edges[e], N->edges[e]);
                 first = 0;
             }
         fputs("]}", f);
