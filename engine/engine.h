@@ -19,6 +19,8 @@ struct vc_run {
     uint64_t rng;
     vc_hook_fn hook;
     void *hook_ctx;
+    double *prof;             // [2*node] forward, backward seconds; NULL unless VISCNN_PROFILE is set
+    int prof_passes;          // forwards timed
 };
 
 // One op's CPU implementation. infer checks the node's attrs, inputs and

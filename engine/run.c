@@ -1,7 +1,10 @@
 // run.c: executing a model on one batch. Forward keeps every activation (and
 // what each op saves) so that backward can walk the graph in reverse, one
 // rule per op, accumulating d(target)/d(output) into every upstream node.
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include "engine.h"
 #include "../ops/ops.h"
 
@@ -23,11 +26,37 @@ vc_run *vc_run_new(const vc_model *m, int N) {
         for (int k = 0; k < m->nodes[i].n_in; k++)
             if (r->last_use[m->nodes[i].in[k]] < i) r->last_use[m->nodes[i].in[k]] = i;
     r->rng = 0x9E3779B97F4A7C15ULL;
+    const char *prof = getenv("VISCNN_PROFILE");
+    if (prof && *prof && strcmp(prof, "0") != 0) r->prof = calloc_check(2 * (size_t)n, sizeof(double));
     return r;
+}
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + 1e-9 * t.tv_nsec;
+}
+
+// VISCNN_PROFILE=1: on vc_run_free, every node's forward and backward time
+// summed over the run's passes, to stderr, one line per node in model order.
+static void profile_print(const vc_run *r) {
+    const vc_model *m = r->m;
+    double tf = 0, tb = 0;
+    for (int i = 0; i < m->n_nodes; i++) { tf += r->prof[2 * i]; tb += r->prof[2 * i + 1]; }
+    fprintf(stderr, "profile: %d forward pass(es), batch %d: forward %.4f s, backward %.4f s\n",
+            r->prof_passes, r->N, tf, tb);
+    fprintf(stderr, "%-32s %-12s %10s %10s %6s\n", "node", "op", "fwd s", "bwd s", "%");
+    for (int i = 1; i < m->n_nodes; i++) {
+        double f = r->prof[2 * i], b = r->prof[2 * i + 1];
+        if (f + b == 0) continue;
+        fprintf(stderr, "%-32s %-12s %10.4f %10.4f %6.1f\n", m->nodes[i].name,
+                vc_op_names[m->nodes[i].op], f, b, 100 * (f + b) / (tf + tb));
+    }
 }
 
 void vc_run_free(vc_run *r) {
     if (!r) return;
+    if (r->prof) { profile_print(r); free(r->prof); }
     for (int i = 0; i < r->m->n_nodes; i++) {
         free(r->act[i]); free(r->grad[i]); free(r->saved[i]);
         free(r->kmask[i]); free(r->cmask[i]); free(r->wmasked[i]);
@@ -84,7 +113,9 @@ int vc_forward(vc_run *r, const float *x, int stop, int flags, vc_error *err) {
         const vc_node *n = &m->nodes[i];
         for (int k = 0; k < n->n_in; k++) VC_ASSERT(r->act[n->in[k]] != NULL);
         if (!r->act[i]) r->act[i] = malloc_check((size_t)r->N * n->size * sizeof(float));
+        double t0 = r->prof ? now_s() : 0;
         vc_cpu_ops[n->op].forward(r, i);
+        if (r->prof) r->prof[2 * i] += now_s() - t0;
         if (r->hook) r->hook(r->hook_ctx, r, i, 0);
         if (nograd)   // inference: drop inputs nobody later needs
             for (int k = 0; k < n->n_in; k++) {
@@ -96,6 +127,7 @@ int vc_forward(vc_run *r, const float *x, int stop, int flags, vc_error *err) {
             }
     }
     r->done = stop + 1;
+    r->prof_passes++;
     return VC_OK;
 }
 
@@ -121,7 +153,9 @@ int vc_backward(vc_run *r, int from, const float *dfrom, int flags, vc_error *er
             if (!r->act[j]) return vc_fail(err, VC_EINPUT, "backward: activation of %s was freed (forward ran without grad)", m->nodes[j].name);
             if (!r->grad[j]) r->grad[j] = calloc_check((size_t)r->N * m->nodes[j].size, sizeof(float));
         }
+        double t0 = r->prof ? now_s() : 0;
         vc_cpu_ops[n->op].backward(r, i, params);
+        if (r->prof) r->prof[2 * i + 1] += now_s() - t0;
     }
     if (r->hook && r->grad[0]) r->hook(r->hook_ctx, r, 0, 1);
     return VC_OK;

@@ -99,66 +99,183 @@ static void edge_task_generic(double *sums, const float *col, int P, int kk, con
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
-// AVX2+FMA micro-kernel, chosen at run time when the CPU has them: a block of
-// 6 out-channels x 16 pixels lives in 12 vector registers while the kk taps
-// stream through (2 pixel loads + 6 weight broadcasts per 12 FMAs).
+// ---- AVX2+FMA path, chosen at run time ------------------------------------------
+// Roles swapped against the portable path: vectors run along out-channels and
+// pixels are broadcast. A micro-tile is 16 out-channels x 6 pixels in 12
+// registers; per tap k it loads 2 weight vectors and broadcasts 6 im2col
+// values for 12 FMAs. g is transposed per image to gT (P6, Co16) so that the
+// epilogue reads g along channels too, and |e*g| of the 6 pixels folds into
+// per-channel vector sums: no horizontal sums until the end of a task.
+// Everything is zero-padded (channels to 16, pixels to 6), so there are no
+// tail loops: padded weights and padded im2col columns make e = 0 there.
+//
+// A task is one input channel ci and a chunk of PC pixels of one image; its
+// sums go to part[ci][chunk] (doubles) and are added up in a fixed order
+// afterwards, so the result does not depend on the thread schedule.
 typedef float v8 __attribute__((vector_size(32)));
 typedef int v8i __attribute__((vector_size(32)));
-#define VJ 6
+#define VC 16   // out-channels per micro-tile (2 vectors)
+#define VP 6    // pixels per micro-tile
 __attribute__((target("avx2,fma"))) static inline v8 ld8(const float *p) { v8 v; memcpy(&v, p, 32); return v; }
+__attribute__((target("avx2,fma"))) static inline void st8(float *p, v8 v) { memcpy(p, &v, 32); }
 __attribute__((target("avx2,fma"))) static inline v8 abs8(v8 x) { return (v8)((v8i)x & 0x7fffffff); }
-__attribute__((target("avx2,fma"))) static inline float hsum8(v8 x) {
-    float s = 0;
-    for (int i = 0; i < 8; i++) s += x[i];
-    return s;
+__attribute__((target("avx2,fma"))) static inline v8 bc8(float x) { return (v8){x, x, x, x, x, x, x, x}; }
+
+// col: (kk, ld) im2col, the tile's first pixel at col[0]; wp: (kk, VC) weights;
+// gT: VP rows of VC channels, row stride gld; s: (3, VC) running sums.
+__attribute__((target("avx2,fma"), always_inline))
+static inline void edge_micro(const float *col, int ld, int kk, const float *wp, const float *gT, int gld,
+                              float *s, int want) {
+    // the q loops must unroll (-O2 does not) for a[][] to live in registers
+    v8 a[VP][2];
+    #pragma GCC unroll 8
+    for (int q = 0; q < VP; q++) a[q][0] = a[q][1] = (v8){0};
+    for (int k = 0; k < kk; k++) {
+        const v8 w0 = ld8(wp + k * VC), w1 = ld8(wp + k * VC + 8);
+        const float *ck = col + (size_t)k * ld;
+        #pragma GCC unroll 8
+        for (int q = 0; q < VP; q++) {
+            const v8 c = bc8(ck[q]);
+            a[q][0] += c * w0;
+            a[q][1] += c * w1;
+        }
+    }
+    v8 s1a = {0}, s1b = {0}, s2a = {0}, s2b = {0}, s3a = {0}, s3b = {0};
+    #pragma GCC unroll 8
+    for (int q = 0; q < VP; q++) {
+        if (want & (WANT_AEG | WANT_EG)) {
+            const v8 v0 = a[q][0] * ld8(gT + q * gld), v1 = a[q][1] * ld8(gT + q * gld + 8);
+            if (want & WANT_AEG) { s1a += abs8(v0); s1b += abs8(v1); }
+            if (want & WANT_EG) { s2a += v0; s2b += v1; }
+        }
+        if (want & WANT_AE) { s3a += abs8(a[q][0]); s3b += abs8(a[q][1]); }
+    }
+    if (want & WANT_AEG) { st8(s, ld8(s) + s1a); st8(s + 8, ld8(s + 8) + s1b); }
+    if (want & WANT_EG) { st8(s + VC, ld8(s + VC) + s2a); st8(s + VC + 8, ld8(s + VC + 8) + s2b); }
+    if (want & WANT_AE) { st8(s + 2 * VC, ld8(s + 2 * VC) + s3a); st8(s + 2 * VC + 8, ld8(s + 2 * VC + 8) + s3b); }
 }
 
+// One task: pixels [p0, p0 + len) (len a multiple of VP) of one input channel.
+// col: (kk, len) its im2col; wp: (Co16 / VC, kk, VC) the channel's weight
+// panel; gT: (len, Co16) rows p0.. of the image's transposed g; acc: (Co16/VC,
+// 3, VC) float sums, zeroed by the caller. The want switch is hoisted so that
+// each case compiles to its own loop with only the sums it needs.
 __attribute__((target("avx2,fma")))
-static void edge_task_avx2(double *sums, const float *col, int P, int kk, const float *w, int wstride,
-                           const float *g, int Cog, int want, float *wpanel, const float *zeros) {
-    const int P16 = P & ~15;
-    for (int j0 = 0; j0 < Cog; j0 += VJ) {
-        const int nb = Cog - j0 < VJ ? Cog - j0 : VJ;
-        // weights of the block, tap-major, zero rows past nb: wpanel[k*VJ + b]
-        for (int k = 0; k < kk; k++)
-            for (int b = 0; b < VJ; b++) wpanel[k * VJ + b] = b < nb ? w[(size_t)(j0 + b) * wstride + k] : 0.0f;
-        const float *gr[VJ];
-        for (int b = 0; b < VJ; b++) gr[b] = g && b < nb ? g + (size_t)(j0 + b) * P : zeros;
-        v8 s1[VJ], s2[VJ], s3[VJ];
-        for (int b = 0; b < VJ; b++) s1[b] = s2[b] = s3[b] = (v8){0};
-        for (int p = 0; p < P16; p += 16) {
-            v8 a0[VJ], a1[VJ];
-            for (int b = 0; b < VJ; b++) a0[b] = a1[b] = (v8){0};
-            for (int k = 0; k < kk; k++) {
-                const v8 c0 = ld8(col + (size_t)k * P + p), c1 = ld8(col + (size_t)k * P + p + 8);
-                const float *wk = wpanel + k * VJ;
-                for (int b = 0; b < VJ; b++) {
-                    const v8 wb = (v8){0} + wk[b];
-                    a0[b] += wb * c0;
-                    a1[b] += wb * c1;
+static void edge_task_avx2(float *acc, const float *col, int len, int kk, const float *wp, const float *gT,
+                           int Co16, int want) {
+#define EDGE_LOOP(W)                                                                       \
+    for (int p = 0; p < len; p += VP)                                                      \
+        for (int jb = 0; jb < Co16 / VC; jb++)                                             \
+            edge_micro(col + p, len, kk, wp + (size_t)jb * kk * VC, gT + (size_t)p * Co16 + jb * VC, Co16, \
+                       acc + (size_t)jb * 3 * VC, (W));
+    switch (want) {
+    case WANT_AEG: EDGE_LOOP(WANT_AEG); break;
+    case WANT_EG: EDGE_LOOP(WANT_EG); break;
+    case WANT_AE: EDGE_LOOP(WANT_AE); break;
+    default: EDGE_LOOP(WANT_AEG | WANT_EG | WANT_AE); break;
+    }
+#undef EDGE_LOOP
+}
+
+// im2col of one input channel xc: (H, W) for output pixels [p0, p0 + len):
+// col: (kk, len); pixels at or past P and window taps over the padding are 0.
+static void im2col_range(float *col, const float *xc, const conv2d_dims *d, int p0, int len) {
+    const int P = d->Ho * d->Wo, kk = d->kh * d->kw;
+    for (int k = 0; k < kk; k++) {
+        const int di = (k / d->kw) * d->dh - d->ph, dj = (k % d->kw) * d->dw - d->pw;
+        float *cr = col + (size_t)k * len;
+        int p = p0, t = 0;
+        while (t < len && p < P) {
+            const int oh = p / d->Wo, ih = oh * d->sh + di;
+            int ow = p % d->Wo;
+            const int run = d->Wo - ow < len - t ? d->Wo - ow : len - t;
+            if (ih < 0 || ih >= d->H) {
+                memset(cr + t, 0, (size_t)run * sizeof(float));
+            } else {
+                const float *xr = xc + (size_t)ih * d->W;
+                for (int r = 0; r < run; r++, ow++) {
+                    const int iw = ow * d->sw + dj;
+                    cr[t + r] = iw >= 0 && iw < d->W ? xr[iw] : 0.0f;
                 }
             }
-            if (want & (WANT_AEG | WANT_EG))
-                for (int b = 0; b < VJ; b++) {
-                    const v8 v0 = a0[b] * ld8(gr[b] + p), v1 = a1[b] * ld8(gr[b] + p + 8);
-                    s1[b] += abs8(v0) + abs8(v1);
-                    s2[b] += v0 + v1;
-                }
-            if (want & WANT_AE)
-                for (int b = 0; b < VJ; b++) s3[b] += abs8(a0[b]) + abs8(a1[b]);
+            t += run; p += run;
         }
-        for (int b = 0; b < nb; b++) {
-            double *sj = sums + (size_t)(j0 + b) * 3;
-            sj[0] += hsum8(s1[b]); sj[1] += hsum8(s2[b]); sj[2] += hsum8(s3[b]);
-            for (int p = P16; p < P; p++) {   // the last P % 16 pixels
-                float e = 0;
-                for (int k = 0; k < kk; k++) e += wpanel[k * VJ + b] * col[(size_t)k * P + p];
-                const float v = e * (g ? gr[b][p] : 0.0f);
-                sj[0] += fabsf(v); sj[1] += v; sj[2] += fabsf(e);
+        if (t < len) memset(cr + t, 0, (size_t)(len - t) * sizeof(float));
+    }
+}
+
+static void edge_sums_avx2(float *abs_eg, float *eg, float *abs_e, const float *x, const float *w,
+                           const float *g, const conv2d_dims *d, int want) {
+    const int C = d->C, Co = d->Co, G = d->groups, cg = C / G, Cog = Co / G;
+    const int kk = d->kh * d->kw, P = d->Ho * d->Wo;
+    const int Co16 = (Cog + VC - 1) / VC * VC, P6 = (P + VP - 1) / VP * VP;
+    // pixels per task: a multiple of VP whose im2col (kk x PC) stays near 64 KiB
+    int PC = 16384 / kk / VP * VP;
+    if (PC < 8 * VP) PC = 8 * VP;
+    if (PC > P6) PC = P6;
+    const int nchunk = (P6 + PC - 1) / PC;
+    // weight panels, per input channel ci: (Co16 / VC, kk, VC), zero past Cog
+    float *panel = calloc_check((size_t)C * Co16 * kk, sizeof(float));
+    for (int ci = 0; ci < C; ci++) {
+        const int grp = ci / cg, i = ci % cg;
+        float *pc = panel + (size_t)ci * Co16 * kk;
+        for (int jj = 0; jj < Cog; jj++)
+            for (int k = 0; k < kk; k++)
+                pc[((size_t)(jj / VC) * kk + k) * VC + jj % VC] = w[((size_t)(grp * Cog + jj) * cg + i) * kk + k];
+    }
+    float *gT = want & (WANT_AEG | WANT_EG) ? calloc_check((size_t)G * P6 * Co16, sizeof(float)) : NULL;
+    double *part = malloc_check((size_t)C * nchunk * Cog * 3 * sizeof(double));
+    for (int n = 0; n < d->N; n++) {
+        if (gT) {   // gT[grp]: (P6, Co16) = transpose of g[n, grp*Cog .. +Cog, :], padding stays 0
+            const float *gn = g + (size_t)n * Co * P;
+            #pragma omp parallel for collapse(2) if ((long)Co * P >= 32768)
+            for (int grp = 0; grp < G; grp++)
+                for (int p0 = 0; p0 < P; p0 += 64) {
+                    const int p1 = p0 + 64 < P ? p0 + 64 : P;
+                    for (int jj = 0; jj < Cog; jj++) {
+                        const float *gr = gn + (size_t)(grp * Cog + jj) * P;
+                        float *t = gT + (size_t)grp * P6 * Co16 + jj;
+                        for (int p = p0; p < p1; p++) t[(size_t)p * Co16] = gr[p];
+                    }
+                }
+        }
+        #pragma omp parallel
+        {
+            float *col = malloc_check((size_t)kk * PC * sizeof(float));
+            float *acc = malloc_check((size_t)Co16 * 3 * sizeof(float));
+            #pragma omp for schedule(dynamic)
+            for (long task = 0; task < (long)C * nchunk; task++) {
+                const int ci = (int)(task / nchunk), ch = (int)(task % nchunk), grp = ci / cg;
+                const int p0 = ch * PC, len = P6 - p0 < PC ? P6 - p0 : PC;
+                im2col_range(col, x + ((size_t)n * C + ci) * d->H * d->W, d, p0, len);
+                memset(acc, 0, (size_t)Co16 * 3 * sizeof(float));
+                edge_task_avx2(acc, col, len, kk, panel + (size_t)ci * Co16 * kk,
+                               gT ? gT + ((size_t)grp * P6 + p0) * Co16 : NULL, Co16, want);
+                double *pt = part + (size_t)task * Cog * 3;
+                for (int jj = 0; jj < Cog; jj++)
+                    for (int k = 0; k < 3; k++) pt[jj * 3 + k] = acc[((size_t)(jj / VC) * 3 + k) * VC + jj % VC];
+            }
+            free(col);
+            free(acc);
+        }
+        for (int ci = 0; ci < C; ci++) {
+            const int grp = ci / cg, i = ci % cg;
+            for (int jj = 0; jj < Cog; jj++) {
+                double s[3] = {0, 0, 0};
+                for (int ch = 0; ch < nchunk; ch++)
+                    for (int k = 0; k < 3; k++) s[k] += part[(((size_t)ci * nchunk + ch) * Cog + jj) * 3 + k];
+                const size_t o = ((size_t)n * Co + grp * Cog + jj) * cg + i;
+                if (abs_eg) abs_eg[o] += (float)s[0];
+                if (eg) eg[o] += (float)s[1];
+                if (abs_e) abs_e[o] += (float)s[2];
             }
         }
     }
+    free(panel);
+    free(gT);
+    free(part);
 }
+
 // VISCNN_GENERIC=1 in the environment forces the portable path (tests use it).
 static int have_avx2(void) {
     static int cached = -1;
@@ -174,16 +291,16 @@ void conv2d_edge_sums(float *abs_eg, float *eg, float *abs_e, const float *x, co
     const int kk = d->kh * d->kw, P = d->Ho * d->Wo;
     VC_ASSERT(g || (!abs_eg && !eg));
     const int want = (abs_eg ? WANT_AEG : 0) | (eg ? WANT_EG : 0) | (abs_e ? WANT_AE : 0);
-    if (!want) return;
+    if (!want || N == 0 || P == 0) return;
+#if defined(__x86_64__) && defined(__GNUC__)
+    // the channel-vector layout pays from 8 out-channels per group (depthwise
+    // layers would waste 15/16 of it and are cheap on the portable path)
+    if (Cog >= 8 && have_avx2()) { edge_sums_avx2(abs_eg, eg, abs_e, x, w, g, d, want); return; }
+#endif
     #pragma omp parallel
     {
         float *col = malloc_check((size_t)kk * P * sizeof(float));
         double *sums = malloc_check((size_t)Cog * 3 * sizeof(double));
-#if defined(__x86_64__) && defined(__GNUC__)
-        float *wpanel = malloc_check((size_t)kk * VJ * sizeof(float));
-        float *zeros = calloc_check((size_t)P + 16, sizeof(float));
-        const int fast = have_avx2();
-#endif
         #pragma omp for schedule(dynamic)
         for (long task = 0; task < (long)N * C; task++) {
             const int n = (int)(task / C), ci = (int)(task % C), grp = ci / cg, i = ci % cg;
@@ -191,11 +308,7 @@ void conv2d_edge_sums(float *abs_eg, float *eg, float *abs_e, const float *x, co
             memset(sums, 0, (size_t)Cog * 3 * sizeof(double));
             const float *wg = w + ((size_t)grp * Cog * cg + i) * kk;   // W[grp*Cog + jj, i, :], row stride cg*kk
             const float *gg = g ? g + ((size_t)n * Co + (size_t)grp * Cog) * P : NULL;
-#if defined(__x86_64__) && defined(__GNUC__)
-            if (fast) edge_task_avx2(sums, col, P, kk, wg, cg * kk, gg, Cog, want, wpanel, zeros);
-            else
-#endif
-                edge_task_generic(sums, col, P, kk, wg, cg * kk, gg, Cog, want);
+            edge_task_generic(sums, col, P, kk, wg, cg * kk, gg, Cog, want);
             for (int jj = 0; jj < Cog; jj++) {
                 const size_t o = ((size_t)n * Co + grp * Cog + jj) * cg + i;
                 if (abs_eg) abs_eg[o] += (float)sums[jj * 3 + 0];
@@ -205,10 +318,6 @@ void conv2d_edge_sums(float *abs_eg, float *eg, float *abs_e, const float *x, co
         }
         free(col);
         free(sums);
-#if defined(__x86_64__) && defined(__GNUC__)
-        free(wpanel);
-        free(zeros);
-#endif
     }
 }
 

@@ -2,7 +2,7 @@
 # install-deps.sh: installs what viscnn needs from Debian 12's packages
 # (sudo when not root). Safe to run again: apt skips what is there.
 set -e
-pkgs="build-essential pkg-config libopenblas-dev liblapacke-dev libpng-dev zlib1g-dev libjpeg62-turbo-dev
+pkgs="build-essential pkg-config libopenblas-dev libopenblas0-openmp liblapacke-dev libpng-dev zlib1g-dev libjpeg62-turbo-dev
 libcjson-dev python3-torch python3-torchvision python3-numpy python3-pil python3-skimage opencv-doc
 dataset-fashion-mnist darknet"
 missing=""

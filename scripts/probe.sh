@@ -15,8 +15,10 @@ probe() {   # name, required(1/0), header, link flags, [code]
     fi
 }
 echo "dependencies:"
-probe "OpenBLAS (cblas.h, -lopenblas)" 1 cblas.h "-lopenblas" "cblas_sgemm(CblasRowMajor,CblasNoTrans,CblasNoTrans,0,0,0,1,0,1,0,1,0,0,0);"
-probe "LAPACKE (lapacke.h, -llapacke)" 1 lapacke.h "-llapacke -llapack -lopenblas"
+BLAS_DIR=${OPENBLAS_DIR:-/usr/lib/$($CC -print-multiarch)/openblas-openmp}
+BLAS="-L$BLAS_DIR -l:libopenblas.so.0"
+probe "OpenBLAS, OpenMP build (cblas.h, $BLAS_DIR)" 1 cblas.h "$BLAS" "cblas_sgemm(CblasRowMajor,CblasNoTrans,CblasNoTrans,0,0,0,1,0,1,0,1,0,0,0);"
+probe "LAPACKE (lapacke.h, -llapacke)" 1 lapacke.h "-llapacke $BLAS"
 probe "libpng" 1 png.h "-lpng"
 probe "zlib" 1 zlib.h "-lz"
 probe "libjpeg-turbo" 1 "stdio.h>

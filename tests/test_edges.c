@@ -18,6 +18,9 @@ static const ecase cases[] = {
     {1, 3, 35, 35, 7, 11, 4, 2, 1, 1},   // alexnet-like first layer
     {2, 16, 7, 7, 32, 1, 1, 0, 1, 1},    // 1x1
     {1, 4, 27, 27, 24, 5, 1, 2, 1, 1},   // 5x5
+    {1, 3, 64, 64, 20, 11, 1, 5, 1, 1},  // many pixel chunks per channel (AVX2 path), Co not a multiple of 16
+    {2, 6, 30, 30, 40, 3, 1, 1, 1, 2},   // groups with 20 out-channels each
+    {1, 5, 9, 9, 9, 3, 1, 1, 1, 1},      // 9 out-channels: smallest width on the AVX2 path
 };
 
 static conv2d_dims dims_of(const ecase *c) {
@@ -80,9 +83,14 @@ int main(int argc, char **argv) {
             conv2d_edge_sums(b1, NULL, NULL, x, w, g, &d);
             for (size_t k = 0; k < ne; k++) b1[k] += 0.5f;
             double e4 = tu_rel_err(b1, r1, ne, 1e-6);
-            tu_report(name, e1 <= 1e-5 && e2 <= 1e-5 && e3 <= 1e-5 && e4 <= 1e-5,
-                      "|eg| %.3g, eg %.3g, |e| %.3g, |eg| alone %.3g", e1, e2, e3, e4);
-            free(a1); free(a2); free(a3); free(r1); free(r2); free(r3); free(b1);
+            // e*g alone (taylor) and |e| alone (act) too: each has its own compiled loop
+            float *b2 = tu_zeros(ne), *b3 = tu_zeros(ne);
+            conv2d_edge_sums(NULL, b2, NULL, x, w, g, &d);
+            conv2d_edge_sums(NULL, NULL, b3, x, w, NULL, &d);
+            double e5 = tu_rel_err(b2, r2, ne, 1e-6), e6 = tu_rel_err(b3, r3, ne, 1e-6);
+            tu_report(name, e1 <= 1e-5 && e2 <= 1e-5 && e3 <= 1e-5 && e4 <= 1e-5 && e5 <= 1e-5 && e6 <= 1e-5,
+                      "|eg| %.3g, eg %.3g, |e| %.3g, alone: |eg| %.3g, eg %.3g, |e| %.3g", e1, e2, e3, e4, e5, e6);
+            free(a1); free(a2); free(a3); free(r1); free(r2); free(r3); free(b1); free(b2); free(b3);
         }
         unsetenv("VISCNN_GENERIC");
         free(x); free(w); free(b); free(g);
