@@ -7,7 +7,8 @@ struct vc_run {
     const vc_model *m;
     int N;
     float **act;              // [node] output (N x size), NULL until computed
-    float **grad;             // [node] d(target)/d(output), NULL if not reached
+    float **grad;             // [node] d(target)/d(output), NULL if not reached by the last backward
+    float **gbuf;             // [node] grad's storage, kept across backwards (no page faults each pass)
     void **saved;             // [node] what the op's backward needs (maxpool argmax, lrn scale, ...)
     float **pgrad;            // [param] accumulated parameter gradients
     float **kmask, **cmask;   // [node] conv masks: (Co, C/groups), (Co); NULL = none

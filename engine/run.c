@@ -15,6 +15,7 @@ vc_run *vc_run_new(const vc_model *m, int N) {
     r->N = N;
     r->act = calloc_check(n, sizeof(float *));
     r->grad = calloc_check(n, sizeof(float *));
+    r->gbuf = calloc_check(n, sizeof(float *));
     r->saved = calloc_check(n, sizeof(void *));
     r->kmask = calloc_check(n, sizeof(float *));
     r->cmask = calloc_check(n, sizeof(float *));
@@ -58,11 +59,11 @@ void vc_run_free(vc_run *r) {
     if (!r) return;
     if (r->prof) { profile_print(r); free(r->prof); }
     for (int i = 0; i < r->m->n_nodes; i++) {
-        free(r->act[i]); free(r->grad[i]); free(r->saved[i]);
+        free(r->act[i]); free(r->gbuf[i]); free(r->saved[i]);
         free(r->kmask[i]); free(r->cmask[i]); free(r->wmasked[i]);
     }
     for (int i = 0; i < r->m->n_params; i++) free(r->pgrad[i]);
-    free(r->act); free(r->grad); free(r->saved); free(r->kmask); free(r->cmask); free(r->wmasked);
+    free(r->act); free(r->grad); free(r->gbuf); free(r->saved); free(r->kmask); free(r->cmask); free(r->wmasked);
     free(r->retain); free(r->last_use); free(r->pgrad);
     free(r);
 }
@@ -131,18 +132,28 @@ int vc_forward(vc_run *r, const float *x, int stop, int flags, vc_error *err) {
     return VC_OK;
 }
 
+// Ops whose backward skips a NULL input gradient (the rest always write one).
+static int skips_null_dx(vc_op op) {
+    return op == VC_OP_CONV2D || op == VC_OP_LINEAR || op == VC_OP_BATCHNORM2D || op == VC_OP_CONCAT;
+}
+
+static float *grad_buffer(vc_run *r, int i) {
+    if (!r->gbuf[i]) r->gbuf[i] = malloc_check((size_t)r->N * r->m->nodes[i].size * sizeof(float));
+    return r->gbuf[i];
+}
+
 int vc_backward(vc_run *r, int from, const float *dfrom, int flags, vc_error *err) {
     const vc_model *m = r->m;
     if (from < 0 || from >= r->done)
         return vc_fail(err, VC_EINPUT, "backward: node %s was not computed by the last forward",
                        from >= 0 && from < m->n_nodes ? m->nodes[from].name : "?");
-    int params = (flags & VC_BWD_PARAMS) != 0;
-    for (int i = 0; i < m->n_nodes; i++) { free(r->grad[i]); r->grad[i] = NULL; }
+    int params = (flags & VC_BWD_PARAMS) != 0, input = (flags & VC_BWD_INPUT) != 0;
+    for (int i = 0; i < m->n_nodes; i++) r->grad[i] = NULL;
     if (params)
         for (int p = 0; p < m->n_params; p++)
             if (!r->pgrad[p]) r->pgrad[p] = calloc_check(m->params[p].size, sizeof(float));
     size_t nf = (size_t)r->N * m->nodes[from].size;
-    r->grad[from] = malloc_check(nf * sizeof(float));
+    r->grad[from] = grad_buffer(r, from);
     memcpy(r->grad[from], dfrom, nf * sizeof(float));
     for (int i = from; i >= 1; i--) {
         if (!r->grad[i]) continue;
@@ -151,7 +162,10 @@ int vc_backward(vc_run *r, int from, const float *dfrom, int flags, vc_error *er
         for (int k = 0; k < n->n_in; k++) {
             int j = n->in[k];
             if (!r->act[j]) return vc_fail(err, VC_EINPUT, "backward: activation of %s was freed (forward ran without grad)", m->nodes[j].name);
-            if (!r->grad[j]) r->grad[j] = calloc_check((size_t)r->N * m->nodes[j].size, sizeof(float));
+            if (!r->grad[j] && (j > 0 || input || !skips_null_dx(n->op))) {
+                r->grad[j] = grad_buffer(r, j);
+                memset(r->grad[j], 0, (size_t)r->N * m->nodes[j].size * sizeof(float));
+            }
         }
         double t0 = r->prof ? now_s() : 0;
         vc_cpu_ops[n->op].backward(r, i, params);

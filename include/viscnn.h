@@ -111,9 +111,13 @@ enum {
 // x: (N, C, H, W) of the model's input. Runs nodes 1..stop (stop < 0: all).
 int vc_forward(vc_run *r, const float *x, int stop, int flags, vc_error *err);
 
-enum { VC_BWD_PARAMS = 1 };
+enum {
+    VC_BWD_PARAMS    = 1,     // also accumulate parameter gradients
+    VC_BWD_INPUT     = 2,     // also compute d(target)/d(input image) (node 0)
+};
 // Seeds d(target)/d(out of node `from`) with dfrom (N x node size) and walks
-// back to the input. With VC_BWD_PARAMS also accumulates parameter gradients.
+// back to the first layer: every node's gradient, and node 0's (the input's)
+// only with VC_BWD_INPUT (saliency; it costs the first conv's dx).
 int vc_backward(vc_run *r, int from, const float *dfrom, int flags, vc_error *err);
 
 // Output of a node (N x size) after forward; NULL if not computed or freed.

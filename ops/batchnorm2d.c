@@ -12,6 +12,27 @@
 #include <math.h>
 #include "ops.h"
 
+// y = fmaf(x, a, b) over a plane. Built for AVX2+FMA as well and chosen at run
+// time: fmaf then compiles to vfmadd in a vectorised loop instead of a libm
+// call per element (same results: fmaf is exact either way).
+static void plane_fma_generic(float *y, const float *x, float a, float b, int n) {
+    for (int i = 0; i < n; i++) y[i] = fmaf(x[i], a, b);
+}
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2,fma"))) static void plane_fma_avx2(float *y, const float *x, float a, float b, int n) {
+    #pragma omp simd
+    for (int i = 0; i < n; i++) y[i] = fmaf(x[i], a, b);
+}
+static void plane_fma(float *y, const float *x, float a, float b, int n) {
+    static int fast = -1;
+    if (fast < 0) fast = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (fast) plane_fma_avx2(y, x, a, b, n);
+    else plane_fma_generic(y, x, a, b, n);
+}
+#else
+#define plane_fma plane_fma_generic
+#endif
+
 // y: (N,C,HW)  x: (N,C,HW)  gamma, beta, mean, var: (C)
 void batchnorm2d_forward(float *y, const float *x, const float *gamma, const float *beta,
                          const float *mean, const float *var, float eps, int N, int C, int HW) {
@@ -22,10 +43,7 @@ void batchnorm2d_forward(float *y, const float *x, const float *gamma, const flo
         float invstd = 1.0f / sqrtf(var[c] + eps);
         float a = gamma ? invstd * gamma[c] : invstd;
         float b = fmaf(-mean[c], a, beta ? beta[c] : 0.0f);
-        const float *xp = x + pl * HW;
-        float *yp = y + pl * HW;
-        #pragma omp simd
-        for (int i = 0; i < HW; i++) yp[i] = fmaf(xp[i], a, b);
+        plane_fma(y + pl * HW, x + pl * HW, a, b, HW);
     }
 }
 

@@ -12,12 +12,13 @@
 // Forward writes y (=). Backward accumulates (+=) into dx, dw, db; a NULL
 // d-buffer is skipped.
 //
-// Fast path, per image and per group, with K = Cg*kh*kw and P = Ho*Wo:
-//   col  (K, P)   = im2col(x_g)            row (c,i,j), column (oh,ow)
-//   y_g  (Cog, P) = W_g (Cog, K) . col     sgemm
+// Fast path, per group of m images (m = 1 for large maps, see
+// images_per_gemm) and per conv group, with K = Cg*kh*kw, P = Ho*Wo, L = m*P:
+//   col  (K, L)   = im2col(x_g)            row (c,i,j), column (image, oh, ow)
+//   y_g  (Cog, L) = W_g (Cog, K) . col     sgemm (then scattered to the images)
 //   dw_g (Cog, K) += dy_g . col^T          sgemm, beta = 1
-//   dcol (K, P)   = W_g^T . dy_g           sgemm, then col2im adds into dx
-// A 1x1 kernel with stride 1 and no padding has col == x_g (P = H*W), so the
+//   dcol (K, L)   = W_g^T . dy_g           sgemm, then col2im adds into dx
+// A 1x1 kernel with stride 1 and no padding has col == x_g when m = 1, so the
 // copy is skipped and dx gets W_g^T . dy_g directly (beta = 1).
 #include <cblas.h>
 #include <stdio.h>
@@ -63,51 +64,119 @@ static void valid_range(int off, int s, int n_in, int n_out, int *lo, int *hi) {
     *lo = l; *hi = h;
 }
 
-// col: (Cg*kh*kw, Ho*Wo)  x: (Cg,H,W), one image's group slice. Writes every
-// element of col (zeros where the window hangs over the padding).
-void conv2d_im2col(float *col, const float *x, int Cg, const conv2d_dims *d) {
-    const int H = d->H, W = d->W, Ho = d->Ho, Wo = d->Wo, kh = d->kh, kw = d->kw;
-    const int rows = Cg * kh * kw;
-    #pragma omp parallel for if ((long)rows * Ho * Wo >= OMP_MIN_WORK)
-    for (int r = 0; r < rows; r++) {
-        const int c = r / (kh * kw), i = r / kw % kh, j = r % kw;
-        const float *xc = x + (size_t)c * H * W;
-        float *cr = col + (size_t)r * Ho * Wo;
-        int oh_lo, oh_hi, ow_lo, ow_hi;
-        valid_range(i * d->dh - d->ph, d->sh, H, Ho, &oh_lo, &oh_hi);
-        valid_range(j * d->dw - d->pw, d->sw, W, Wo, &ow_lo, &ow_hi);
-        memset(cr, 0, sizeof(float) * (size_t)oh_lo * Wo);
-        for (int oh = oh_lo; oh < oh_hi; oh++) {
-            const float *xr = xc + (size_t)(oh * d->sh - d->ph + i * d->dh) * W + (j * d->dw - d->pw);
-            float *co = cr + (size_t)oh * Wo;
-            for (int ow = 0; ow < ow_lo; ow++) co[ow] = 0.0f;
-            for (int ow = ow_lo; ow < ow_hi; ow++) co[ow] = xr[ow * d->sw];
-            for (int ow = ow_hi; ow < Wo; ow++) co[ow] = 0.0f;
-        }
-        memset(cr + (size_t)oh_hi * Wo, 0, sizeof(float) * (size_t)(Ho - oh_hi) * Wo);
-    }
+// Images per GEMM. Late layers have few output pixels (resnet18's last
+// convs: 7x7 = 49), and a GEMM with 49 columns runs at half the speed of one
+// with several hundred; so images are grouped until a group has about
+// COLS_TARGET columns, in groups of equal size. Layers with large maps keep
+// one image per GEMM (no extra copies, smallest scratch).
+#define COLS_TARGET 768
+static int images_per_gemm(int N, int P) {
+    int nb = (COLS_TARGET + P - 1) / P;
+    if (nb <= 1) return 1;
+    if (nb >= N) return N;
+    int groups = (N + nb - 1) / nb;
+    return (N + groups - 1) / groups;
 }
 
-// The adjoint of im2col: dx: (Cg,H,W) += scatter of col: (Cg*kh*kw, Ho*Wo).
-// Parallel over channels: the kh*kw rows of one channel overlap in dx, those
-// of different channels never do.
-static void col2im_add(float *dx, const float *col, int Cg, const conv2d_dims *d) {
+// Scratch buffers kept per thread between calls: the same layer shapes come
+// back every pass, and a fresh malloc of tens of MB would page-fault each
+// time. Slot 0: col, 1: dcol or the grouped output, 2: grouped dy.
+static float *scratch(int slot, size_t n) {
+    static _Thread_local float *buf[3];
+    static _Thread_local size_t cap[3];
+    if (n > cap[slot]) {
+        free(buf[slot]);
+        buf[slot] = MALLOC_OR_DIE(n * sizeof(float));
+        cap[slot] = n;
+    }
+    return buf[slot];
+}
+
+// col: (Cg*kh*kw, ld), image t's columns at [t*P, (t+1)*P), P = Ho*Wo, for m
+// images x + t*xstride, each (Cg,H,W) (one image's group slice). Writes every
+// element of those columns (zeros where the window hangs over the padding).
+static void im2col_images(float *col, int ld, const float *x, int m, size_t xstride, int Cg, const conv2d_dims *d) {
     const int H = d->H, W = d->W, Ho = d->Ho, Wo = d->Wo, kh = d->kh, kw = d->kw;
-    #pragma omp parallel for if ((long)Cg * kh * kw * Ho * Wo >= OMP_MIN_WORK)
-    for (int c = 0; c < Cg; c++) {
-        float *dxc = dx + (size_t)c * H * W;
-        for (int i = 0; i < kh; i++)
-            for (int j = 0; j < kw; j++) {
-                const float *cr = col + ((size_t)(c * kh + i) * kw + j) * Ho * Wo;
-                int oh_lo, oh_hi, ow_lo, ow_hi;
-                valid_range(i * d->dh - d->ph, d->sh, H, Ho, &oh_lo, &oh_hi);
-                valid_range(j * d->dw - d->pw, d->sw, W, Wo, &ow_lo, &ow_hi);
-                for (int oh = oh_lo; oh < oh_hi; oh++) {
-                    float *xr = dxc + (size_t)(oh * d->sh - d->ph + i * d->dh) * W + (j * d->dw - d->pw);
-                    const float *co = cr + (size_t)oh * Wo;
-                    for (int ow = ow_lo; ow < ow_hi; ow++) xr[ow * d->sw] += co[ow];
-                }
+    const int rows = Cg * kh * kw;
+    #pragma omp parallel for collapse(2) if ((long)m * rows * Ho * Wo >= OMP_MIN_WORK)
+    for (int t = 0; t < m; t++)
+        for (int r = 0; r < rows; r++) {
+            const int c = r / (kh * kw), i = r / kw % kh, j = r % kw;
+            const float *xc = x + t * xstride + (size_t)c * H * W;
+            float *cr = col + (size_t)r * ld + (size_t)t * Ho * Wo;
+            int oh_lo, oh_hi, ow_lo, ow_hi;
+            valid_range(i * d->dh - d->ph, d->sh, H, Ho, &oh_lo, &oh_hi);
+            valid_range(j * d->dw - d->pw, d->sw, W, Wo, &ow_lo, &ow_hi);
+            memset(cr, 0, sizeof(float) * (size_t)oh_lo * Wo);
+            for (int oh = oh_lo; oh < oh_hi; oh++) {
+                const float *xr = xc + (size_t)(oh * d->sh - d->ph + i * d->dh) * W + (j * d->dw - d->pw);
+                float *co = cr + (size_t)oh * Wo;
+                for (int ow = 0; ow < ow_lo; ow++) co[ow] = 0.0f;
+                if (d->sw == 1) memcpy(co + ow_lo, xr + ow_lo, sizeof(float) * (size_t)(ow_hi - ow_lo));
+                else for (int ow = ow_lo; ow < ow_hi; ow++) co[ow] = xr[ow * d->sw];
+                for (int ow = ow_hi; ow < Wo; ow++) co[ow] = 0.0f;
             }
+            memset(cr + (size_t)oh_hi * Wo, 0, sizeof(float) * (size_t)(Ho - oh_hi) * Wo);
+        }
+}
+
+// col: (Cg*kh*kw, Ho*Wo)  x: (Cg,H,W), one image's group slice.
+void conv2d_im2col(float *col, const float *x, int Cg, const conv2d_dims *d) {
+    im2col_images(col, d->Ho * d->Wo, x, 1, 0, Cg, d);
+}
+
+// The adjoint of im2col_images: dx + t*xstride: (Cg,H,W) += scatter of image
+// t's columns of col: (Cg*kh*kw, ld). Parallel over (image, channel): the
+// kh*kw rows of one channel overlap in dx, those of different channels never do.
+static void col2im_add(float *dx, size_t xstride, const float *col, int ld, int m, int Cg, const conv2d_dims *d) {
+    const int H = d->H, W = d->W, Ho = d->Ho, Wo = d->Wo, kh = d->kh, kw = d->kw;
+    #pragma omp parallel for collapse(2) if ((long)m * Cg * kh * kw * Ho * Wo >= OMP_MIN_WORK)
+    for (int t = 0; t < m; t++)
+        for (int c = 0; c < Cg; c++) {
+            float *dxc = dx + t * xstride + (size_t)c * H * W;
+            for (int i = 0; i < kh; i++)
+                for (int j = 0; j < kw; j++) {
+                    const float *cr = col + ((size_t)(c * kh + i) * kw + j) * ld + (size_t)t * Ho * Wo;
+                    int oh_lo, oh_hi, ow_lo, ow_hi;
+                    valid_range(i * d->dh - d->ph, d->sh, H, Ho, &oh_lo, &oh_hi);
+                    valid_range(j * d->dw - d->pw, d->sw, W, Wo, &ow_lo, &ow_hi);
+                    for (int oh = oh_lo; oh < oh_hi; oh++) {
+                        float *xr = dxc + (size_t)(oh * d->sh - d->ph + i * d->dh) * W + (j * d->dw - d->pw);
+                        const float *co = cr + (size_t)oh * Wo;
+                        if (d->sw == 1) {
+                            #pragma omp simd
+                            for (int ow = ow_lo; ow < ow_hi; ow++) xr[ow] += co[ow];
+                        } else {
+                            for (int ow = ow_lo; ow < ow_hi; ow++) xr[ow * d->sw] += co[ow];
+                        }
+                    }
+                }
+        }
+}
+
+// Moves rows between a grouped (rows, m*P) layout, image t at columns
+// [t*P, (t+1)*P), and the images' own (rows, P) slices at a + t*astride.
+static void gather_rows(float *grouped, const float *a, size_t astride, int m, int rows, int P) {
+    #pragma omp parallel for collapse(2) if ((long)m * rows * P >= OMP_MIN_WORK)
+    for (int t = 0; t < m; t++)
+        for (int r = 0; r < rows; r++)
+            memcpy(grouped + (size_t)r * m * P + (size_t)t * P, a + t * astride + (size_t)r * P, sizeof(float) * P);
+}
+static void scatter_rows(float *a, size_t astride, const float *grouped, int m, int rows, int P) {
+    #pragma omp parallel for collapse(2) if ((long)m * rows * P >= OMP_MIN_WORK)
+    for (int t = 0; t < m; t++)
+        for (int r = 0; r < rows; r++)
+            memcpy(a + t * astride + (size_t)r * P, grouped + (size_t)r * m * P + (size_t)t * P, sizeof(float) * P);
+}
+
+// a: (rows, n), row r filled with v[r]
+static void fill_rows(float *a, const float *v, int rows, int n) {
+    #pragma omp parallel for if ((long)rows * n >= OMP_MIN_WORK)
+    for (int r = 0; r < rows; r++) {
+        float *ar = a + (size_t)r * n;
+        const float vr = v[r];
+        #pragma omp simd
+        for (int i = 0; i < n; i++) ar[i] = vr;
     }
 }
 
@@ -117,26 +186,26 @@ void conv2d_forward(float *y, const float *x, const float *w, const float *b, co
     const int G = d->groups, Cg = d->C / G, Cog = d->Co / G;
     const int K = Cg * d->kh * d->kw, P = d->Ho * d->Wo;
     if (d->N == 0 || P == 0) return;
-    const int pointwise = is_pointwise(d);
-    float *col = pointwise ? NULL : MALLOC_OR_DIE(sizeof(float) * (size_t)K * P);   // (K, P)
-    for (int n = 0; n < d->N; n++)
+    const int pointwise = is_pointwise(d), nb = images_per_gemm(d->N, P);
+    const size_t xs = (size_t)d->C * d->H * d->W, ys = (size_t)d->Co * P;   // per-image strides
+    float *col = pointwise && nb == 1 ? NULL : scratch(0, (size_t)K * nb * P);   // (K, m*P)
+    float *out = nb > 1 ? scratch(1, (size_t)Cog * nb * P) : NULL;            // (Cog, m*P)
+    for (int n0 = 0; n0 < d->N; n0 += nb) {
+        const int m = d->N - n0 < nb ? d->N - n0 : nb, ld = m * P;
         for (int g = 0; g < G; g++) {
-            const float *xg = x + ((size_t)n * d->C + (size_t)g * Cg) * d->H * d->W;   // (Cg,H,W)
-            const float *wg = w + (size_t)g * Cog * K;                                 // (Cog,K)
-            float *yg = y + ((size_t)n * d->Co + (size_t)g * Cog) * P;                 // (Cog,P)
-            if (!pointwise) conv2d_im2col(col, xg, Cg, d);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cog, P, K,
-                        1.0f, wg, K, pointwise ? xg : col, P, 0.0f, yg, P);
+            const float *xg = x + n0 * xs + (size_t)g * Cg * d->H * d->W;   // image n0's group slice
+            const float *wg = w + (size_t)g * Cog * K;                       // (Cog, K)
+            float *yg = y + n0 * ys + (size_t)g * Cog * P;
+            const float *B = xg;                                             // (K, ld)
+            if (col) { im2col_images(col, ld, xg, m, xs, Cg, d); B = col; }
+            float *C = m > 1 ? out : yg;                                     // (Cog, ld)
+            // The bias goes in first and the GEMM adds to it (beta = 1): OpenBLAS
+            // would otherwise spend a pass zeroing C for beta = 0.
+            if (b) fill_rows(C, b + (size_t)g * Cog, Cog, ld);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cog, ld, K,
+                        1.0f, wg, K, B, ld, b ? 1.0f : 0.0f, C, ld);
+            if (m > 1) scatter_rows(yg, ys, out, m, Cog, P);
         }
-    free(col);
-    if (!b) return;
-    const int NCo = d->N * d->Co;
-    #pragma omp parallel for if ((long)NCo * P >= OMP_MIN_WORK)
-    for (int nc = 0; nc < NCo; nc++) {
-        float *yp = y + (size_t)nc * P;
-        const float bc = b[nc % d->Co];
-        #pragma omp simd
-        for (int p = 0; p < P; p++) yp[p] += bc;
     }
 }
 
@@ -166,36 +235,39 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy,
     }
     if (!dx && !dw) return;
 
-    const int pointwise = is_pointwise(d);
-    float *col = (dw && !pointwise) ? MALLOC_OR_DIE(sizeof(float) * (size_t)K * P) : NULL;    // (K, P)
-    float *dcol = (dx && !pointwise) ? MALLOC_OR_DIE(sizeof(float) * (size_t)K * P) : NULL;   // (K, P)
-    const size_t HW = (size_t)d->H * d->W;
-    for (int n = 0; n < d->N; n++)
+    const int pointwise = is_pointwise(d), nb = images_per_gemm(d->N, P);
+    const int direct = pointwise && nb == 1;   // col == x and dx gets the GEMM directly
+    const size_t xs = (size_t)d->C * d->H * d->W, ys = (size_t)d->Co * P;
+    float *col = dw && !direct ? scratch(0, (size_t)K * nb * P) : NULL;    // (K, m*P)
+    float *dcol = dx && !direct ? scratch(1, (size_t)K * nb * P) : NULL;   // (K, m*P)
+    float *dyb = nb > 1 ? scratch(2, (size_t)Cog * nb * P) : NULL;         // (Cog, m*P)
+    for (int n0 = 0; n0 < d->N; n0 += nb) {
+        const int m = d->N - n0 < nb ? d->N - n0 : nb, ld = m * P;
         for (int g = 0; g < G; g++) {
-            const size_t xoff = ((size_t)n * d->C + (size_t)g * Cg) * HW;         // into (N,C,H,W)
-            const float *dyg = dy + ((size_t)n * d->Co + (size_t)g * Cog) * P;   // (Cog,P)
+            const size_t xoff = n0 * xs + (size_t)g * Cg * d->H * d->W;
+            const float *dyg = dy + n0 * ys + (size_t)g * Cog * P;          // (Cog, P) of image n0
+            if (m > 1) { gather_rows(dyb, dyg, ys, m, Cog, P); dyg = dyb; }  // (Cog, ld)
             if (dw) {
                 // forward: y_g = W_g . col  =>  dW_g += dy_g . col^T
-                const float *xcol = x + xoff;                                    // (K,P) when pointwise
-                if (!pointwise) { conv2d_im2col(col, x + xoff, Cg, d); xcol = col; }
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Cog, K, P,
-                            1.0f, dyg, P, xcol, P, 1.0f, dw + (size_t)g * Cog * K, K);
+                const float *xcol = x + xoff;                                // (K, ld) when direct
+                if (!direct) { im2col_images(col, ld, x + xoff, m, xs, Cg, d); xcol = col; }
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Cog, K, ld,
+                            1.0f, dyg, ld, xcol, ld, 1.0f, dw + (size_t)g * Cog * K, K);
             }
             if (dx) {
                 // forward: y_g = W_g . col  =>  dcol = W_g^T . dy_g, dx_g += col2im(dcol)
-                const float *wg = w + (size_t)g * Cog * K;                       // (Cog,K)
-                if (pointwise) {
+                const float *wg = w + (size_t)g * Cog * K;                   // (Cog, K)
+                if (direct) {
                     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, Cog,
                                 1.0f, wg, K, dyg, P, 1.0f, dx + xoff, P);
                 } else {
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, Cog,
-                                1.0f, wg, K, dyg, P, 0.0f, dcol, P);
-                    col2im_add(dx + xoff, dcol, Cg, d);
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, ld, Cog,
+                                1.0f, wg, K, dyg, ld, 0.0f, dcol, ld);
+                    col2im_add(dx + xoff, xs, dcol, ld, m, Cg, d);
                 }
             }
         }
-    free(col);
-    free(dcol);
+    }
 }
 
 // ---- reference: direct loops, single-threaded, double accumulators --------

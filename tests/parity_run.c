@@ -42,7 +42,7 @@ int main(int argc, char **argv) {
     for (int n = 0; n < N; n++) labels[n] = (int)lab.i[n];
     float *dl = malloc(N * K * sizeof(float));
     vc_loss_cross_entropy(r, labels, dl);
-    if (vc_backward(r, m->output, dl, VC_BWD_PARAMS, &err)) return die(err.msg);
+    if (vc_backward(r, m->output, dl, VC_BWD_PARAMS | VC_BWD_INPUT, &err)) return die(err.msg);
 
     int cap = 2 + m->n_params + 2 * m->n_nodes, n = 0;
     st_out *o = calloc(cap, sizeof(st_out));

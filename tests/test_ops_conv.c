@@ -290,6 +290,9 @@ static layer conv_cases[] = {
     CONV(2, 16, 16, 16, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),   // large enough for OpenMP
     CONV(2, 16, 12, 12, 16, 3, 3, 1, 1, 1, 1, 1, 1, 4, 1),   // groups 4, OpenMP
     CONV(2, 32, 12, 12, 32, 3, 3, 2, 2, 1, 1, 1, 1, 32, 0),  // depthwise, more channels
+    CONV(5, 3, 20, 20, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),     // images grouped 2, 2, 1 per GEMM
+    CONV(5, 4, 20, 20, 6, 1, 1, 1, 1, 0, 0, 1, 1, 2, 1),     // the same, 1x1 and groups 2
+    CONV(9, 8, 7, 7, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),      // all 9 images in one GEMM
 };
 
 // finite differences: tiny shapes, every element of x, w, b perturbed

@@ -242,7 +242,7 @@ static void brute_node(const char *model, const vc_model *m, int node) {
     vc_run *r = vc_run_new(m, N);
     vc_error err = {{0}};
     int rc = vc_forward(r, x, node, 0, &err);
-    if (!rc) rc = vc_backward(r, node, d, 0, &err);
+    if (!rc) rc = vc_backward(r, node, d, VC_BWD_INPUT, &err);
     const float *g = rc ? NULL : vc_run_grad(r, 0);
     char why[1200] = "";
     vc_rf_geom geom;
