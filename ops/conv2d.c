@@ -80,10 +80,11 @@ static int images_per_gemm(int N, int P) {
 
 // Scratch buffers kept per thread between calls: the same layer shapes come
 // back every pass, and a fresh malloc of tens of MB would page-fault each
-// time. Slot 0: col, 1: dcol or the grouped output, 2: grouped dy.
+// time. Slot 0: col, 1: dcol or the grouped output, 2: grouped dy, 3: the
+// flipped weights of the backward's transposed conv, 4: its grouped dx.
 static float *scratch(int slot, size_t n) {
-    static _Thread_local float *buf[3];
-    static _Thread_local size_t cap[3];
+    static _Thread_local float *buf[5];
+    static _Thread_local size_t cap[5];
     if (n > cap[slot]) {
         free(buf[slot]);
         buf[slot] = MALLOC_OR_DIE(n * sizeof(float));
@@ -180,6 +181,17 @@ static void fill_rows(float *a, const float *v, int rows, int n) {
     }
 }
 
+static void scatter_add_rows(float *a, size_t astride, const float *grouped, int m, int rows, int P) {
+    #pragma omp parallel for collapse(2) if ((long)m * rows * P >= OMP_MIN_WORK)
+    for (int t = 0; t < m; t++)
+        for (int r = 0; r < rows; r++) {
+            float *ar = a + t * astride + (size_t)r * P;
+            const float *gr = grouped + (size_t)r * m * P + (size_t)t * P;
+            #pragma omp simd
+            for (int p = 0; p < P; p++) ar[p] += gr[p];
+        }
+}
+
 // y: (N,Co,Ho,Wo)  x: (N,C,H,W)  w: (Co,C/groups,kh,kw)  b: (Co) or NULL
 void conv2d_forward(float *y, const float *x, const float *w, const float *b, const conv2d_dims *d) {
     check_dims(d);
@@ -241,6 +253,29 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy,
     float *col = dw && !direct ? scratch(0, (size_t)K * nb * P) : NULL;    // (K, m*P)
     float *dcol = dx && !direct ? scratch(1, (size_t)K * nb * P) : NULL;   // (K, m*P)
     float *dyb = nb > 1 ? scratch(2, (size_t)Cog * nb * P) : NULL;         // (Cog, m*P)
+    // Stride 1, one image per GEMM: dx is itself a convolution of dy, with the
+    // kernel flipped and in/out channels swapped (padding (k-1)*dil - pad):
+    //   dx_g (Cg, H*W) += W'_g (Cg, Cog*kk) . im2col(dy_g) (Cog*kk, H*W)
+    // A plain GEMM straight into dx: no zeroed dcol, no scatter-add.
+    const int kk = d->kh * d->kw;
+    const int transposed = dx && !direct && d->sh == 1 && d->sw == 1 &&
+                           d->ph <= (d->kh - 1) * d->dh && d->pw <= (d->kw - 1) * d->dw;
+    conv2d_dims td = *d;   // the conv that maps dy to dx
+    float *wt = NULL;      // W' for all groups: (G, Cg, Cog*kk)
+    if (transposed) {
+        td.C = Cog * G; td.H = d->Ho; td.W = d->Wo; td.Co = d->C;
+        td.ph = (d->kh - 1) * d->dh - d->ph; td.pw = (d->kw - 1) * d->dw - d->pw;
+        td.Ho = d->H; td.Wo = d->W;
+        wt = scratch(3, (size_t)G * Cg * Cog * kk);
+        #pragma omp parallel for collapse(2) if ((long)G * Cg * Cog * kk >= OMP_MIN_WORK)
+        for (int g = 0; g < G; g++)
+            for (int c = 0; c < Cg; c++)
+                for (int co = 0; co < Cog; co++)
+                    for (int k = 0; k < kk; k++)
+                        wt[(((size_t)g * Cg + c) * Cog + co) * kk + k] = w[(((size_t)g * Cog + co) * Cg + c) * kk + (kk - 1 - k)];
+        dcol = scratch(1, (size_t)Cog * kk * nb * d->H * d->W);   // (Cog*kk, m*H*W)
+    }
+    float *dxb = transposed && nb > 1 ? scratch(4, (size_t)Cg * nb * d->H * d->W) : NULL;   // (Cg, m*H*W)
     for (int n0 = 0; n0 < d->N; n0 += nb) {
         const int m = d->N - n0 < nb ? d->N - n0 : nb, ld = m * P;
         for (int g = 0; g < G; g++) {
@@ -260,6 +295,19 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy,
                 if (direct) {
                     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, Cog,
                                 1.0f, wg, K, dyg, P, 1.0f, dx + xoff, P);
+                } else if (transposed) {
+                    const int HW = d->H * d->W;
+                    const float *dyn = dy + n0 * ys + (size_t)g * Cog * P;  // image n0's (Cog, P), stride ys
+                    im2col_images(dcol, m * HW, dyn, m, ys, Cog, &td);      // (Cog*kk, m*HW)
+                    const float *wtg = wt + (size_t)g * Cg * Cog * kk;
+                    if (m == 1) {
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cg, HW, Cog * kk,
+                                    1.0f, wtg, Cog * kk, dcol, HW, 1.0f, dx + xoff, HW);
+                    } else {
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cg, m * HW, Cog * kk,
+                                    1.0f, wtg, Cog * kk, dcol, m * HW, 0.0f, dxb, m * HW);
+                        scatter_add_rows(dx + xoff, xs, dxb, m, Cg, HW);
+                    }
                 } else {
                     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, ld, Cog,
                                 1.0f, wg, K, dyg, ld, 0.0f, dcol, ld);
