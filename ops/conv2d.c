@@ -256,9 +256,11 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy,
     // Stride 1, one image per GEMM: dx is itself a convolution of dy, with the
     // kernel flipped and in/out channels swapped (padding (k-1)*dil - pad):
     //   dx_g (Cg, H*W) += W'_g (Cg, Cog*kk) . im2col(dy_g) (Cog*kk, H*W)
-    // A plain GEMM straight into dx: no zeroed dcol, no scatter-add.
+    // A plain GEMM straight into dx: no zeroed dcol, no scatter-add. Only when
+    // Cog <= Cg: im2col(dy) has Cog*kk rows where dcol has Cg*kk, and with
+    // more outputs than inputs (alexnet's 64 -> 192) the old way is faster.
     const int kk = d->kh * d->kw;
-    const int transposed = dx && !direct && d->sh == 1 && d->sw == 1 &&
+    const int transposed = dx && !direct && d->sh == 1 && d->sw == 1 && Cog <= Cg &&
                            d->ph <= (d->kh - 1) * d->dh && d->pw <= (d->kw - 1) * d->dw;
     conv2d_dims td = *d;   // the conv that maps dy to dx
     float *wt = NULL;      // W' for all groups: (G, Cg, Cog*kk)
