@@ -310,6 +310,8 @@ static layer linear_cases[] = {
     LINEAR(1, 7, 5, 1), LINEAR(1, 7, 5, 0),
     LINEAR(5, 7, 5, 1), LINEAR(5, 7, 5, 0),
     LINEAR(5, 64, 33, 1), LINEAR(1, 1, 1, 1),
+    LINEAR(9, 40, 70, 1), LINEAR(16, 400, 130, 0),   // small-batch kernels: column and row tails
+    LINEAR(17, 64, 20, 1),                           // just past them (sgemm)
 };
 
 // 1 image, 1 channel, x = 1..16 as 4x4, w = [[1,2],[3,4]], s=2, p=1: each
