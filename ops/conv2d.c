@@ -56,7 +56,7 @@ static int is_pointwise(const conv2d_dims *d) {
 }
 
 // Output positions o in [*lo, *hi) whose input index off + o*s lies in [0, n_in).
-static void valid_range(int off, int s, int n_in, int n_out, int *lo, int *hi) {
+void conv2d_valid_range(int off, int s, int n_in, int n_out, int *lo, int *hi) {
     int l = off >= 0 ? 0 : (-off + s - 1) / s;
     int h = off > n_in - 1 ? 0 : (n_in - 1 - off) / s + 1;
     if (h > n_out) h = n_out;
@@ -106,8 +106,8 @@ static void im2col_images(float *col, int ld, const float *x, int m, size_t xstr
             const float *xc = x + t * xstride + (size_t)c * H * W;
             float *cr = col + (size_t)r * ld + (size_t)t * Ho * Wo;
             int oh_lo, oh_hi, ow_lo, ow_hi;
-            valid_range(i * d->dh - d->ph, d->sh, H, Ho, &oh_lo, &oh_hi);
-            valid_range(j * d->dw - d->pw, d->sw, W, Wo, &ow_lo, &ow_hi);
+            conv2d_valid_range(i * d->dh - d->ph, d->sh, H, Ho, &oh_lo, &oh_hi);
+            conv2d_valid_range(j * d->dw - d->pw, d->sw, W, Wo, &ow_lo, &ow_hi);
             memset(cr, 0, sizeof(float) * (size_t)oh_lo * Wo);
             for (int oh = oh_lo; oh < oh_hi; oh++) {
                 const float *xr = xc + (size_t)(oh * d->sh - d->ph + i * d->dh) * W + (j * d->dw - d->pw);
@@ -139,8 +139,8 @@ static void col2im_add(float *dx, size_t xstride, const float *col, int ld, int 
                 for (int j = 0; j < kw; j++) {
                     const float *cr = col + ((size_t)(c * kh + i) * kw + j) * ld + (size_t)t * Ho * Wo;
                     int oh_lo, oh_hi, ow_lo, ow_hi;
-                    valid_range(i * d->dh - d->ph, d->sh, H, Ho, &oh_lo, &oh_hi);
-                    valid_range(j * d->dw - d->pw, d->sw, W, Wo, &ow_lo, &ow_hi);
+                    conv2d_valid_range(i * d->dh - d->ph, d->sh, H, Ho, &oh_lo, &oh_hi);
+                    conv2d_valid_range(j * d->dw - d->pw, d->sw, W, Wo, &ow_lo, &ow_hi);
                     for (int oh = oh_lo; oh < oh_hi; oh++) {
                         float *xr = dxc + (size_t)(oh * d->sh - d->ph + i * d->dh) * W + (j * d->dw - d->pw);
                         const float *co = cr + (size_t)oh * Wo;

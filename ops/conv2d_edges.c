@@ -143,7 +143,10 @@ static inline void edge_micro(const float *col, int ld, int kk, const float *wp,
     v8 s1a = {0}, s1b = {0}, s2a = {0}, s2b = {0}, s3a = {0}, s3b = {0};
     #pragma GCC unroll 8
     for (int q = 0; q < VP; q++) {
-        if (want & (WANT_AEG | WANT_EG)) {
+        if (want == WANT_AEG) {   // gT holds |g| here: |e*g| = |e|*|g|, one FMA
+            s1a += abs8(a[q][0]) * ld8(gT + q * gld);
+            s1b += abs8(a[q][1]) * ld8(gT + q * gld + 8);
+        } else if (want & (WANT_AEG | WANT_EG)) {
             const v8 v0 = a[q][0] * ld8(gT + q * gld), v1 = a[q][1] * ld8(gT + q * gld + 8);
             if (want & WANT_AEG) { s1a += abs8(v0); s1b += abs8(v1); }
             if (want & WANT_EG) { s2a += v0; s2b += v1; }
@@ -180,22 +183,29 @@ static void edge_task_avx2(float *acc, const float *col, int len, int kk, const 
 // im2col of one input channel xc: (H, W) for output pixels [p0, p0 + len):
 // col: (kk, len); pixels at or past P and window taps over the padding are 0.
 static void im2col_range(float *col, const float *xc, const conv2d_dims *d, int p0, int len) {
-    const int P = d->Ho * d->Wo, kk = d->kh * d->kw;
+    const int P = d->Ho * d->Wo, Wo = d->Wo, kk = d->kh * d->kw;
     for (int k = 0; k < kk; k++) {
         const int di = (k / d->kw) * d->dh - d->ph, dj = (k % d->kw) * d->dw - d->pw;
+        int ow_lo, ow_hi;   // output columns whose tap lands inside the row
+        conv2d_valid_range(dj, d->sw, d->W, Wo, &ow_lo, &ow_hi);
         float *cr = col + (size_t)k * len;
         int p = p0, t = 0;
-        while (t < len && p < P) {
-            const int oh = p / d->Wo, ih = oh * d->sh + di;
-            int ow = p % d->Wo;
-            const int run = d->Wo - ow < len - t ? d->Wo - ow : len - t;
+        while (t < len && p < P) {   // one output row's piece at a time
+            const int oh = p / Wo, ow0 = p % Wo, ih = oh * d->sh + di;
+            const int run = Wo - ow0 < len - t ? Wo - ow0 : len - t, ow1 = ow0 + run;
+            float *o = cr + t - ow0;   // o[ow] for ow in [ow0, ow1)
             if (ih < 0 || ih >= d->H) {
-                memset(cr + t, 0, (size_t)run * sizeof(float));
+                memset(o + ow0, 0, (size_t)run * sizeof(float));
             } else {
-                const float *xr = xc + (size_t)ih * d->W;
-                for (int r = 0; r < run; r++, ow++) {
-                    const int iw = ow * d->sw + dj;
-                    cr[t + r] = iw >= 0 && iw < d->W ? xr[iw] : 0.0f;
+                const float *xr = xc + (size_t)ih * d->W + dj;   // xr[ow * sw]
+                const int a = ow_lo > ow0 ? ow_lo : ow0, b = ow_hi < ow1 ? ow_hi : ow1;
+                if (a >= b) {
+                    memset(o + ow0, 0, (size_t)run * sizeof(float));
+                } else {
+                    for (int ow = ow0; ow < a; ow++) o[ow] = 0.0f;
+                    if (d->sw == 1) memcpy(o + a, xr + a, (size_t)(b - a) * sizeof(float));
+                    else for (int ow = a; ow < b; ow++) o[ow] = xr[ow * d->sw];
+                    for (int ow = b; ow < ow1; ow++) o[ow] = 0.0f;
                 }
             }
             t += run; p += run;
@@ -216,6 +226,7 @@ static void edge_sums_avx2(float *abs_eg, float *eg, float *abs_e, const float *
     const int nchunk = (P6 + PC - 1) / PC;
     // weight panels, per input channel ci: (Co16 / VC, kk, VC), zero past Cog
     float *panel = calloc_check((size_t)C * Co16 * kk, sizeof(float));
+    #pragma omp parallel for if ((long)C * Cog * kk >= 65536)
     for (int ci = 0; ci < C; ci++) {
         const int grp = ci / cg, i = ci % cg;
         float *pc = panel + (size_t)ci * Co16 * kk;
@@ -226,7 +237,8 @@ static void edge_sums_avx2(float *abs_eg, float *eg, float *abs_e, const float *
     float *gT = want & (WANT_AEG | WANT_EG) ? calloc_check((size_t)G * P6 * Co16, sizeof(float)) : NULL;
     double *part = malloc_check((size_t)C * nchunk * Cog * 3 * sizeof(double));
     for (int n = 0; n < d->N; n++) {
-        if (gT) {   // gT[grp]: (P6, Co16) = transpose of g[n, grp*Cog .. +Cog, :], padding stays 0
+        if (gT) {   // gT[grp]: (P6, Co16) = transpose of g[n, grp*Cog .. +Cog, :] (|g| when only
+                    // |e*g| is wanted), padding stays 0
             const float *gn = g + (size_t)n * Co * P;
             #pragma omp parallel for collapse(2) if ((long)Co * P >= 32768)
             for (int grp = 0; grp < G; grp++)
@@ -235,7 +247,8 @@ static void edge_sums_avx2(float *abs_eg, float *eg, float *abs_e, const float *
                     for (int jj = 0; jj < Cog; jj++) {
                         const float *gr = gn + (size_t)(grp * Cog + jj) * P;
                         float *t = gT + (size_t)grp * P6 * Co16 + jj;
-                        for (int p = p0; p < p1; p++) t[(size_t)p * Co16] = gr[p];
+                        if (want == WANT_AEG) for (int p = p0; p < p1; p++) t[(size_t)p * Co16] = fabsf(gr[p]);
+                        else for (int p = p0; p < p1; p++) t[(size_t)p * Co16] = gr[p];
                     }
                 }
         }
@@ -258,6 +271,7 @@ static void edge_sums_avx2(float *abs_eg, float *eg, float *abs_e, const float *
             free(col);
             free(acc);
         }
+        #pragma omp parallel for if ((long)C * Cog * nchunk >= 16384)
         for (int ci = 0; ci < C; ci++) {
             const int grp = ci / cg, i = ci % cg;
             for (int jj = 0; jj < Cog; jj++) {
