@@ -165,8 +165,10 @@ static void add_node_scores(vc_importance *im, const vc_layer_scores *L, vc_laye
     const vc_node *zn = &im->m->nodes[L->z_node];
     const float *z = vc_run_act(im->r, L->z_node), *g = vc_run_grad(im->r, L->z_node);
     const int m = zn->h * zn->w, C = L->cout;
-    for (int n = 0; n < N; n++)
-        for (int j = 0; j < C; j++) {
+    // parallel over channels: each j's sums stay in one thread, in image order
+    #pragma omp parallel for schedule(static) if ((long)N * C * m >= 65536)
+    for (int j = 0; j < C; j++)
+        for (int n = 0; n < N; n++) {
             const float *zp = z + ((size_t)n * C + j) * m;
             const float *gp = g ? g + ((size_t)n * C + j) * m : NULL;
             double s = 0;
