@@ -81,6 +81,7 @@ static int sgemm_bench(int n) {
 }
 
 int main(int argc, char **argv) {
+    if (!getenv("VISCNN_NO_MALLOC_KEEP")) vc_malloc_keep();   // as bin/viscnn
     if (argc >= 2 && !strcmp(argv[1], "info")) {
         printf("openblas_core %s openblas_threads %d omp_threads %d\n", openblas_get_corename(),
                openblas_get_num_threads(), omp_get_max_threads());

@@ -1,12 +1,20 @@
 // run.c: executing a model on one batch. Forward keeps every activation (and
 // what each op saves) so that backward can walk the graph in reverse, one
 // rule per op, accumulating d(target)/d(output) into every upstream node.
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include "engine.h"
 #include "../ops/ops.h"
+
+void vc_malloc_keep(void) {
+#ifdef M_MMAP_THRESHOLD
+    mallopt(M_MMAP_THRESHOLD, 1 << 30);   // big buffers from the heap, not fresh mmaps
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);   // and freed ones stay there for the next pass
+#endif
+}
 
 vc_run *vc_run_new(const vc_model *m, int N) {
     vc_run *r = calloc_check(1, sizeof(vc_run));

@@ -48,6 +48,7 @@ static const struct { const char *name; int (*fn)(int, char **, vc_error *); } c
 };
 
 int main(int argc, char **argv) {
+    vc_malloc_keep();
     if (argc < 2) {
         fputs("viscnn: missing COMMAND (try viscnn --help)\n", stderr);
         return 2;
