@@ -249,21 +249,25 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy,
 
     const int pointwise = is_pointwise(d), nb = images_per_gemm(d->N, P);
     const int direct = pointwise && nb == 1;   // col == x and dx gets the GEMM directly
-    const size_t xs = (size_t)d->C * d->H * d->W, ys = (size_t)d->Co * P;
-    float *col = dw && !direct ? scratch(0, (size_t)K * nb * P) : NULL;    // (K, m*P)
-    float *dcol = dx && !direct ? scratch(1, (size_t)K * nb * P) : NULL;   // (K, m*P)
-    float *dyb = nb > 1 ? scratch(2, (size_t)Cog * nb * P) : NULL;         // (Cog, m*P)
-    // Stride 1, one image per GEMM: dx is itself a convolution of dy, with the
-    // kernel flipped and in/out channels swapped (padding (k-1)*dil - pad):
-    //   dx_g (Cg, H*W) += W'_g (Cg, Cog*kk) . im2col(dy_g) (Cog*kk, H*W)
-    // A plain GEMM straight into dx: no zeroed dcol, no scatter-add. Only when
-    // Cog <= Cg: im2col(dy) has Cog*kk rows where dcol has Cg*kk, and with
-    // more outputs than inputs (alexnet's 64 -> 192) the old way is faster.
+    const size_t xs = (size_t)d->C * d->H * d->W, ys = (size_t)d->Co * P, HW = (size_t)d->H * d->W;
+    // Stride 1: dx is itself a convolution of dy, with the kernel flipped and
+    // in/out channels swapped (padding (k-1)*dil - pad):
+    //   dx_g (Cg, m*H*W) = W'_g (Cg, Cog*kk) . im2col(dy_g) (Cog*kk, m*H*W)
+    // A plain GEMM, straight into dx for one image (no zeroed dcol, no
+    // col2im). Only when Cog <= Cg: im2col(dy) has Cog*kk rows where dcol has
+    // Cg*kk, and with more outputs than inputs (alexnet's 64 -> 192) the
+    // dcol + col2im way is faster.
     const int kk = d->kh * d->kw;
     const int transposed = dx && !direct && d->sh == 1 && d->sw == 1 && Cog <= Cg &&
                            d->ph <= (d->kh - 1) * d->dh && d->pw <= (d->kw - 1) * d->dw;
+    // grouped dy: (Cog, m*P), for dW and the dcol way of dx
+    const int grouped_dy = nb > 1 && (dw || (dx && !transposed));
+    float *col = dw && !direct ? scratch(0, (size_t)K * nb * P) : NULL;   // (K, m*P)
+    float *dyb = grouped_dy ? scratch(2, (size_t)Cog * nb * P) : NULL;   // (Cog, m*P)
+    float *dcol = NULL;    // (K, m*P), or im2col(dy) (Cog*kk, m*H*W) when transposed
     conv2d_dims td = *d;   // the conv that maps dy to dx
     float *wt = NULL;      // W' for all groups: (G, Cg, Cog*kk)
+    float *dxb = NULL;     // (Cg, m*H*W): a group of images' dx before it is added in
     if (transposed) {
         td.C = Cog * G; td.H = d->Ho; td.W = d->Wo; td.Co = d->C;
         td.ph = (d->kh - 1) * d->dh - d->ph; td.pw = (d->kw - 1) * d->dw - d->pw;
@@ -275,15 +279,18 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy,
                 for (int co = 0; co < Cog; co++)
                     for (int k = 0; k < kk; k++)
                         wt[(((size_t)g * Cg + c) * Cog + co) * kk + k] = w[(((size_t)g * Cog + co) * Cg + c) * kk + (kk - 1 - k)];
-        dcol = scratch(1, (size_t)Cog * kk * nb * d->H * d->W);   // (Cog*kk, m*H*W)
+        dcol = scratch(1, (size_t)Cog * kk * nb * HW);
+        if (nb > 1) dxb = scratch(4, (size_t)Cg * nb * HW);
+    } else if (dx && !direct) {
+        dcol = scratch(1, (size_t)K * nb * P);
     }
-    float *dxb = transposed && nb > 1 ? scratch(4, (size_t)Cg * nb * d->H * d->W) : NULL;   // (Cg, m*H*W)
     for (int n0 = 0; n0 < d->N; n0 += nb) {
         const int m = d->N - n0 < nb ? d->N - n0 : nb, ld = m * P;
         for (int g = 0; g < G; g++) {
-            const size_t xoff = n0 * xs + (size_t)g * Cg * d->H * d->W;
-            const float *dyg = dy + n0 * ys + (size_t)g * Cog * P;          // (Cog, P) of image n0
-            if (m > 1) { gather_rows(dyb, dyg, ys, m, Cog, P); dyg = dyb; }  // (Cog, ld)
+            const size_t xoff = n0 * xs + (size_t)g * Cg * HW;
+            const float *dyn = dy + n0 * ys + (size_t)g * Cog * P;          // (Cog, P) of image n0, stride ys
+            const float *dyg = dyn;                                          // (Cog, ld)
+            if (m > 1 && dyb) { gather_rows(dyb, dyn, ys, m, Cog, P); dyg = dyb; }
             if (dw) {
                 // forward: y_g = W_g . col  =>  dW_g += dy_g . col^T
                 const float *xcol = x + xoff;                                // (K, ld) when direct
@@ -298,18 +305,12 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy,
                     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, P, Cog,
                                 1.0f, wg, K, dyg, P, 1.0f, dx + xoff, P);
                 } else if (transposed) {
-                    const int HW = d->H * d->W;
-                    const float *dyn = dy + n0 * ys + (size_t)g * Cog * P;  // image n0's (Cog, P), stride ys
-                    im2col_images(dcol, m * HW, dyn, m, ys, Cog, &td);      // (Cog*kk, m*HW)
-                    const float *wtg = wt + (size_t)g * Cg * Cog * kk;
-                    if (m == 1) {
-                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cg, HW, Cog * kk,
-                                    1.0f, wtg, Cog * kk, dcol, HW, 1.0f, dx + xoff, HW);
-                    } else {
-                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cg, m * HW, Cog * kk,
-                                    1.0f, wtg, Cog * kk, dcol, m * HW, 0.0f, dxb, m * HW);
-                        scatter_add_rows(dx + xoff, xs, dxb, m, Cg, HW);
-                    }
+                    const int L = m * (int)HW;
+                    im2col_images(dcol, L, dyn, m, ys, Cog, &td);            // (Cog*kk, L)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Cg, L, Cog * kk,
+                                1.0f, wt + (size_t)g * Cg * Cog * kk, Cog * kk, dcol, L,
+                                m == 1 ? 1.0f : 0.0f, m == 1 ? dx + xoff : dxb, L);
+                    if (m > 1) scatter_add_rows(dx + xoff, xs, dxb, m, Cg, (int)HW);
                 } else {
                     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, K, ld, Cog,
                                 1.0f, wg, K, dyg, ld, 0.0f, dcol, ld);
