@@ -11,6 +11,7 @@
 // backward accumulates into dx, dgamma, dbeta (each may be NULL).
 #include <math.h>
 #include "ops.h"
+#include "simd.h"
 
 // y = fmaf(x, a, b) over a plane. Built for AVX2+FMA as well and chosen at run
 // time: fmaf then compiles to vfmadd in a vectorised loop instead of a libm
@@ -18,15 +19,13 @@
 static void plane_fma_generic(float *y, const float *x, float a, float b, int n) {
     for (int i = 0; i < n; i++) y[i] = fmaf(x[i], a, b);
 }
-#if defined(__x86_64__) && defined(__GNUC__)
+#if SIMD_X86
 __attribute__((target("avx2,fma"))) static void plane_fma_avx2(float *y, const float *x, float a, float b, int n) {
     #pragma omp simd
     for (int i = 0; i < n; i++) y[i] = fmaf(x[i], a, b);
 }
 static void plane_fma(float *y, const float *x, float a, float b, int n) {
-    static int fast = -1;
-    if (fast < 0) fast = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    if (fast) plane_fma_avx2(y, x, a, b, n);
+    if (cpu_has_avx2_fma()) plane_fma_avx2(y, x, a, b, n);
     else plane_fma_generic(y, x, a, b, n);
 }
 #else

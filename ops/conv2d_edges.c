@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "ops.h"
+#include "simd.h"
 #include "../engine/util.h"
 
 #define TILE 128   // output pixels per tile
@@ -98,7 +99,7 @@ static void edge_task_generic(double *sums, const float *col, int P, int kk, con
     }
 }
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#if SIMD_X86
 // ---- AVX2+FMA path, chosen at run time ------------------------------------------
 // Roles swapped against the portable path: vectors run along out-channels and
 // pixels are broadcast. A micro-tile is 16 out-channels x 6 pixels in 12
@@ -112,14 +113,8 @@ static void edge_task_generic(double *sums, const float *col, int P, int kk, con
 // A task is one input channel ci and a chunk of PC pixels of one image; its
 // sums go to part[ci][chunk] (doubles) and are added up in a fixed order
 // afterwards, so the result does not depend on the thread schedule.
-typedef float v8 __attribute__((vector_size(32)));
-typedef int v8i __attribute__((vector_size(32)));
 #define VC 16   // out-channels per micro-tile (2 vectors)
 #define VP 6    // pixels per micro-tile
-__attribute__((target("avx2,fma"))) static inline v8 ld8(const float *p) { v8 v; memcpy(&v, p, 32); return v; }
-__attribute__((target("avx2,fma"))) static inline void st8(float *p, v8 v) { memcpy(p, &v, 32); }
-__attribute__((target("avx2,fma"))) static inline v8 abs8(v8 x) { return (v8)((v8i)x & 0x7fffffff); }
-__attribute__((target("avx2,fma"))) static inline v8 bc8(float x) { return (v8){x, x, x, x, x, x, x, x}; }
 
 // col: (kk, ld) im2col, the tile's first pixel at col[0]; wp: (kk, VC) weights;
 // gT: VP rows of VC channels, row stride gld; s: (3, VC) running sums.
@@ -292,10 +287,8 @@ static void edge_sums_avx2(float *abs_eg, float *eg, float *abs_e, const float *
 
 // VISCNN_GENERIC=1 in the environment forces the portable path (tests use it).
 static int have_avx2(void) {
-    static int cached = -1;
-    if (cached < 0) cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     const char *e = getenv("VISCNN_GENERIC");
-    return cached && !(e && *e && *e != '0');
+    return cpu_has_avx2_fma() && !(e && *e && *e != '0');
 }
 #endif
 
@@ -306,7 +299,7 @@ void conv2d_edge_sums(float *abs_eg, float *eg, float *abs_e, const float *x, co
     VC_ASSERT(g || (!abs_eg && !eg));
     const int want = (abs_eg ? WANT_AEG : 0) | (eg ? WANT_EG : 0) | (abs_e ? WANT_AE : 0);
     if (!want || N == 0 || P == 0) return;
-#if defined(__x86_64__) && defined(__GNUC__)
+#if SIMD_X86
     // the channel-vector layout pays from 8 out-channels per group (depthwise
     // layers would waste 15/16 of it and are cheap on the portable path)
     if (Cog >= 8 && have_avx2()) { edge_sums_avx2(abs_eg, eg, abs_e, x, w, g, d, want); return; }

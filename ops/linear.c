@@ -11,6 +11,7 @@
 #include <string.h>
 #include <omp.h>
 #include "ops.h"
+#include "simd.h"
 
 #define LINEAR_CHECK(cond) \
     do { if (!(cond)) { fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); abort(); } } while (0)
@@ -20,18 +21,8 @@
 // whole cost is streaming w (alexnet's first FC layer: 151 MB) once, and
 // OpenBLAS's sgemm reaches a third of that speed at N = 8. These kernels
 // read each weight once from memory, with the N images' rows in cache.
-#if defined(__x86_64__) && defined(__GNUC__)
+#if SIMD_X86
 #define SMALL_N 16
-typedef float v8 __attribute__((vector_size(32)));
-__attribute__((target("avx2,fma"))) static inline v8 ld8(const float *p) { v8 v; memcpy(&v, p, 32); return v; }
-__attribute__((target("avx2,fma"))) static inline void st8(float *p, v8 v) { memcpy(p, &v, 32); }
-__attribute__((target("avx2,fma"))) static inline v8 bc8(float x) { return (v8){x, x, x, x, x, x, x, x}; }
-
-static int have_avx2(void) {
-    static int cached = -1;
-    if (cached < 0) cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    return cached;
-}
 
 // y (N,Out) += x (N,In) . w^T; In % 8 == 0. Blocks of 3 weight rows x 4
 // images in 12 registers; missing rows/images read row 0 / image 0 and are
@@ -142,8 +133,8 @@ void linear_forward(float *y, const float *x, const float *w, const float *b, in
         else memset(yr, 0, sizeof(float) * (size_t)Out);
     }
     if (In == 0) return;
-#if defined(__x86_64__) && defined(__GNUC__)
-    if (N <= SMALL_N && In % 8 == 0 && have_avx2()) { linear_fwd_small(y, x, w, N, In, Out); return; }
+#if SIMD_X86
+    if (N <= SMALL_N && In % 8 == 0 && cpu_has_avx2_fma()) { linear_fwd_small(y, x, w, N, In, Out); return; }
 #endif
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, Out, In,
                 1.0f, x, In, w, In, 1.0f, y, Out);
@@ -162,8 +153,8 @@ void linear_backward(float *dx, float *dw, float *db, const float *dy,
             for (int o = 0; o < Out; o++) db[o] += dyr[o];
         }
     if (In == 0) return;
-#if defined(__x86_64__) && defined(__GNUC__)
-    if (dx && N <= SMALL_N && In % 8 == 0 && have_avx2()) { linear_bwd_dx_small(dx, dy, w, N, In, Out); dx = NULL; }
+#if SIMD_X86
+    if (dx && N <= SMALL_N && In % 8 == 0 && cpu_has_avx2_fma()) { linear_bwd_dx_small(dx, dy, w, N, In, Out); dx = NULL; }
 #endif
     if (dx)   // dx (N,In) += dy (N,Out) . w (Out,In)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, In, Out,
