@@ -27,11 +27,13 @@ struct vc_run {
 // One op's CPU implementation. infer checks the node's attrs, inputs and
 // params and fills its output shape; forward writes r->act[i]; backward reads
 // r->grad[i] and accumulates into the inputs' grads (allocated by the caller)
-// and, when params is set, into r->pgrad.
+// and, when params is set, into r->pgrad. null_dx: the backward skips an
+// input whose gradient is NULL (so the input image's need not exist).
 typedef struct {
     int (*infer)(const vc_model *m, vc_node *n, vc_error *err);
     void (*forward)(vc_run *r, int i);
     void (*backward)(vc_run *r, int i, int params);
+    int null_dx;
 } vc_op_impl;
 
 extern const vc_op_impl vc_cpu_ops[VC_OP_COUNT];

@@ -381,15 +381,15 @@ static void log_softmax_bwd(vc_run *r, int i, int params) {
 }
 
 const vc_op_impl vc_cpu_ops[VC_OP_COUNT] = {
-    [VC_OP_CONV2D] = {conv2d_infer, conv2d_fwd, conv2d_bwd},
-    [VC_OP_LINEAR] = {linear_infer, linear_fwd, linear_bwd},
+    [VC_OP_CONV2D] = {conv2d_infer, conv2d_fwd, conv2d_bwd, 1},
+    [VC_OP_LINEAR] = {linear_infer, linear_fwd, linear_bwd, 1},
     [VC_OP_RELU] = {same_as_input, relu_fwd, relu_bwd},
     [VC_OP_MAXPOOL2D] = {pool_infer, maxpool2d_fwd, maxpool2d_bwd},
     [VC_OP_AVGPOOL2D] = {pool_infer, avgpool2d_fwd, avgpool2d_bwd},
     [VC_OP_ADAPTIVE_AVGPOOL2D] = {adaptive_infer, adaptive_fwd, adaptive_bwd},
-    [VC_OP_BATCHNORM2D] = {bn_infer, bn_fwd, bn_bwd},
+    [VC_OP_BATCHNORM2D] = {bn_infer, bn_fwd, bn_bwd, 1},
     [VC_OP_LRN] = {lrn_infer, lrn_fwd, lrn_bwd},
-    [VC_OP_CONCAT] = {concat_infer, concat_fwd, concat_bwd},
+    [VC_OP_CONCAT] = {concat_infer, concat_fwd, concat_bwd, 1},
     [VC_OP_ADD] = {add_infer, add_fwd, add_bwd},
     [VC_OP_FLATTEN] = {flatten_infer, flatten_fwd, flatten_bwd},
     [VC_OP_DROPOUT] = {dropout_infer, dropout_fwd, dropout_bwd},

@@ -140,11 +140,6 @@ int vc_forward(vc_run *r, const float *x, int stop, int flags, vc_error *err) {
     return VC_OK;
 }
 
-// Ops whose backward skips a NULL input gradient (the rest always write one).
-static int skips_null_dx(vc_op op) {
-    return op == VC_OP_CONV2D || op == VC_OP_LINEAR || op == VC_OP_BATCHNORM2D || op == VC_OP_CONCAT;
-}
-
 static float *grad_buffer(vc_run *r, int i) {
     if (!r->gbuf[i]) r->gbuf[i] = malloc_check((size_t)r->N * r->m->nodes[i].size * sizeof(float));
     return r->gbuf[i];
@@ -170,7 +165,7 @@ int vc_backward(vc_run *r, int from, const float *dfrom, int flags, vc_error *er
         for (int k = 0; k < n->n_in; k++) {
             int j = n->in[k];
             if (!r->act[j]) return vc_fail(err, VC_EINPUT, "backward: activation of %s was freed (forward ran without grad)", m->nodes[j].name);
-            if (!r->grad[j] && (j > 0 || input || !skips_null_dx(n->op))) {
+            if (!r->grad[j] && (j > 0 || input || !vc_cpu_ops[n->op].null_dx)) {
                 r->grad[j] = grad_buffer(r, j);
                 memset(r->grad[j], 0, (size_t)r->N * m->nodes[j].size * sizeof(float));
             }
