@@ -44,23 +44,26 @@ static int cmp_d(const void *a, const void *b) {
 char *openblas_get_corename(void);
 int openblas_get_num_threads(void);
 
-// A little-endian float32 .npy, C order, memory-mapped: *data at the first
-// element, *n the first dimension. Returns the mapping (NULL on failure).
+// A float32 .npy (header read by loaders/npy.c), memory-mapped: *data at the
+// first element, *n the first dimension. Returns the mapping (NULL on failure).
 static void *map_npy(const char *path, size_t *len, const float **data, long *n) {
+    vc_npy h;
+    char dt[8];
+    long off;
+    vc_error err;
+    if (npy_read_header(&h, path, dt, &off, &err) || strcmp(dt + 1, "f4") || h.rank < 1) return NULL;
     int fd = open(path, O_RDONLY);
     struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) return NULL;
+    if (fd < 0 || fstat(fd, &st) != 0 || (size_t)st.st_size < (size_t)off + h.size * sizeof(float)) {
+        if (fd >= 0) close(fd);
+        return NULL;
+    }
     unsigned char *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
-    if (p == MAP_FAILED || st.st_size < 12 || memcmp(p, "\x93NUMPY", 6) != 0) return NULL;
-    size_t hl = p[6] == 1 ? (size_t)(p[8] | p[9] << 8) : (size_t)(p[8] | p[9] << 8 | p[10] << 16 | (size_t)p[11] << 24);
-    size_t off = (p[6] == 1 ? 10 : 12) + hl;
-    char hdr[512] = "";
-    memcpy(hdr, p + (p[6] == 1 ? 10 : 12), hl < sizeof hdr - 1 ? hl : sizeof hdr - 1);
-    const char *sh = strstr(hdr, "'shape': (");
-    if (!strstr(hdr, "<f4") || !sh || sscanf(sh + 10, "%ld", n) != 1) return NULL;
+    if (p == MAP_FAILED) return NULL;
     *len = (size_t)st.st_size;
     *data = (const float *)(p + off);
+    *n = (long)h.dim[0];
     return p;
 }
 

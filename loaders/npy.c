@@ -27,29 +27,28 @@ static const char *dict_get(const char *h, const char *key) {
     return p;
 }
 
-int npy_read(vc_npy *a, const char *path, char kind, vc_error *err) {
-    memset(a, 0, sizeof *a);
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return vc_fail(err, VC_EINPUT, "%s: cannot open: %s", path, strerror(errno));
+// Reads the magic, the header dict and the shape from fp (at offset 0) into
+// a (rank, dim, size), checks what both readers need (C order, a
+// little-endian dtype of 1..8 bytes, of the right kind), and leaves fp at the
+// first data byte. dt: the dtype string ("<f4", ...); *bytes: its size.
+static int read_header(FILE *fp, const char *path, vc_npy *a, char kind, char dt[8], int *bytes, vc_error *err) {
     unsigned char pre[12];
-    int rc = VC_OK;
-    char *hdr = NULL;
-    unsigned char *raw = NULL;
-    if (fread(pre, 1, 10, fp) != 10 || memcmp(pre, "\x93NUMPY", 6)) { rc = vc_fail(err, VC_EINPUT, "%s: not a .npy file", path); goto done; }
+    if (fread(pre, 1, 10, fp) != 10 || memcmp(pre, "\x93NUMPY", 6)) return vc_fail(err, VC_EINPUT, "%s: not a .npy file", path);
     size_t hl;
     if (pre[6] == 1) hl = pre[8] | (pre[9] << 8);
     else {
-        if (fread(pre + 10, 1, 2, fp) != 2) { rc = vc_fail(err, VC_EINPUT, "%s: truncated .npy header", path); goto done; }
+        if (fread(pre + 10, 1, 2, fp) != 2) return vc_fail(err, VC_EINPUT, "%s: truncated .npy header", path);
         hl = (size_t)pre[8] | ((size_t)pre[9] << 8) | ((size_t)pre[10] << 16) | ((size_t)pre[11] << 24);
     }
-    if (hl > 1 << 20) { rc = vc_fail(err, VC_EINPUT, "%s: .npy header too large", path); goto done; }
-    hdr = malloc_check(hl + 1);
+    if (hl > 1 << 20) return vc_fail(err, VC_EINPUT, "%s: .npy header too large", path);
+    char *hdr = malloc_check(hl + 1);
+    int rc = VC_OK;
     if (fread(hdr, 1, hl, fp) != hl) { rc = vc_fail(err, VC_EINPUT, "%s: truncated .npy header", path); goto done; }
     hdr[hl] = 0;
     const char *descr = dict_get(hdr, "descr"), *fo = dict_get(hdr, "fortran_order"), *shape = dict_get(hdr, "shape");
     if (!descr || !fo || !shape || *shape != '(') { rc = vc_fail(err, VC_EINPUT, "%s: malformed .npy header", path); goto done; }
     if (!strncmp(fo, "True", 4)) { rc = vc_fail(err, VC_EINPUT, "%s: Fortran-order arrays are not supported (use np.ascontiguousarray)", path); goto done; }
-    char dt[8] = {0};
+    memset(dt, 0, 8);
     if (descr[0] != '\'' || sscanf(descr + 1, "%7[^']", dt) != 1) { rc = vc_fail(err, VC_EINPUT, "%s: malformed dtype in .npy header", path); goto done; }
     a->size = 1;
     const char *s = shape + 1;
@@ -65,14 +64,38 @@ int npy_read(vc_npy *a, const char *path, char kind, vc_error *err) {
         s = end;
     }
     char order = dt[0], type = dt[1];
-    int bytes = atoi(dt + 2);
-    if ((order != '<' && order != '|' && order != '=') || bytes < 1 || bytes > 8) {
+    *bytes = atoi(dt + 2);
+    if ((order != '<' && order != '|' && order != '=') || *bytes < 1 || *bytes > 8) {
         rc = vc_fail(err, VC_EINPUT, "%s: dtype '%s' not supported (little-endian only)", path, dt); goto done;
     }
     int isfloat = type == 'f', isint = type == 'i' || type == 'u';
-    if ((kind == 'f' && !isfloat) || (kind == 'i' && !isint)) {
-        rc = vc_fail(err, VC_EINPUT, "%s: dtype '%s' is not %s", path, dt, kind == 'f' ? "a float type" : "an integer type"); goto done;
-    }
+    if ((kind == 'f' && !isfloat) || (kind == 'i' && !isint))
+        rc = vc_fail(err, VC_EINPUT, "%s: dtype '%s' is not %s", path, dt, kind == 'f' ? "a float type" : "an integer type");
+done:
+    free(hdr);
+    return rc;
+}
+
+int npy_read_header(vc_npy *a, const char *path, char dtype[8], long *data_offset, vc_error *err) {
+    memset(a, 0, sizeof *a);
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return vc_fail(err, VC_EINPUT, "%s: cannot open: %s", path, strerror(errno));
+    int bytes;
+    int rc = read_header(fp, path, a, 0, dtype, &bytes, err);
+    if (!rc) *data_offset = ftell(fp);
+    fclose(fp);
+    return rc;
+}
+
+int npy_read(vc_npy *a, const char *path, char kind, vc_error *err) {
+    memset(a, 0, sizeof *a);
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return vc_fail(err, VC_EINPUT, "%s: cannot open: %s", path, strerror(errno));
+    char dt[8];
+    int bytes = 0;
+    unsigned char *raw = NULL;
+    int rc = read_header(fp, path, a, kind, dt, &bytes, err);
+    if (rc) goto done;
     raw = malloc_check(a->size * bytes);
     if (fread(raw, (size_t)bytes, a->size, fp) != a->size) {
         rc = vc_fail(err, VC_EINPUT, "%s: .npy data is truncated (%zu elements expected)", path, a->size); goto done;
@@ -96,12 +119,11 @@ int npy_read(vc_npy *a, const char *path, char kind, vc_error *err) {
             uint64_t u = 0;
             for (int b = bytes - 1; b >= 0; b--) u = (u << 8) | p[b];
             long long v = (long long)u;
-            if (type == 'i' && bytes < 8 && (u >> (8 * bytes - 1)) & 1) v = (long long)(u | (~0ULL << (8 * bytes)));
+            if (dt[1] == 'i' && bytes < 8 && (u >> (8 * bytes - 1)) & 1) v = (long long)(u | (~0ULL << (8 * bytes)));
             a->i[k] = v;
         }
     }
 done:
-    free(hdr);
     free(raw);
     fclose(fp);
     if (rc) npy_free(a);
