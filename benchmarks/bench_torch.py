@@ -6,7 +6,7 @@ measurement's own:
 
     /usr/bin/python3 benchmarks/bench_torch.py MODE --model NAME
         [--batch B] [--images N] [--reps R] [--threads T] [--input X.npy]
-        [--method M] [--chunk C]
+        [--method M] [--chunk C] [--style original|lean]
     /usr/bin/python3 benchmarks/bench_torch.py fastest --model NAME --check
         [--check-dtype float32|float64]
 
@@ -53,7 +53,20 @@ Modes (what one timed rep is, exactly):
               directly follows the conv, else y).  One rep scores N images
               (--images, default 64) in batches of B (default 8) and
               averages the per-image scores; extra fields per_image=
-              (median / N) and total= (the median).
+              (median / N), total= (the median) and style=.
+              --style original (default) also does, per forward, what the
+              original tool's dissected conv does beyond the scores above
+              (its dissected_Conv2d with dissect_model's defaults,
+              store_activations and store_ranks on): it keeps the conv's
+              input, edge maps and output on the module until the next
+              forward; it sums the edge maps per output channel by gathering
+              them out-channel-major (index_select), splitting into C_out
+              groups, concatenating and summing (the step its code marks as
+              the one to speed up); and its hooks build the act |e|, grad |g|
+              and actxgrad |e*g| maps together and reduce all three, for the
+              edges and for the conv output (groups=1 only, as the original).
+              --style lean: only what the scores need (a view and a sum, one
+              reduction per hook), a stronger baseline than the original.
   fastest     the same scores (all nodes and edges of every conv layer, same
               definitions, same N, same B) computed the fastest way found in
               PyTorch: the unmodified model (in-place ReLUs kept, parameters
@@ -238,43 +251,87 @@ class DissectedConv2d(nn.Module):
 
     Edge-map channel c*Cog + jj (c = g*cg + i the input channel, Cog =
     C_out/groups, cg = C_in/groups) is e_{g*Cog+jj, i} = W[g*Cog+jj, i] * x_c.
+
+    style "original" does what the original tool's dissected conv does per
+    forward (see the module docstring); "lean" only what the scores need.
     """
 
-    def __init__(self, conv, name, acc):
+    def __init__(self, conv, name, acc, style):
         super().__init__()
         co, cg, kh, kw = conv.weight.shape
         g = conv.groups
-        self.name, self.acc = name, acc
+        if style == "original" and g != 1:
+            die(f"{name}: --style original supports groups=1 only (as the original tool)")
+        self.name, self.acc, self.style = name, acc, style
         self.co, self.cg, self.g, self.cog, self.ci = co, cg, g, co // g, cg * g
         self.stride, self.padding, self.dilation = conv.stride, conv.padding, conv.dilation
         w = conv.weight.detach().view(g, co // g, cg, kh, kw).permute(0, 2, 1, 3, 4)
         self.weight = nn.Parameter(w.reshape(self.ci * self.cog, 1, kh, kw).clone())
         self.bias = nn.Parameter(conv.bias.detach().clone()) if conv.bias is not None else None
+        # original: the edge channels in out-channel-major order (j*Ci + i <- i*Co + j)
+        self.register_buffer("out_major", torch.arange(self.ci * co).view(self.ci, co).t().reshape(-1))
+        # original: the act and grad ranks it computes alongside actxgrad
+        self.side = {k: torch.zeros(self.ci * co) for k in ("act", "grad")}
+        self.side_nodes = {k: torch.zeros(co) for k in ("act", "grad", "actxgrad")}
+        self.node_actxgrad_to_acc = False   # original style and z is this conv's output
 
     def forward(self, x):
         e = F.conv2d(x, self.weight, None, self.stride, self.padding, self.dilation, self.ci)
         b, _, ho, wo = e.shape
-        y = e.view(b, self.g, self.cg, self.cog, ho, wo).sum(2).reshape(b, self.co, ho, wo)
+        if self.style == "original":
+            # store_activations (on by default in the original's dissect_model)
+            self.input = x
+            self.preadd_out = e
+            # its sum within output channels: gather the maps out-channel-major,
+            # split into C_out groups of C_in maps, concatenate, sum
+            t = e.index_select(1, self.out_major).unsqueeze(1)
+            y = torch.cat(torch.split(t, self.ci, dim=2), dim=1).sum(2)
+        else:
+            y = e.view(b, self.g, self.cg, self.cog, ho, wo).sum(2).reshape(b, self.co, ho, wo)
         if self.bias is not None:
             y = y + self.bias.view(1, -1, 1, 1)
         if self.acc is not None and e.requires_grad:
             ed = e.detach()
+            original = self.style == "original"
 
             def on_grad(ge):            # dF/de_ji = gy_j, for every i
-                s = (ed * ge).abs().mean((2, 3)).sum(0)
+                if original:            # its three edge ranks, all maps built first
+                    t = ed * ge
+                    ranks = {"act": ed.abs(), "grad": ge.abs(), "actxgrad": t.abs()}
+                    for k in ("act", "grad"):
+                        self.side[k] += ranks[k].mean((2, 3)).sum(0)
+                    s = ranks["actxgrad"].mean((2, 3)).sum(0)
+                else:
+                    s = (ed * ge).abs().mean((2, 3)).sum(0)
                 s = s.view(self.g, self.cg, self.cog).permute(0, 2, 1).reshape(self.co, self.cg)
                 self.acc.edges[self.name] += s.double()
             e.register_hook(on_grad)
+            if original:
+                self.postbias_out = y
+                yd = y.detach()
+
+                def on_node_grad(gy):   # its three node ranks on the conv output
+                    zr = torch.relu(yd)
+                    ranks = {"act": zr, "grad": gy.abs(), "actxgrad": zr * gy.abs()}
+                    for k in ("act", "grad"):
+                        self.side_nodes[k] += ranks[k].mean((2, 3)).sum(0)
+                    t = ranks["actxgrad"].mean((2, 3)).sum(0)
+                    if self.node_actxgrad_to_acc:
+                        self.acc.nodes[self.name] += t.double()
+                    else:
+                        self.side_nodes["actxgrad"] += t
+                y.register_hook(on_node_grad)
         return y
 
 
-def dissect(model, layers, acc):
+def dissect(model, layers, acc, style):
     """Replace every conv of `layers` by a DissectedConv2d; ReLUs non-inplace."""
     dissected = {}
-    for name, conv, _ in layers:
+    for name, conv, z in layers:
         parent_name, _, attr = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
-        dissected[name] = DissectedConv2d(conv, name, acc)
+        dissected[name] = DissectedConv2d(conv, name, acc, style)
+        dissected[name].node_actxgrad_to_acc = style == "original" and z is conv
         setattr(parent, attr, dissected[name])
     for m in model.modules():
         if isinstance(m, nn.ReLU):
@@ -366,12 +423,16 @@ def add_edge_taps(layers, acc, method, chunk, pool=None):
 # score runners
 
 class DissectionRunner:
-    def __init__(self, name, dtype=torch.float32):
+    def __init__(self, name, style="original", dtype=torch.float32):
         model = build_model(name, dtype)
         layers = scored_layers(model)
         self.acc = Scores(layers)
         self.model = model
-        add_node_taps(dissect(model, layers, self.acc), self.acc)
+        # the original style's conv hook gives the node score itself where
+        # the node map is the conv's output; a tap is added for the others
+        taps = [t for t in dissect(model, layers, self.acc, style)
+                if not (style == "original" and t[2] is t[1])]
+        add_node_taps(taps, self.acc)
 
     def batch(self, x):
         loss_backward(self.model, x, self.acc)
@@ -440,7 +501,7 @@ def check(args):
     """Compare every fastest method with the dissection on 2 images."""
     dtype = getattr(torch, args.check_dtype)
     x = make_input(args, 2, dtype)
-    ref = run_scores(DissectionRunner(args.model, dtype), x, 2)
+    ref = run_scores(DissectionRunner(args.model, args.style, dtype), x, 2)
     worst, per_method = 0.0, []
     for method in METHODS:
         got = run_scores(FastestRunner(args.model, method, args.chunk, args.threads, dtype), x, 2)
@@ -472,6 +533,8 @@ def main():
     ap.add_argument("--method", choices=METHODS, default=DEFAULT_METHOD, help="fastest: edge formulation")
     ap.add_argument("--chunk", type=int, default=0,
                     help="fastest: max floats of edge maps per chunk (default: per method)")
+    ap.add_argument("--style", choices=("original", "lean"), default="original",
+                    help="dissection: as the original tool does it, or only what the scores need")
     ap.add_argument("--check", action="store_true", help="compare fastest with dissection on 2 images")
     ap.add_argument("--check-dtype", choices=("float32", "float64"), default="float32",
                     help="--check: compute both in this dtype")
@@ -505,7 +568,8 @@ def main():
         med, mn, cpu = timed(fn, args.reps, before)
     else:
         if args.mode == "dissection":
-            runner = DissectionRunner(args.model)
+            runner = DissectionRunner(args.model, args.style)
+            extra.append(f"style={args.style}")
         else:
             runner = FastestRunner(args.model, args.method, args.chunk, args.threads)
             extra += [f"method={args.method}", f"chunk={args.chunk or DEFAULT_CHUNK[args.method]}"]

@@ -55,21 +55,35 @@ for m in $MODELS; do
     done
 done
 
-# importance: all nodes and edges, actxgrad toward the loss, alexnet
+# importance: all nodes and edges, actxgrad toward the loss, alexnet. Ours,
+# the original tool's dissection and the fastest PyTorch way, in alternating
+# rounds like the model rows; ratios per image, median over the rounds. The
+# lean dissection (only what the scores need) once, for information.
 model alexnet
-mkx $IMP_N
-read -r _ ti _ ri < <($B/bench_run $B/alexnet.safetensors $B/x$IMP_N.npy importance 1 8)
+mkx $IMP_N; mkx $DISS_N
+per_image() { sed -n 's/.*per_image=\([0-9.e+-]*\).*/\1/p' <<< "$1"; }
+o=(); d=(); f=(); qd=(); qf=(); rss=(); drss=()
+for ((k = 0; k < ROUNDS; k++)); do
+    read -r _ ti _ ri < <($B/bench_run $B/alexnet.safetensors $B/x$IMP_N.npy importance 1 8)
+    dis=$($PY benchmarks/bench_torch.py dissection --model alexnet --batch 8 --images $DISS_N --reps 1 --input $B/x$DISS_N.npy)
+    fast=$($PY benchmarks/bench_torch.py fastest --model alexnet --batch 8 --images $IMP_N --reps 1 --input $B/x$IMP_N.npy)
+    opi=$(awk -v t="$ti" -v n="$IMP_N" 'BEGIN { printf "%.4f", t / n }')
+    o+=("$opi"); d+=("$(per_image "$dis")"); f+=("$(per_image "$fast")"); rss+=("$ri"); drss+=("$(awk '{print $5}' <<< "$dis")")
+    qd+=("$(ratio "$opi" "$(per_image "$dis")")"); qf+=("$(ratio "$opi" "$(per_image "$fast")")")
+done
+fast_m=$(sed -n 's/.*method=\([^ ]*\).*/\1/p' <<< "$fast")
+lean=$($PY benchmarks/bench_torch.py dissection --style lean --model alexnet --batch 8 --images $DISS_N --reps 1 --input $B/x$DISS_N.npy)
+ours_pi=$(printf '%s\n' "${o[@]}" | median); ri=$(printf '%s\n' "${rss[@]}" | median); dis_rss=$(printf '%s\n' "${drss[@]}" | median)
 read -r _ tb _ _ < <($B/bench_run $B/alexnet.safetensors $B/x8.npy fwdbwd $REPS)
-mkx $DISS_N
-dis=$($PY benchmarks/bench_torch.py dissection --model alexnet --batch 8 --images $DISS_N --reps 1 --input $B/x$DISS_N.npy)
-fast=$($PY benchmarks/bench_torch.py fastest --model alexnet --batch 8 --images $IMP_N --reps 1 --input $B/x$IMP_N.npy)
-dis_pi=$(sed -n 's/.*per_image=\([0-9.e+-]*\).*/\1/p' <<< "$dis"); dis_rss=$(awk '{print $5}' <<< "$dis")
-fast_pi=$(sed -n 's/.*per_image=\([0-9.e+-]*\).*/\1/p' <<< "$fast"); fast_m=$(sed -n 's/.*method=\([^ ]*\).*/\1/p' <<< "$fast")
-ours_pi=$(awk -v t="$ti" -v n="$IMP_N" 'BEGIN { printf "%.4f", t / n }')
-r=$(ratio "$ours_pi" "$dis_pi");  row "importance alexnet / original dissection (per image)" "${ours_pi}s" "${dis_pi}s" "$r" "$(verdict "$r" 0.05)"
-r=$(ratio "$ours_pi" "$fast_pi"); row "importance alexnet / fastest PyTorch ($fast_m)" "${ours_pi}s" "${fast_pi}s" "$r" "$(verdict "$r" 0.5)"
-r=$(ratio "$ri" "$dis_rss");      row "importance peak RSS / dissection's" "$((ri / 1024))MiB" "$((dis_rss / 1024))MiB" "$r" "$(verdict "$r" 0.1)"
-per_batch=$(awk -v t="$ti" -v n="$IMP_N" 'BEGIN { printf "%.4f", t / n * 8 }')
+r=$(printf '%s\n' "${qd[@]}" | median)
+row "importance alexnet / original dissection (per image)" "${ours_pi}s" "$(printf '%s\n' "${d[@]}" | median)s" "$r" "$(verdict "$r" 0.05)"
+r=$(printf '%s\n' "${qf[@]}" | median)
+row "importance alexnet / fastest PyTorch ($fast_m)" "${ours_pi}s" "$(printf '%s\n' "${f[@]}" | median)s" "$r" "$(verdict "$r" 0.5)"
+r=$(ratio "$ri" "$dis_rss")
+row "importance peak RSS / dissection's" "$((ri / 1024))MiB" "$((dis_rss / 1024))MiB" "$r" "$(verdict "$r" 0.1)"
+r=$(ratio "$ours_pi" "$(per_image "$lean")")
+row "importance alexnet / lean dissection (per image)" "${ours_pi}s" "$(per_image "$lean")s" "$r" "information"
+per_batch=$(awk -v p="$ours_pi" 'BEGIN { printf "%.4f", p * 8 }')
 r=$(ratio "$per_batch" "$tb");    row "importance / our fwd+bwd, per batch of 8" "${per_batch}s" "${tb}s (ours)" "$r" "$(verdict "$r" 1.5)"
 read -r _ _ _ gf < <($B/bench_run sgemm $([ $SMOKE = 1 ] && echo 256 || echo 2048))
 # conv arithmetic of alexnet per image: forward MACs of the 5 convs (the edges redo one forward)
@@ -95,6 +109,8 @@ if [ $SMOKE = 0 ]; then
         echo "Command: \`make bench\` (benchmarks/run.sh). $(nproc) cores, OMP_NUM_THREADS=2, torch.set_num_threads(2),"
         echo "OPENBLAS_CORETYPE/L2_SIZE unset for both sides; $info; $(uname -m). Model rows: median over $ROUNDS"
         echo "alternating rounds (ours, then PyTorch) of the per-round medians of $REPS reps; ratio = median of the rounds' ratios."
+        echo "Importance rows: $ROUNDS rounds of (ours on $IMP_N images, the original-style dissection on $DISS_N, the fastest"
+        echo "PyTorch way on $IMP_N), per-image ratios, median over the rounds; the lean dissection once."
         echo
         echo "$head"; echo "$sep"; printf '%s\n' "${rows[@]}"
     } >> benchmarks/RESULTS.md

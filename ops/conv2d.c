@@ -20,6 +20,8 @@
 //   dcol (K, L)   = W_g^T . dy_g           sgemm, then col2im adds into dx
 // A 1x1 kernel with stride 1 and no padding has col == x_g when m = 1, so the
 // copy is skipped and dx gets W_g^T . dy_g directly (beta = 1).
+// 3x3 stride-1 layers (conv2d_winograd_applies) go to conv2d_winograd.c
+// instead: forward, dw, and dx as the transposed conv.
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,13 +32,6 @@
 // ops cannot report through their void signatures.
 #define CONV_CHECK(cond) \
     do { if (!(cond)) { fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); abort(); } } while (0)
-
-static void *malloc_or_die(size_t n, const char *file, int line) {
-    void *p = malloc(n ? n : 1);
-    if (!p) { fprintf(stderr, "%s:%d: out of memory allocating %zu bytes\n", file, line, n); abort(); }
-    return p;
-}
-#define MALLOC_OR_DIE(n) malloc_or_die((n), __FILE__, __LINE__)
 
 // OpenMP pays only for loops that move enough data; below this many elements
 // the thread start-up costs more than the copy.
@@ -78,20 +73,9 @@ static int images_per_gemm(int N, int P) {
     return (N + groups - 1) / groups;
 }
 
-// Scratch buffers kept per thread between calls: the same layer shapes come
-// back every pass, and a fresh malloc of tens of MB would page-fault each
-// time. Slot 0: col, 1: dcol or the grouped output, 2: grouped dy, 3: the
-// flipped weights of the backward's transposed conv, 4: its grouped dx.
-static float *scratch(int slot, size_t n) {
-    static _Thread_local float *buf[5];
-    static _Thread_local size_t cap[5];
-    if (n > cap[slot]) {
-        free(buf[slot]);
-        buf[slot] = MALLOC_OR_DIE(n * sizeof(float));
-        cap[slot] = n;
-    }
-    return buf[slot];
-}
+// Scratch slots (ops_scratch). 0: col, 1: dcol or the grouped output, 2:
+// grouped dy, 3: the flipped weights of the backward's transposed conv, 4:
+// its grouped dx. conv2d_winograd uses 0-2, so slot 3 may feed it.
 
 // col: (Cg*kh*kw, ld), image t's columns at [t*P, (t+1)*P), P = Ho*Wo, for m
 // images x + t*xstride, each (Cg,H,W) (one image's group slice). Writes every
@@ -198,10 +182,11 @@ void conv2d_forward(float *y, const float *x, const float *w, const float *b, co
     const int G = d->groups, Cg = d->C / G, Cog = d->Co / G;
     const int K = Cg * d->kh * d->kw, P = d->Ho * d->Wo;
     if (d->N == 0 || P == 0) return;
+    if (conv2d_winograd_applies(d)) { conv2d_winograd(y, x, w, b, d, 0); return; }
     const int pointwise = is_pointwise(d), nb = images_per_gemm(d->N, P);
     const size_t xs = (size_t)d->C * d->H * d->W, ys = (size_t)d->Co * P;   // per-image strides
-    float *col = pointwise && nb == 1 ? NULL : scratch(0, (size_t)K * nb * P);   // (K, m*P)
-    float *out = nb > 1 ? scratch(1, (size_t)Cog * nb * P) : NULL;            // (Cog, m*P)
+    float *col = pointwise && nb == 1 ? NULL : ops_scratch(0, (size_t)K * nb * P);   // (K, m*P)
+    float *out = nb > 1 ? ops_scratch(1, (size_t)Cog * nb * P) : NULL;            // (Cog, m*P)
     for (int n0 = 0; n0 < d->N; n0 += nb) {
         const int m = d->N - n0 < nb ? d->N - n0 : nb, ld = m * P;
         for (int g = 0; g < G; g++) {
@@ -219,6 +204,20 @@ void conv2d_forward(float *y, const float *x, const float *w, const float *b, co
             if (m > 1) scatter_rows(yg, ys, out, m, Cog, P);
         }
     }
+}
+
+// The transposed conv's weights, in scratch slot 3: W' (G, Cg, Cog, kh, kw)
+// with W'[g, c, co] = W[g, co, c] rotated by 180 degrees.
+static float *flip_weights(const float *w, const conv2d_dims *d) {
+    const int G = d->groups, Cg = d->C / G, Cog = d->Co / G, kk = d->kh * d->kw;
+    float *wt = ops_scratch(3, (size_t)G * Cg * Cog * kk);
+    #pragma omp parallel for collapse(2) if ((long)G * Cg * Cog * kk >= OMP_MIN_WORK)
+    for (int g = 0; g < G; g++)
+        for (int c = 0; c < Cg; c++)
+            for (int co = 0; co < Cog; co++)
+                for (int k = 0; k < kk; k++)
+                    wt[(((size_t)g * Cg + c) * Cog + co) * kk + k] = w[(((size_t)g * Cog + co) * Cg + c) * kk + (kk - 1 - k)];
+    return wt;
 }
 
 // dx += (N,C,H,W)  dw += (Co,C/g,kh,kw)  db += (Co)  dy: (N,Co,Ho,Wo)
@@ -247,42 +246,43 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy,
     }
     if (!dx && !dw) return;
 
+    const int kk = d->kh * d->kw;
+    // Stride 1: dx is itself a convolution of dy, with the kernel flipped and
+    // in/out channels swapped (padding (k-1)*dil - pad), W'[c, co] = flip(W[co, c]).
+    conv2d_dims td = *d;   // the conv that maps dy to dx
+    td.C = d->Co; td.H = d->Ho; td.W = d->Wo; td.Co = d->C;
+    td.ph = (d->kh - 1) * d->dh - d->ph; td.pw = (d->kw - 1) * d->dw - d->pw;
+    td.Ho = d->H; td.Wo = d->W;
+    if (conv2d_winograd_applies(d)) {   // then td is one too
+        if (dw) conv2d_winograd_dw(dw, x, dy, d);
+        if (dx) conv2d_winograd(dx, dy, flip_weights(w, d), NULL, &td, 1);
+        return;
+    }
+
     const int pointwise = is_pointwise(d), nb = images_per_gemm(d->N, P);
     const int direct = pointwise && nb == 1;   // col == x and dx gets the GEMM directly
     const size_t xs = (size_t)d->C * d->H * d->W, ys = (size_t)d->Co * P, HW = (size_t)d->H * d->W;
-    // Stride 1: dx is itself a convolution of dy, with the kernel flipped and
-    // in/out channels swapped (padding (k-1)*dil - pad):
+    // The transposed conv as a plain GEMM, straight into dx for one image (no
+    // zeroed dcol, no col2im):
     //   dx_g (Cg, m*H*W) = W'_g (Cg, Cog*kk) . im2col(dy_g) (Cog*kk, m*H*W)
-    // A plain GEMM, straight into dx for one image (no zeroed dcol, no
-    // col2im). Only when Cog <= Cg: im2col(dy) has Cog*kk rows where dcol has
-    // Cg*kk, and with more outputs than inputs (alexnet's 64 -> 192) the
-    // dcol + col2im way is faster.
-    const int kk = d->kh * d->kw;
+    // Only when Cog <= Cg: im2col(dy) has Cog*kk rows where dcol has Cg*kk,
+    // and with more outputs than inputs (alexnet's 64 -> 192) the dcol +
+    // col2im way is faster.
     const int transposed = dx && !direct && d->sh == 1 && d->sw == 1 && Cog <= Cg &&
                            d->ph <= (d->kh - 1) * d->dh && d->pw <= (d->kw - 1) * d->dw;
     // grouped dy: (Cog, m*P), for dW and the dcol way of dx
     const int grouped_dy = nb > 1 && (dw || (dx && !transposed));
-    float *col = dw && !direct ? scratch(0, (size_t)K * nb * P) : NULL;   // (K, m*P)
-    float *dyb = grouped_dy ? scratch(2, (size_t)Cog * nb * P) : NULL;   // (Cog, m*P)
+    float *col = dw && !direct ? ops_scratch(0, (size_t)K * nb * P) : NULL;   // (K, m*P)
+    float *dyb = grouped_dy ? ops_scratch(2, (size_t)Cog * nb * P) : NULL;   // (Cog, m*P)
     float *dcol = NULL;    // (K, m*P), or im2col(dy) (Cog*kk, m*H*W) when transposed
-    conv2d_dims td = *d;   // the conv that maps dy to dx
     float *wt = NULL;      // W' for all groups: (G, Cg, Cog*kk)
     float *dxb = NULL;     // (Cg, m*H*W): a group of images' dx before it is added in
     if (transposed) {
-        td.C = Cog * G; td.H = d->Ho; td.W = d->Wo; td.Co = d->C;
-        td.ph = (d->kh - 1) * d->dh - d->ph; td.pw = (d->kw - 1) * d->dw - d->pw;
-        td.Ho = d->H; td.Wo = d->W;
-        wt = scratch(3, (size_t)G * Cg * Cog * kk);
-        #pragma omp parallel for collapse(2) if ((long)G * Cg * Cog * kk >= OMP_MIN_WORK)
-        for (int g = 0; g < G; g++)
-            for (int c = 0; c < Cg; c++)
-                for (int co = 0; co < Cog; co++)
-                    for (int k = 0; k < kk; k++)
-                        wt[(((size_t)g * Cg + c) * Cog + co) * kk + k] = w[(((size_t)g * Cog + co) * Cg + c) * kk + (kk - 1 - k)];
-        dcol = scratch(1, (size_t)Cog * kk * nb * HW);
-        if (nb > 1) dxb = scratch(4, (size_t)Cg * nb * HW);
+        wt = flip_weights(w, d);
+        dcol = ops_scratch(1, (size_t)Cog * kk * nb * HW);
+        if (nb > 1) dxb = ops_scratch(4, (size_t)Cg * nb * HW);
     } else if (dx && !direct) {
-        dcol = scratch(1, (size_t)K * nb * P);
+        dcol = ops_scratch(1, (size_t)K * nb * P);
     }
     for (int n0 = 0; n0 < d->N; n0 += nb) {
         const int m = d->N - n0 < nb ? d->N - n0 : nb, ld = m * P;

@@ -27,6 +27,13 @@ int conv_out_size(int in, int k, int s, int p, int d);
 // if ceil_mode and (out-1)*s >= in + p then out -= 1).
 int pool_out_size(int in, int k, int s, int p, int d, int ceil_mode);
 
+// ---- scratch (ops/scratch.c) -----------------------------------------------
+// A per-thread buffer of at least n floats, kept for the next call with the
+// same slot (contents undefined). Valid until the next call for that slot on
+// this thread: a caller that holds two buffers uses two slots.
+#define OPS_SCRATCH_SLOTS 5
+float *ops_scratch(int slot, size_t n);
+
 // ---- conv2d (ops/conv2d.c) ----------------------------------------------
 typedef struct {
     int N, C, H, W;          // input
@@ -49,6 +56,14 @@ void conv2d_valid_range(int off, int s, int n_in, int n_out, int *lo, int *hi);
 void conv2d_forward_ref(float *y, const float *x, const float *w, const float *b, const conv2d_dims *d);
 void conv2d_backward_ref(float *dx, float *dw, float *db, const float *dy,
                          const float *x, const float *w, const conv2d_dims *d);
+// 3x3, stride 1, dilation 1, one group, padding <= 2, C and Co >= 16:
+// conv2d_forward and conv2d_backward's dx and dw take the Winograd F(2x2,3x3) path
+// (ops/conv2d_winograd.c); VISCNN_NO_WINOGRAD=1 turns it off.
+int conv2d_winograd_applies(const conv2d_dims *d);
+// y: (N,Co,Ho,Wo) = b + conv(x, w), or += when acc. b may be NULL.
+void conv2d_winograd(float *y, const float *x, const float *w, const float *b, const conv2d_dims *d, int acc);
+// dw: (Co,C,3,3) += the weight gradient of that conv from x and dy.
+void conv2d_winograd_dw(float *dw, const float *x, const float *dy, const conv2d_dims *d);
 
 // ---- linear (ops/linear.c): y = x w^T + b ---------------------------------
 // y: (N,Out)  x: (N,In)  w: (Out,In)  b: (Out) or NULL

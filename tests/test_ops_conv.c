@@ -293,6 +293,17 @@ static layer conv_cases[] = {
     CONV(5, 3, 20, 20, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),     // images grouped 2, 2, 1 per GEMM
     CONV(5, 4, 20, 20, 6, 1, 1, 1, 1, 0, 0, 1, 1, 2, 1),     // the same, 1x1 and groups 2
     CONV(9, 8, 7, 7, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),      // all 9 images in one GEMM
+    // Winograd F(2x2,3x3) (3x3, stride 1, C and Co >= 16): forward, and dx as
+    // the transposed conv; odd maps (a half-used last tile), every padding
+    // 0..2, more or fewer outputs than inputs, images grouped per GEMM
+    CONV(2, 16, 13, 11, 24, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),   // odd H, W
+    CONV(3, 24, 9, 10, 16, 3, 3, 1, 1, 0, 0, 1, 1, 1, 0),    // padding 0 (dx: padding 2)
+    CONV(2, 16, 7, 8, 16, 3, 3, 1, 1, 2, 2, 1, 1, 1, 1),     // padding 2 (dx: padding 0)
+    CONV(2, 17, 6, 9, 19, 3, 3, 1, 1, 0, 2, 1, 1, 1, 1),     // padding 0 in h, 2 in w
+    CONV(1, 16, 3, 3, 16, 3, 3, 1, 1, 0, 0, 1, 1, 1, 1),     // 1x1 output, one tile
+    CONV(11, 32, 7, 7, 48, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),    // resnet layer4-like: 16 tiles/image, groups of images
+    CONV(3, 64, 28, 28, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),   // many tiles, Co < C
+    CONV(2, 3, 97, 90, 16, 7, 7, 2, 2, 3, 3, 1, 1, 1, 1),    // resnet's 7x7 stride-2 first conv, odd map
 };
 
 // finite differences: tiny shapes, every element of x, w, b perturbed
@@ -304,6 +315,7 @@ static layer conv_fd_cases[] = {
     CONV(2, 4, 3, 4, 3, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1),       // 1x1 fast path
     CONV(1, 2, 6, 6, 2, 1, 1, 2, 2, 0, 0, 1, 1, 1, 0),       // 1x1 stride 2, no bias
     CONV(1, 1, 9, 9, 2, 5, 5, 4, 4, 2, 2, 1, 1, 1, 1),       // stride 4, 5x5
+    CONV(1, 16, 5, 4, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),     // Winograd path
 };
 
 static layer linear_cases[] = {
