@@ -75,7 +75,7 @@ static int images_per_gemm(int N, int P) {
 
 // Scratch slots (ops_scratch). 0: col, 1: dcol or the grouped output, 2:
 // grouped dy, 3: the flipped weights of the backward's transposed conv, 4:
-// its grouped dx. conv2d_winograd uses 0-2, so slot 3 may feed it.
+// its grouped dx. conv2d_winograd.c uses 0-2.
 
 // col: (Cg*kh*kw, ld), image t's columns at [t*P, (t+1)*P), P = Ho*Wo, for m
 // images x + t*xstride, each (Cg,H,W) (one image's group slice). Writes every
@@ -246,22 +246,22 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy,
     }
     if (!dx && !dw) return;
 
+    if (conv2d_winograd_applies(d)) {
+        if (dw) conv2d_winograd_dw(dw, x, dy, d);
+        if (dx) conv2d_winograd_dx(dx, dy, w, d);
+        return;
+    }
     const int kk = d->kh * d->kw;
+
+    const int pointwise = is_pointwise(d), nb = images_per_gemm(d->N, P);
+    const int direct = pointwise && nb == 1;   // col == x and dx gets the GEMM directly
+    const size_t xs = (size_t)d->C * d->H * d->W, ys = (size_t)d->Co * P, HW = (size_t)d->H * d->W;
     // Stride 1: dx is itself a convolution of dy, with the kernel flipped and
     // in/out channels swapped (padding (k-1)*dil - pad), W'[c, co] = flip(W[co, c]).
     conv2d_dims td = *d;   // the conv that maps dy to dx
     td.C = d->Co; td.H = d->Ho; td.W = d->Wo; td.Co = d->C;
     td.ph = (d->kh - 1) * d->dh - d->ph; td.pw = (d->kw - 1) * d->dw - d->pw;
     td.Ho = d->H; td.Wo = d->W;
-    if (conv2d_winograd_applies(d)) {   // then td is one too
-        if (dw) conv2d_winograd_dw(dw, x, dy, d);
-        if (dx) conv2d_winograd(dx, dy, flip_weights(w, d), NULL, &td, 1);
-        return;
-    }
-
-    const int pointwise = is_pointwise(d), nb = images_per_gemm(d->N, P);
-    const int direct = pointwise && nb == 1;   // col == x and dx gets the GEMM directly
-    const size_t xs = (size_t)d->C * d->H * d->W, ys = (size_t)d->Co * P, HW = (size_t)d->H * d->W;
     // The transposed conv as a plain GEMM, straight into dx for one image (no
     // zeroed dcol, no col2im):
     //   dx_g (Cg, m*H*W) = W'_g (Cg, Cog*kk) . im2col(dy_g) (Cog*kk, m*H*W)

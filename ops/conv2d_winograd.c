@@ -39,8 +39,7 @@ static void *malloc_or_die(size_t n) {
     return p;
 }
 
-// Scratch slots (ops_scratch): 0: U (or dU), 1: V, 2: M (or Z). Slot 3 is
-// left to the caller (conv2d_backward's flipped weights).
+// Scratch slots (ops_scratch): 0: U (or dU), 1: V, 2: M (or Z).
 
 int conv2d_winograd_applies(const conv2d_dims *d) {
     const char *e = getenv("VISCNN_NO_WINOGRAD");
@@ -54,36 +53,63 @@ int conv2d_winograd_applies(const conv2d_dims *d) {
 // reads or writes together would all map to the same L1 cache sets.
 static size_t plane_stride(size_t n) { return (n + 1023) / 1024 * 1024 + 16; }
 
-// U: (16, Co, C), plane stride SU, from w: (Co, C, 3, 3). One output channel
-// at a time: its 16 rows are built in u (row stride C + 16, off the 4 KiB
-// sets) with the loops vectorised over input channels, then copied out.
-static void transform_weights(float *U, size_t SU, const float *w, int Co, int C) {
-    const int ld = C + 16;
-    #pragma omp parallel if ((long)Co * C * 16 >= OMP_MIN_WORK)
+// U: (16, R, Q), plane stride SU: G g G^T of every kernel. Not flipped: R =
+// Co, Q = C and g = w[r, q]. Flipped (the transposed conv of the backward's
+// dx): R = C, Q = Co and g = w[q, r] rotated by 180 degrees; since G J = P G
+// (J reverses 3 entries, P swaps entries 0 and 3 of 4), G rot(g) G^T is
+// G g G^T with rows and columns permuted by P, so the rotation is only an
+// index map. RB rows at a time: their kernels are gathered into t (9 rows of
+// Q per row r), the transform runs vectorised along q into u (16 rows, row
+// stride Q + 16, off the 4 KiB sets), then is copied out.
+static void transform_weights(float *U, size_t SU, const float *w, int Co, int C, int flip) {
+    enum { RB = 8 };   // rows per task: flipped, their kernels w[q, r0 .. r0 + RB) are adjacent
+    const int R = flip ? C : Co, Q = flip ? Co : C, ld = Q + 16;
+    static const int P4[4] = {3, 1, 2, 0};
+    #pragma omp parallel if ((long)R * Q * 16 >= OMP_MIN_WORK)
     {
-        float *u = malloc_or_die(sizeof(float) * 16 * ld);
+        float *t = malloc_or_die(sizeof(float) * RB * 9 * ld), *u = malloc_or_die(sizeof(float) * 16 * ld);
         #pragma omp for schedule(static)
-        for (int co = 0; co < Co; co++) {
-            const float *wc = w + (size_t)co * C * 9;
-            #pragma omp simd
-            for (int c = 0; c < C; c++) {
-                const float *g = wc + (size_t)c * 9;
-                float t[4][3];
-                for (int j = 0; j < 3; j++) {   // t = G g  (4x3)
-                    t[0][j] = g[j];
-                    t[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
-                    t[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
-                    t[3][j] = g[6 + j];
+        for (int r0 = 0; r0 < R; r0 += RB) {
+            const int nr = R - r0 < RB ? R - r0 : RB;
+            for (int q = 0; q < Q; q++)
+                for (int i = 0; i < nr; i++) {
+                    const float *g = flip ? w + ((size_t)q * C + r0 + i) * 9 : w + ((size_t)(r0 + i) * C + q) * 9;
+                    for (int k = 0; k < 9; k++) t[(i * 9 + k) * ld + q] = g[k];
                 }
-                for (int i = 0; i < 4; i++) {   // u = t G^T  (4x4)
-                    u[(i * 4 + 0) * ld + c] = t[i][0];
-                    u[(i * 4 + 1) * ld + c] = 0.5f * (t[i][0] + t[i][1] + t[i][2]);
-                    u[(i * 4 + 2) * ld + c] = 0.5f * (t[i][0] - t[i][1] + t[i][2]);
-                    u[(i * 4 + 3) * ld + c] = t[i][2];
+            for (int i = 0; i < nr; i++) {
+                const float *ti = t + (size_t)i * 9 * ld;
+                // a = G g (4x3), a[i][j] in u's row 4i + j; then u = a G^T in
+                // place, row by row. Written out: GCC does not vectorise the
+                // loop with small arrays in it.
+                for (int j = 0; j < 3; j++) {
+                    const float *g0 = ti + j * ld, *g1 = ti + (3 + j) * ld, *g2 = ti + (6 + j) * ld;
+                    float *a0 = u + (size_t)j * ld, *a1 = u + (size_t)(4 + j) * ld;
+                    float *a2 = u + (size_t)(8 + j) * ld, *a3 = u + (size_t)(12 + j) * ld;
+                    #pragma omp simd
+                    for (int q = 0; q < Q; q++) {
+                        a0[q] = g0[q];
+                        a1[q] = 0.5f * (g0[q] + g1[q] + g2[q]);
+                        a2[q] = 0.5f * (g0[q] - g1[q] + g2[q]);
+                        a3[q] = g2[q];
+                    }
+                }
+                for (int r = 0; r < 4; r++) {
+                    float *u0 = u + (size_t)(4 * r) * ld, *u1 = u0 + ld, *u2 = u1 + ld, *u3 = u2 + ld;
+                    #pragma omp simd
+                    for (int q = 0; q < Q; q++) {
+                        const float a0 = u0[q], a1 = u1[q], a2 = u2[q];
+                        u1[q] = 0.5f * (a0 + a1 + a2);
+                        u2[q] = 0.5f * (a0 - a1 + a2);
+                        u3[q] = a2;
+                    }
+                }
+                for (int k = 0; k < 16; k++) {
+                    const int src = flip ? P4[k / 4] * 4 + P4[k % 4] : k;
+                    memcpy(U + k * SU + (size_t)(r0 + i) * Q, u + (size_t)src * ld, sizeof(float) * Q);
                 }
             }
-            for (int k = 0; k < 16; k++) memcpy(U + k * SU + (size_t)co * C, u + (size_t)k * ld, sizeof(float) * C);
         }
+        free(t);
         free(u);
     }
 }
@@ -270,26 +296,45 @@ static void transform_dy(float *Z, size_t SZ, const float *dy, size_t ystride, i
     }
 }
 
-// dw: (Co, C, 3, 3) += G^T dU G per (co, ci), dU: (16, Co, C), plane stride SU.
+// dw: (Co, C, 3, 3) += G^T dU G per (co, ci), dU: (16, Co, C), plane stride
+// SU. One output channel at a time, vectorised along ci into t, then added
+// to dw's contiguous (C, 9) block.
 static void transform_dweights(float *dw, const float *dU, size_t SU, int Co, int C) {
-    #pragma omp parallel for if ((long)Co * C * 16 >= OMP_MIN_WORK)
-    for (int co = 0; co < Co; co++)
-        for (int c = 0; c < C; c++) {
-            const size_t o = (size_t)co * C + c;
-            float u[4][4], t[3][4];
-            for (int k = 0; k < 16; k++) u[k / 4][k % 4] = dU[k * SU + o];
-            for (int j = 0; j < 4; j++) {   // t = G^T u  (3x4)
-                t[0][j] = u[0][j] + 0.5f * (u[1][j] + u[2][j]);
-                t[1][j] = 0.5f * (u[1][j] - u[2][j]);
-                t[2][j] = 0.5f * (u[1][j] + u[2][j]) + u[3][j];
+    const int ld = C + 16;
+    #pragma omp parallel if ((long)Co * C * 16 >= OMP_MIN_WORK)
+    {
+        float *t = malloc_or_die(sizeof(float) * 21 * ld);   // a (12 rows), then dg (9 rows)
+        #pragma omp for schedule(static)
+        for (int co = 0; co < Co; co++) {
+            const float *du = dU + (size_t)co * C;
+            // a = G^T u (3x4), a[i][j] in t's row 4i + j; written out so that GCC
+            // vectorises along c.
+            for (int j = 0; j < 4; j++) {
+                const float *u0 = du + j * SU, *u1 = du + (4 + j) * SU, *u2 = du + (8 + j) * SU, *u3 = du + (12 + j) * SU;
+                float *a0 = t + (size_t)j * ld, *a1 = t + (size_t)(4 + j) * ld, *a2 = t + (size_t)(8 + j) * ld;
+                #pragma omp simd
+                for (int c = 0; c < C; c++) {
+                    a0[c] = u0[c] + 0.5f * (u1[c] + u2[c]);
+                    a1[c] = 0.5f * (u1[c] - u2[c]);
+                    a2[c] = 0.5f * (u1[c] + u2[c]) + u3[c];
+                }
             }
-            float *g = dw + o * 9;
-            for (int i = 0; i < 3; i++) {   // g += t G  (3x3)
-                g[i * 3 + 0] += t[i][0] + 0.5f * (t[i][1] + t[i][2]);
-                g[i * 3 + 1] += 0.5f * (t[i][1] - t[i][2]);
-                g[i * 3 + 2] += 0.5f * (t[i][1] + t[i][2]) + t[i][3];
+            for (int i = 0; i < 3; i++) {   // row i of a G (3x3) into rows 12 + 3i ..
+                const float *a0 = t + (size_t)(4 * i) * ld, *a1 = a0 + ld, *a2 = a1 + ld, *a3 = a2 + ld;
+                float *r0 = t + (size_t)(12 + 3 * i) * ld, *r1 = r0 + ld, *r2 = r1 + ld;
+                #pragma omp simd
+                for (int c = 0; c < C; c++) {
+                    r0[c] = a0[c] + 0.5f * (a1[c] + a2[c]);
+                    r1[c] = 0.5f * (a1[c] - a2[c]);
+                    r2[c] = 0.5f * (a1[c] + a2[c]) + a3[c];
+                }
             }
+            float *g = dw + (size_t)co * C * 9;
+            for (int c = 0; c < C; c++)
+                for (int k = 0; k < 9; k++) g[(size_t)c * 9 + k] += t[(12 + k) * ld + c];
         }
+        free(t);
+    }
 }
 
 // Images per group: about TILES_TARGET tiles, in groups of equal size.
@@ -300,19 +345,19 @@ static int images_per_group(int N, int tiles) {
     return (N + groups - 1) / groups;
 }
 
-// y: (N, Co, Ho, Wo) = b + conv(x, w), or y += conv(x, w) (+ b) when acc.
-// x: (N, C, H, W), w: (Co, C, 3, 3), b: (Co) or NULL; d must satisfy
-// conv2d_winograd_applies.
-void conv2d_winograd(float *y, const float *x, const float *w, const float *b, const conv2d_dims *d, int acc) {
-    const int N = d->N, C = d->C, Co = d->Co;
+// y: (N, R, Ho, Wo) (=, or += when acc) = b + the conv of d (x: (N, d->C,
+// H, W), R = d->Co outputs) whose U is transform_weights(w, Co, C, flip).
+static void winograd_conv(float *y, const float *x, const float *w, int Co, int C, int flip, const float *b,
+                          const conv2d_dims *d, int acc) {
+    const int N = d->N, Ci = d->C, R = d->Co;
     const int th = (d->Ho + 1) / 2, tw = (d->Wo + 1) / 2, tiles = th * tw;
     if (N == 0) return;
     const int nb = images_per_group(N, tiles);
-    const size_t xs = (size_t)C * d->H * d->W, ys = (size_t)Co * d->Ho * d->Wo;
-    const size_t SU = plane_stride((size_t)Co * C), SV = plane_stride((size_t)C * nb * tiles);
-    const size_t SM = plane_stride((size_t)Co * nb * tiles);
+    const size_t xs = (size_t)Ci * d->H * d->W, ys = (size_t)R * d->Ho * d->Wo;
+    const size_t SU = plane_stride((size_t)R * Ci), SV = plane_stride((size_t)Ci * nb * tiles);
+    const size_t SM = plane_stride((size_t)R * nb * tiles);
     float *U = ops_scratch(0, 16 * SU), *V = ops_scratch(1, 16 * SV), *M = ops_scratch(2, 16 * SM);
-    transform_weights(U, SU, w, Co, C);
+    transform_weights(U, SU, w, Co, C, flip);
     for (int n0 = 0; n0 < N; n0 += nb) {
         const int m = N - n0 < nb ? N - n0 : nb;
         const int T = m * tiles;
@@ -321,10 +366,28 @@ void conv2d_winograd(float *y, const float *x, const float *w, const float *b, c
         // inside a parallel region), so no GEMM is split below its good size.
         #pragma omp parallel for schedule(dynamic)
         for (int k = 0; k < 16; k++)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Co, T, C, 1.0f, U + k * SU, C,
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, R, T, Ci, 1.0f, U + k * SU, Ci,
                         V + k * SV, T, 0.0f, M + k * SM, T);
-        transform_output(y + n0 * ys, ys, M, SM, b, m, Co, d, th, tw, acc);
+        transform_output(y + n0 * ys, ys, M, SM, b, m, R, d, th, tw, acc);
     }
+}
+
+// y: (N, Co, Ho, Wo) = b + conv(x, w), or y += conv(x, w) (+ b) when acc.
+// x: (N, C, H, W), w: (Co, C, 3, 3), b: (Co) or NULL; d must satisfy
+// conv2d_winograd_applies.
+void conv2d_winograd(float *y, const float *x, const float *w, const float *b, const conv2d_dims *d, int acc) {
+    winograd_conv(y, x, w, d->Co, d->C, 0, b, d, acc);
+}
+
+// dx: (N, C, H, W) += the input gradient of conv2d_winograd's conv d from
+// dy: (N, Co, Ho, Wo): the transposed conv, i.e. dy convolved (padding 2 -
+// p) with the kernels rotated by 180 degrees and in/out channels swapped.
+void conv2d_winograd_dx(float *dx, const float *dy, const float *w, const conv2d_dims *d) {
+    conv2d_dims td = *d;
+    td.C = d->Co; td.H = d->Ho; td.W = d->Wo; td.Co = d->C;
+    td.ph = 2 - d->ph; td.pw = 2 - d->pw;
+    td.Ho = d->H; td.Wo = d->W;
+    winograd_conv(dx, dy, w, d->Co, d->C, 1, NULL, &td, 1);
 }
 
 // dw: (Co, C, 3, 3) += the weight gradient of conv2d_winograd's conv, from

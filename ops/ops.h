@@ -62,6 +62,8 @@ void conv2d_backward_ref(float *dx, float *dw, float *db, const float *dy,
 int conv2d_winograd_applies(const conv2d_dims *d);
 // y: (N,Co,Ho,Wo) = b + conv(x, w), or += when acc. b may be NULL.
 void conv2d_winograd(float *y, const float *x, const float *w, const float *b, const conv2d_dims *d, int acc);
+// dx: (N,C,H,W) += the input gradient of that conv from dy (w as in the forward).
+void conv2d_winograd_dx(float *dx, const float *dy, const float *w, const conv2d_dims *d);
 // dw: (Co,C,3,3) += the weight gradient of that conv from x and dy.
 void conv2d_winograd_dw(float *dw, const float *x, const float *dy, const conv2d_dims *d);
 
