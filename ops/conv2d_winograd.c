@@ -1,6 +1,7 @@
 // conv2d_winograd.c: 3x3 stride-1 convolution by Winograd's F(2x2, 3x3)
-// (Lavin & Gray 2015), the fast path of conv2d_forward and of the backward's
-// dx (a stride-1 conv's dx is itself a 3x3 stride-1 conv of dy).
+// (Lavin & Gray 2015), the fast path of conv2d_forward and conv2d_backward:
+// the forward, dx (a stride-1 conv's dx is itself a 3x3 stride-1 conv of dy)
+// and dw (conv2d_winograd_dw).
 //
 // The output is cut into 2x2 tiles; tile (r, c) of an image reads the 4x4
 // input patch d at rows 2r - ph .., columns 2c - pw .. (zeros outside).
@@ -41,6 +42,7 @@ static void *malloc_or_die(size_t n) {
 
 // Scratch slots (ops_scratch): 0: U (or dU), 1: V, 2: M (or Z).
 
+// VISCNN_NO_WINOGRAD=1 sends these convs to im2col (tests compare the two).
 int conv2d_winograd_applies(const conv2d_dims *d) {
     const char *e = getenv("VISCNN_NO_WINOGRAD");
     if (e && *e && *e != '0') return 0;
