@@ -13,7 +13,7 @@
 // d-buffer is skipped.
 //
 // Fast path, per group of m images (m = 1 for large maps, see
-// images_per_gemm) and per conv group, with K = Cg*kh*kw, P = Ho*Wo, L = m*P:
+// COLS_TARGET) and per conv group, with K = Cg*kh*kw, P = Ho*Wo, L = m*P:
 //   col  (K, L)   = im2col(x_g)            row (c,i,j), column (image, oh, ow)
 //   y_g  (Cog, L) = W_g (Cog, K) . col     sgemm (then scattered to the images)
 //   dw_g (Cog, K) += dy_g . col^T          sgemm, beta = 1
@@ -65,13 +65,6 @@ void conv2d_valid_range(int off, int s, int n_in, int n_out, int *lo, int *hi) {
 // COLS_TARGET columns, in groups of equal size. Layers with large maps keep
 // one image per GEMM (no extra copies, smallest scratch).
 #define COLS_TARGET 768
-static int images_per_gemm(int N, int P) {
-    int nb = (COLS_TARGET + P - 1) / P;
-    if (nb <= 1) return 1;
-    if (nb >= N) return N;
-    int groups = (N + nb - 1) / nb;
-    return (N + groups - 1) / groups;
-}
 
 // Scratch slots (ops_scratch). 0: col, 1: dcol or the grouped output, 2:
 // grouped dy, 3: the flipped weights of the backward's transposed conv, 4:
@@ -183,7 +176,7 @@ void conv2d_forward(float *y, const float *x, const float *w, const float *b, co
     const int K = Cg * d->kh * d->kw, P = d->Ho * d->Wo;
     if (d->N == 0 || P == 0) return;
     if (conv2d_winograd_applies(d)) { conv2d_winograd(y, x, w, b, d, 0); return; }
-    const int pointwise = is_pointwise(d), nb = images_per_gemm(d->N, P);
+    const int pointwise = is_pointwise(d), nb = images_per_group(d->N, P, COLS_TARGET);
     const size_t xs = (size_t)d->C * d->H * d->W, ys = (size_t)d->Co * P;   // per-image strides
     float *col = pointwise && nb == 1 ? NULL : ops_scratch(0, (size_t)K * nb * P);   // (K, m*P)
     float *out = nb > 1 ? ops_scratch(1, (size_t)Cog * nb * P) : NULL;            // (Cog, m*P)
@@ -253,7 +246,7 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy,
     }
     const int kk = d->kh * d->kw;
 
-    const int pointwise = is_pointwise(d), nb = images_per_gemm(d->N, P);
+    const int pointwise = is_pointwise(d), nb = images_per_group(d->N, P, COLS_TARGET);
     const int direct = pointwise && nb == 1;   // col == x and dx gets the GEMM directly
     const size_t xs = (size_t)d->C * d->H * d->W, ys = (size_t)d->Co * P, HW = (size_t)d->H * d->W;
     // Stride 1: dx is itself a convolution of dy, with the kernel flipped and

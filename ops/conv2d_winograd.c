@@ -339,14 +339,6 @@ static void transform_dweights(float *dw, const float *dU, size_t SU, int Co, in
     }
 }
 
-// Images per group: about TILES_TARGET tiles, in groups of equal size.
-static int images_per_group(int N, int tiles) {
-    int nb = (TILES_TARGET + tiles - 1) / tiles;
-    if (nb >= N) return N;
-    const int groups = (N + nb - 1) / nb;
-    return (N + groups - 1) / groups;
-}
-
 // y: (N, R, Ho, Wo) (=, or += when acc) = b + the conv of d (x: (N, d->C,
 // H, W), R = d->Co outputs) whose U is transform_weights(w, Co, C, flip).
 static void winograd_conv(float *y, const float *x, const float *w, int Co, int C, int flip, const float *b,
@@ -354,7 +346,7 @@ static void winograd_conv(float *y, const float *x, const float *w, int Co, int 
     const int N = d->N, Ci = d->C, R = d->Co;
     const int th = (d->Ho + 1) / 2, tw = (d->Wo + 1) / 2, tiles = th * tw;
     if (N == 0) return;
-    const int nb = images_per_group(N, tiles);
+    const int nb = images_per_group(N, tiles, TILES_TARGET);
     const size_t xs = (size_t)Ci * d->H * d->W, ys = (size_t)R * d->Ho * d->Wo;
     const size_t SU = plane_stride((size_t)R * Ci), SV = plane_stride((size_t)Ci * nb * tiles);
     const size_t SM = plane_stride((size_t)R * nb * tiles);
@@ -403,7 +395,7 @@ void conv2d_winograd_dw(float *dw, const float *x, const float *dy, const conv2d
     const int N = d->N, C = d->C, Co = d->Co;
     const int th = (d->Ho + 1) / 2, tw = (d->Wo + 1) / 2, tiles = th * tw;
     if (N == 0) return;
-    const int nb = images_per_group(N, tiles);
+    const int nb = images_per_group(N, tiles, TILES_TARGET);
     const size_t xs = (size_t)C * d->H * d->W, ys = (size_t)Co * d->Ho * d->Wo;
     const size_t SU = plane_stride((size_t)Co * C), SV = plane_stride((size_t)C * nb * tiles);
     const size_t SZ = plane_stride((size_t)Co * nb * tiles);

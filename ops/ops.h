@@ -26,6 +26,9 @@ int conv_out_size(int in, int k, int s, int p, int d);
 // window must start inside the input or the left padding (PyTorch rule:
 // if ceil_mode and (out-1)*s >= in + p then out -= 1).
 int pool_out_size(int in, int k, int s, int p, int d, int ceil_mode);
+// Images per GEMM group for the conv paths: groups of about `target`
+// columns of `per_image` each, of equal size (ops/shapes.c).
+int images_per_group(int N, int per_image, int target);
 
 // ---- scratch (ops/scratch.c) -----------------------------------------------
 // A per-thread buffer of at least n floats, kept for the next call with the

@@ -25,3 +25,13 @@ void pool2d_dims_finish(pool2d_dims *d) {
     d->Ho = pool_out_size(d->H, d->kh, d->sh, d->ph, d->dh, d->ceil_mode);
     d->Wo = pool_out_size(d->W, d->kw, d->sw, d->pw, d->dw, d->ceil_mode);
 }
+
+// Images per group of N, so that a group has about `target` columns of
+// `per_image` each, the groups of equal size (the last may be smaller).
+int images_per_group(int N, int per_image, int target) {
+    const int nb = (target + per_image - 1) / per_image;
+    if (nb <= 1) return 1;
+    if (nb >= N) return N;
+    const int groups = (N + nb - 1) / nb;
+    return (N + groups - 1) / groups;
+}
