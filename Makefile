@@ -14,7 +14,7 @@ BLAS_LIBS = -L$(OPENBLAS_DIR) -l:libopenblas.so.0 -Wl,-rpath,$(OPENBLAS_DIR) -Wl
 LDLIBS   = $(BLAS_LIBS) -llapacke -lpng -ljpeg -lz -lcjson -lm
 ASAN     = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer
 
-LIB_SRC  = $(wildcard engine/*.c ops/*.c loaders/*.c) $(filter-out viscnn/main.c,$(wildcard viscnn/*.c))
+LIB_SRC  = $(wildcard engine/*.c ops/*.c loaders/*.c train/*.c viscnn/*.c) $(filter-out viscnn/cli/main.c,$(wildcard viscnn/cli/*.c))
 # Built-in architectures (--arch NAME): every models/arch/*.json, embedded as a C file.
 ARCH_JSON = $(sort $(wildcard models/arch/*.json))
 LIB_SRC += build/gen/arch_templates.c
@@ -42,7 +42,7 @@ build/libviscnn.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
 # Programs relink when the Makefile (link flags) changes.
-bin/viscnn: build/obj/viscnn/main.o build/libviscnn.a Makefile
+bin/viscnn: build/obj/viscnn/cli/main.o build/libviscnn.a Makefile
 	@mkdir -p bin
 	$(CC) $(CFLAGS) $(filter-out Makefile,$^) -o $@ $(LDLIBS)
 
@@ -51,9 +51,9 @@ build/tests/%: tests/%.c build/libviscnn.a Makefile
 	$(CC) $(CFLAGS) -Itests -Iops $< build/libviscnn.a -o $@ $(LDLIBS)
 
 # The same CLI under AddressSanitizer + UBSan, for the bad-input tests.
-build/asan/viscnn: Makefile $(LIB_SRC) viscnn/main.c $(wildcard include/*.h engine/*.h ops/*.h loaders/*.h viscnn/*.h)
+build/asan/viscnn: Makefile $(LIB_SRC) viscnn/cli/main.c $(wildcard include/*.h engine/*.h ops/*.h loaders/*.h train/*.h viscnn/*.h viscnn/cli/*.h)
 	@mkdir -p build/asan
-	$(CC) -std=gnu11 -Wall -Wextra -fopenmp -Iinclude $(ASAN) $(LIB_SRC) viscnn/main.c -o $@ $(LDLIBS)
+	$(CC) -std=gnu11 -Wall -Wextra -fopenmp -Iinclude $(ASAN) $(LIB_SRC) viscnn/cli/main.c -o $@ $(LDLIBS)
 
 test: NEED_TORCH=1
 test: deps bin/viscnn build/asan/viscnn $(TEST_BIN)

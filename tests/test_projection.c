@@ -1,5 +1,5 @@
 // test_projection.c: the display graph and the projections (viscnn/projection.h)
-// and `viscnn project` (viscnn/cmd_project.c).
+// and `viscnn project` (viscnn/cli/cmd_project.c).
 //
 // Kinds of case (protocol in testutil.h; argv[1] filters by substring):
 //   mds       classical MDS recovers known 2-D configurations from their
@@ -28,7 +28,7 @@
 #include "viscnn.h"
 #include "../loaders/npy.h"
 #include "../loaders/safetensors.h"
-#include "../viscnn/cli.h"
+#include "../viscnn/cli/cli.h"
 #include "../viscnn/projection.h"
 
 #define DIR "build/testdata/projection"

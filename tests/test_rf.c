@@ -1,4 +1,4 @@
-// test_rf.c: receptive fields (viscnn/rf.h) and `viscnn rf` (viscnn/cmd_rf.c).
+// test_rf.c: receptive fields (viscnn/rf.h) and `viscnn rf` (viscnn/cli/cmd_rf.c).
 //
 // Models are written by the test itself (build/testdata/rf/*.safetensors,
 // graph JSON + F32 tensors) and loaded with vc_model_load.
@@ -31,7 +31,7 @@
 #include "testmodel.h"
 #include "viscnn.h"
 #include "../loaders/safetensors.h"
-#include "../viscnn/cli.h"
+#include "../viscnn/cli/cli.h"
 #include "../viscnn/rf.h"
 
 #define DIR "build/testdata/rf"

@@ -1,4 +1,4 @@
-// test_train.c: IDX files (loaders/idx.c) and training (viscnn/train.c).
+// test_train.c: IDX files (loaders/idx.c) and training (train/train.c).
 //
 // Cases:
 //   "idx ..."       well-formed files (plain and gzip) read back exactly; bad
@@ -19,7 +19,7 @@
 #include "testutil.h"
 #include "../loaders/idx.h"
 #include "../loaders/safetensors.h"
-#include "../viscnn/train.h"
+#include "../train/train.h"
 
 #define DIR "build/testdata/train"
 #define FASHION "/usr/share/datasets/fashion-mnist/"

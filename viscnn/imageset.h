@@ -2,7 +2,7 @@
 // folder, or class subfolders) or --input X.npy [--labels L.npy], grouped by
 // category, loaded batch by batch, and the per-category importance driver.
 #pragma once
-#include "cli.h"
+#include "cli/cli.h"
 #include "importance.h"
 #include "../loaders/dataset.h"
 

@@ -1,4 +1,4 @@
-// main.c: the viscnn command line. Each command lives in viscnn/cmd_*.c;
+// main.c: the viscnn command line. Each command lives in viscnn/cli/cmd_*.c;
 // errors come back as a vc_error and become one line on stderr.
 #include <stdio.h>
 #include <string.h>

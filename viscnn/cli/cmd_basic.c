@@ -4,10 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "circuit.h"
+#include "../circuit.h"
 #include "cli.h"
-#include "../engine/util.h"
-#include "../loaders/npy.h"
+#include "../../engine/util.h"
+#include "../../loaders/npy.h"
 
 static int load_model(vc_model **m, cli_args *a, vc_error *err) {
     if (a->n_pos < 1) return vc_fail(err, VC_EINPUT, "%s: missing MODEL argument", a->cmd);

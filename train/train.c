@@ -10,7 +10,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include "arch.h"
+#include "../viscnn/arch.h"
 #include "../engine/util.h"
 #include "../loaders/dataset.h"
 #include "../loaders/idx.h"

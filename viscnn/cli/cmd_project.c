@@ -23,9 +23,9 @@
 #include <stdio.h>
 #include <string.h>
 #include "cli.h"
-#include "export.h"
-#include "imageset.h"
-#include "projection.h"
+#include "../export.h"
+#include "../imageset.h"
+#include "../projection.h"
 
 int cmd_project(int argc, char **argv, vc_error *err) {
     cli_args a;

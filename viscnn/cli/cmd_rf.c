@@ -3,7 +3,7 @@
 // (which may reach into padding) and, when the layer has one, its jump.
 #include <stdio.h>
 #include "cli.h"
-#include "rf.h"
+#include "../rf.h"
 
 int cmd_rf(int argc, char **argv, vc_error *err) {
     cli_args a;

@@ -2,12 +2,12 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include "circuit.h"
+#include "../circuit.h"
 #include "cli.h"
-#include "export.h"
-#include "imageset.h"
-#include "../engine/util.h"
-#include "../loaders/safetensors.h"
+#include "../export.h"
+#include "../imageset.h"
+#include "../../engine/util.h"
+#include "../../loaders/safetensors.h"
 
 
 // The model with the circuit's pruning baked into the weights: removed

@@ -2,10 +2,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
-#include "contrast.h"
-#include "export.h"
-#include "imageset.h"
-#include "../engine/util.h"
+#include "../contrast.h"
+#include "../export.h"
+#include "../imageset.h"
+#include "../../engine/util.h"
 
 // Evaluates a contrast over the set's categories (and "overall") into out.
 int contrast_scores(vc_scores *out, const vc_set_scores *ss, const char *expr, vc_error *err) {

@@ -5,10 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
-#include "imageset.h"
-#include "../engine/util.h"
-#include "../loaders/npy.h"
-#include "../ops/ops.h"
+#include "../imageset.h"
+#include "../../engine/util.h"
+#include "../../loaders/npy.h"
+#include "../../ops/ops.h"
 
 // "3", "0,2,5", "0-7,9" or NULL (all) -> sorted-as-given list in [0, n).
 static int parse_list(const char *s, int n, int **out, int *cnt, const char *opt, vc_error *err) {

@@ -8,8 +8,8 @@
 #include <unistd.h>
 #include <cjson/cJSON.h>
 #include "cli.h"
-#include "train.h"
-#include "../engine/util.h"
+#include "../../train/train.h"
+#include "../../engine/util.h"
 
 int cli_double(cli_args *a, const char *name, double def, double lo, double hi, double *out, vc_error *err) {
     const char *v = cli_opt(a, name);

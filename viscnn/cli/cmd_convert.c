@@ -2,7 +2,7 @@
 // plain PyTorch state dict (zip or legacy torch.save) plus a built-in
 // architecture (viscnn/arch.h) becomes a viscnn model file.
 #include <stdio.h>
-#include "arch.h"
+#include "../arch.h"
 #include "cli.h"
 
 int cmd_convert(int argc, char **argv, vc_error *err) {

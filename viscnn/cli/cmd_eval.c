@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
-#include "imageset.h"
-#include "train.h"
-#include "../engine/util.h"
+#include "../imageset.h"
+#include "../../train/train.h"
+#include "../../engine/util.h"
 
 int cmd_eval(int argc, char **argv, vc_error *err) {
     cli_args a;

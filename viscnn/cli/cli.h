@@ -1,4 +1,4 @@
-// cli.h: shared pieces of the command-line front end (viscnn/cli_*.c).
+// cli.h: shared pieces of the command-line front end (viscnn/cli/cmd_*.c).
 #pragma once
 #include "viscnn.h"
 
@@ -37,7 +37,7 @@ int cmd_convert(int argc, char **argv, vc_error *err);
 int cmd_train(int argc, char **argv, vc_error *err);
 int cmd_eval(int argc, char **argv, vc_error *err);
 
-// viscnn/cmd_train.c: a real-valued option in [lo, hi].
+// viscnn/cli/cmd_train.c: a real-valued option in [lo, hi].
 int cli_double(cli_args *a, const char *name, double def, double lo, double hi, double *out, vc_error *err);
 // A labelled set from --IDX_KEY IMAGES --LABELS_KEY LABELS (IDX files) or
 // --IMAGES_KEY FOLDER (class subfolders); when none is given, fails if

@@ -2,9 +2,9 @@
 #include "cli.h"
 #include <stdlib.h>
 #include <string.h>
-#include "../engine/util.h"
-#include "../loaders/image.h"
-#include "../loaders/npy.h"
+#include "../../engine/util.h"
+#include "../../loaders/image.h"
+#include "../../loaders/npy.h"
 
 int cli_parse(cli_args *a, const char *cmd, int argc, char **argv, const char *const *flags, vc_error *err) {
     memset(a, 0, sizeof *a);
