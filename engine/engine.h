@@ -38,6 +38,22 @@ typedef struct {
 
 extern const vc_op_impl vc_cpu_ops[VC_OP_COUNT];
 
+// A tensor as a loader hands it to the engine: its state-dict name, dtype
+// ("F32"; others are refused by name), shape and bytes (which must outlive
+// the model: they are normally m->blob's).
+typedef struct {
+    const char *name;
+    const char *dtype;
+    int rank;
+    const int64_t *dim;
+    const void *data;
+} vc_tensor_src;
+
+// Builds m's graph from the viscnn.graph JSON and the tensor table: every
+// node, attribute, input and parameter checked, shapes inferred. m->path
+// (for messages) and m->blob are the caller's; on failure the caller frees m.
+int vc_model_build(vc_model *m, const char *graph_json, int n_tensors, const vc_tensor_src *tensors, vc_error *err);
+
 vc_op vc_op_from_name(const char *s);
 static inline const vc_node *run_node(const vc_run *r, int i) { return &r->m->nodes[i]; }
 static inline const float *run_param(const vc_run *r, const vc_node *n, int role) {

@@ -1,12 +1,12 @@
-// graph.c: a model file (safetensors + the viscnn.graph JSON) -> vc_model.
+// graph.c: a parsed model (the viscnn.graph JSON and a table of named
+// tensors, handed over by a loader: loaders/model_load.c) -> vc_model.
 // Everything a file can get wrong is checked here, once, with a message that
 // names the file and the node: unknown ops, dangling inputs, cycles, missing
-// or misshapen tensors. After vc_model_load succeeds the engine trusts the graph.
+// or misshapen tensors. After vc_model_build succeeds the engine trusts the graph.
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <string.h>
 #include "engine.h"
-#include "../loaders/safetensors.h"
 
 #define MAX_IN 64
 
@@ -87,10 +87,18 @@ static int parse_attrs(vc_node *n, cJSON *attrs, const char *path, vc_error *err
 }
 
 // Attaches the file's tensor `tname` as model param; returns its index or -1 with err set.
-static int add_param(vc_model *m, const st_file *f, const char *tname, const char *node, vc_error *err) {
+typedef struct { int n; const vc_tensor_src *t; } tensor_table;
+
+static const vc_tensor_src *table_find(const tensor_table *f, const char *name) {
+    for (int i = 0; i < f->n; i++)
+        if (!strcmp(f->t[i].name, name)) return &f->t[i];
+    return NULL;
+}
+
+static int add_param(vc_model *m, const tensor_table *f, const char *tname, const char *node, vc_error *err) {
     for (int i = 0; i < m->n_params; i++)
         if (!strcmp(m->params[i].name, tname)) return i;   // shared (tied) parameter
-    const st_tensor *t = st_find(f, tname);
+    const vc_tensor_src *t = table_find(f, tname);
     if (!t) { vc_fail(err, VC_EINPUT, "%s: node %s: tensor '%s' is missing from the file", m->path, node, tname); return -1; }
     if (strcmp(t->dtype, "F32")) { vc_fail(err, VC_EINPUT, "%s: tensor '%s' is %s, only F32 is supported", m->path, tname, t->dtype); return -1; }
     if (t->rank > 4) { vc_fail(err, VC_EINPUT, "%s: tensor '%s' has rank %d > 4", m->path, tname, t->rank); return -1; }
@@ -103,7 +111,7 @@ static int add_param(vc_model *m, const st_file *f, const char *tname, const cha
         p->dim[k] = (int)t->dim[k];
         p->size *= (size_t)t->dim[k];
     }
-    const unsigned char *src = f->data + t->begin;
+    const unsigned char *src = t->data;
     if (((uintptr_t)src & 3) == 0) p->data = (float *)(uintptr_t)src;   // points into m->blob
     else {
         p->data = malloc_check(p->size * sizeof(float));
@@ -155,7 +163,7 @@ static int topo_sort(vc_model *m, int **in_idx, int *n_in, vc_node *tmp, vc_erro
     return rc;
 }
 
-static int build(vc_model *m, const st_file *f, cJSON *g, vc_error *err) {
+static int build(vc_model *m, const tensor_table *f, cJSON *g, vc_error *err) {
     const char *path = m->path;
     cJSON *fmt = cJSON_GetObjectItemCaseSensitive(g, "format");
     if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, "viscnn.graph"))
@@ -290,26 +298,13 @@ static int parse_meta(vc_model *m, cJSON *g, vc_error *err) {
     return VC_OK;
 }
 
-int vc_model_load(vc_model **out, const char *path, vc_error *err) {
-    *out = NULL;
-    st_file f;
-    int rc = st_read(&f, path, err);
-    if (rc) return rc;
-    const char *gs = st_meta(&f, "viscnn.graph");
-    if (!gs) { st_free(&f); return vc_fail(err, VC_EINPUT, "%s: no viscnn.graph in the safetensors metadata (not a viscnn model)", path); }
-    cJSON *g = cJSON_Parse(gs);
-    if (!g) { st_free(&f); return vc_fail(err, VC_EINPUT, "%s: viscnn.graph metadata is not valid JSON", path); }
-    vc_model *m = calloc_check(1, sizeof(vc_model));
-    m->path = strdup_check(path);
-    m->blob = f.buf;
-    m->blob_size = f.size;
-    m->graph_json = strdup_check(gs);
-    rc = build(m, &f, g, err);
+int vc_model_build(vc_model *m, const char *graph_json, int n_tensors, const vc_tensor_src *tensors, vc_error *err) {
+    cJSON *g = cJSON_Parse(graph_json);
+    if (!g) return vc_fail(err, VC_EINPUT, "%s: viscnn.graph metadata is not valid JSON", m->path);
+    m->graph_json = strdup_check(graph_json);
+    tensor_table f = {n_tensors, tensors};
+    int rc = build(m, &f, g, err);
     if (!rc) rc = parse_meta(m, g, err);
     cJSON_Delete(g);
-    f.buf = NULL;   // now owned by m
-    st_free(&f);
-    if (rc) { vc_model_free(m); return rc; }
-    *out = m;
-    return VC_OK;
+    return rc;
 }

@@ -50,15 +50,6 @@ static int is_pointwise(const conv2d_dims *d) {
     return d->kh == 1 && d->kw == 1 && d->sh == 1 && d->sw == 1 && d->ph == 0 && d->pw == 0;
 }
 
-// Output positions o in [*lo, *hi) whose input index off + o*s lies in [0, n_in).
-void conv2d_valid_range(int off, int s, int n_in, int n_out, int *lo, int *hi) {
-    int l = off >= 0 ? 0 : (-off + s - 1) / s;
-    int h = off > n_in - 1 ? 0 : (n_in - 1 - off) / s + 1;
-    if (h > n_out) h = n_out;
-    if (l > h) l = h;
-    *lo = l; *hi = h;
-}
-
 // Images per GEMM. Late layers have few output pixels (resnet18's last
 // convs: 7x7 = 49), and a GEMM with 49 columns runs at half the speed of one
 // with several hundred; so images are grouped until a group has about

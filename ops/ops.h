@@ -54,7 +54,7 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy,
 // col: (Cg*kh*kw, Ho*Wo)  x: (Cg,H,W), one image's slice of Cg channels; zeros
 // where a window hangs over the padding. Row (c,i,j), column (oh,ow).
 void conv2d_im2col(float *col, const float *x, int Cg, const conv2d_dims *d);
-// Output positions o in [*lo, *hi) whose input index off + o*s lies in [0, n_in).
+// Output positions o in [*lo, *hi) whose input index off + o*s lies in [0, n_in) (ops/shapes.c).
 void conv2d_valid_range(int off, int s, int n_in, int n_out, int *lo, int *hi);
 void conv2d_forward_ref(float *y, const float *x, const float *w, const float *b, const conv2d_dims *d);
 void conv2d_backward_ref(float *dx, float *dw, float *db, const float *dy,

@@ -1,4 +1,5 @@
-// shapes.c: PyTorch's output-size formulas for conv and pooling.
+// shapes.c: PyTorch's output-size formulas for conv and pooling, and the
+// index arithmetic that conv2d.c and conv2d_winograd.c share.
 #include "ops.h"
 
 int conv_out_size(int in, int k, int s, int p, int d) {
@@ -34,4 +35,13 @@ int images_per_group(int N, int per_image, int target) {
     if (nb >= N) return N;
     const int groups = (N + nb - 1) / nb;
     return (N + groups - 1) / groups;
+}
+
+// Output positions o in [*lo, *hi) whose input index off + o*s lies in [0, n_in).
+void conv2d_valid_range(int off, int s, int n_in, int n_out, int *lo, int *hi) {
+    int l = off >= 0 ? 0 : (-off + s - 1) / s;
+    int h = off > n_in - 1 ? 0 : (n_in - 1 - off) / s + 1;
+    if (h > n_out) h = n_out;
+    if (l > h) l = h;
+    *lo = l; *hi = h;
 }
