@@ -11,6 +11,7 @@
 //   /api/faithfulness ... mode tn te                   r of this circuit and the curve over kept fractions
 //   /api/export      ... mode tn te format=json|pruned the circuit file (as `viscnn circuit` writes it)
 //   /api/act         image layer ch                    activation map before and after the ReLU
+//   /api/maps        image nodes=L:C,L:C,...          many nodes' maps after the ReLU (diagram)
 //   /api/edge        image layer out in                exact edge map, its input map, its kernel
 //   /api/kernel      layer out in                      one 2-D kernel
 //   /api/rf          layer y x                         receptive field of a unit (input pixels)
@@ -649,6 +650,70 @@ static void api_act(vc_server *s, const http_req *q, http_resp *r) {
     resp_json(r, 200, o);
 }
 
+// Many nodes' maps at once (the circuit diagram): after the ReLU where there is one.
+enum { MAPS_MAX = 256 };
+typedef struct {
+    char image[96];
+    int n, node[MAPS_MAX], ch[MAPS_MAX];
+    float *v[MAPS_MAX];
+} maps_task;
+
+static int maps_fn(vc_server *s, void *ctx, vc_error *err) {
+    maps_task *t = ctx;
+    image_run *ir;
+    int rc = image_run_get(s, t->image, &ir, err);
+    if (rc) return rc;
+    for (int k = 0; k < t->n; k++) {
+        const vc_node *n = &s->m->nodes[t->node[k]];
+        size_t P = (size_t)n->h * n->w;
+        const float *a = vc_run_act(ir->r, t->node[k]);
+        if (!a) return vc_fail(err, VC_EINTERNAL, "activation of %s was not kept", n->name);
+        t->v[k] = malloc_check(P * sizeof(float));
+        memcpy(t->v[k], a + t->ch[k] * P, P * sizeof(float));
+    }
+    return VC_OK;
+}
+
+static void api_maps(vc_server *s, const http_req *q, http_resp *r) {
+    maps_task *t = calloc_check(1, sizeof *t);
+    const char *img = arg_req(q, r, "image"), *nodes = img ? arg_req(q, r, "nodes") : NULL;
+    if (!img || !nodes || parse_image_id(s, img, r)) { free(t); return; }
+    snprintf(t->image, sizeof t->image, "%s", img);
+    char *list = strdup_check(nodes), *save = NULL;
+    for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *colon = strrchr(tok, ':'), *end;
+        long ch = colon ? strtol(colon + 1, &end, 10) : -1;
+        int dl = -1;
+        if (colon) { *colon = 0; dl = dlayer_find(s, tok); }
+        if (t->n >= MAPS_MAX || dl < 0 || end == colon + 1 || *end || ch < 0 || ch >= s->g.l[dl].c) {
+            resp_error(r, 400, t->n >= MAPS_MAX ? "nodes: at most %d at once" : "nodes: expected LAYER:CH,LAYER:CH,... (display layers)", MAPS_MAX);
+            free(list); free(t);
+            return;
+        }
+        int pre, post;
+        display_maps(s, dl, &pre, &post);
+        t->node[t->n] = post >= 0 ? post : pre;
+        t->ch[t->n++] = (int)ch;
+    }
+    free(list);
+    vc_error err = {{0}};
+    int rc = interactive(s, maps_fn, t, &err);
+    cJSON *o = rc ? NULL : cJSON_CreateObject(), *a = rc ? NULL : cJSON_AddArrayToObject(o, "maps");
+    for (int k = 0; k < t->n; k++) {
+        if (!rc && t->v[k]) {
+            const vc_node *n = &s->m->nodes[t->node[k]];
+            cJSON *m = map_json(t->v[k], n->h, n->w);
+            cJSON_AddStringToObject(m, "node", n->name);
+            cJSON_AddNumberToObject(m, "ch", t->ch[k]);
+            cJSON_AddItemToArray(a, m);
+        }
+        free(t->v[k]);
+    }
+    free(t);
+    if (rc) resp_error(r, rc == VC_EINPUT ? 400 : 503, "%s", err.msg);
+    else resp_json(r, 200, o);
+}
+
 // The conv's dims for one image.
 static conv2d_dims conv_dims(const vc_model *m, const vc_node *c) {
     const vc_node *xin = &m->nodes[c->in[0]];
@@ -1051,6 +1116,7 @@ static const struct {
     {"/api/export", "GET", api_export},
     {"/api/act", "GET", api_act},
     {"/api/edge", "GET", api_edge},
+    {"/api/maps", "GET", api_maps},
     {"/api/kernel", "GET", api_kernel},
     {"/api/rf", "GET", api_rf},
     {"/api/featvis", "GET", api_featvis},
