@@ -2,7 +2,7 @@
 // request plumbing of libmicrohttpd, the static files of web/ and the
 // guards every request passes before a handler sees it.
 //
-// Guards: a URL path is at most 2048 bytes; static paths are checked after
+// Guards: a URL path is at most 2048 bytes, its query 16 KiB; static paths are checked after
 // libmicrohttpd has percent-decoded them once: only [A-Za-z0-9._/-], no
 // segment starting with '.', no "//", no '%' left (a double-encoded "..")
 // and a resolved path (realpath) inside web/; in web/node_modules only three.js
@@ -27,7 +27,7 @@
 #include <unistd.h>
 #include "../../engine/util.h"
 
-enum { URL_MAX = 2048, BODY_DISCARD_MAX = 64 << 20 };
+enum { URL_MAX = 2048, QUERY_MAX = 16384, BODY_DISCARD_MAX = 64 << 20 };
 
 const char *req_arg(const http_req *q, const char *key) {
     return MHD_lookup_connection_value((struct MHD_Connection *)q->conn, MHD_GET_ARGUMENT_KIND, key);
@@ -61,6 +61,10 @@ void resp_error(http_resp *r, int status, const char *fmt, ...) {
     cJSON_Delete(o);
     resp_text(r, status, "application/json", s, strlen(s));
     r->file = NULL;
+}
+
+static int hexval(char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
 }
 
 // ---- static files ------------------------------------------------------------------------
@@ -104,6 +108,30 @@ static void serve_static(vc_server *s, const char *url, const char *method, http
     r->file = strdup_check(real);
 }
 
+// Percent-decoding of paths and query values, in place. A "%00" stays as
+// it is: decoded, it would cut the string short ("/index.html%00.png" would
+// become "/index.html"), and left alone it fails the path check.
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s) {
+    (void)cls; (void)c;
+    char *w = s;
+    for (const char *r = s; *r; r++) {
+        int hi, lo;
+        if (r[0] == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0 && (hi || lo)) {
+            *w++ = (char)(hi << 4 | lo);
+            r += 2;
+        } else *w++ = *r;
+    }
+    *w = 0;
+    return (size_t)(w - s);
+}
+
+// Total length of the query's keys and values.
+static enum MHD_Result sum_args(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    (void)kind;
+    *(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 2;
+    return MHD_YES;
+}
+
 // ---- libmicrohttpd glue --------------------------------------------------------------------
 typedef struct {
     char *body;
@@ -139,7 +167,9 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, http_resp *r, int api
 static enum MHD_Result answer(vc_server *s, struct MHD_Connection *c, const char *url, const char *method, conn_state *st) {
     http_resp r = {0};
     int api = !strncmp(url, "/api/", 5) || !strcmp(url, "/api");
-    if (strlen(url) > URL_MAX) resp_error(&r, 414, "URL longer than %d bytes", URL_MAX);
+    size_t qlen = 0;
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, sum_args, &qlen);
+    if (strlen(url) > URL_MAX || qlen > QUERY_MAX) resp_error(&r, 414, "URL longer than %d bytes", strlen(url) > URL_MAX ? URL_MAX : QUERY_MAX);
     else if (st->too_big) resp_error(&r, 413, "request body larger than %d bytes", SERVER_UPLOAD_MAX);
     else if (strcmp(method, "GET") && strcmp(method, "HEAD") && strcmp(method, "POST"))
         resp_error(&r, 405, "method %.32s not allowed (GET, HEAD, POST)", method);
@@ -389,6 +419,7 @@ int server_run(const server_opts *o, vc_error *err) {
                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024),
                          MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                         MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
                          MHD_OPTION_END);
     if (!d) {
         rc = vc_fail(err, VC_EINPUT, "cannot listen on %s port %d: %s", s->o.host, o->port, strerror(errno));

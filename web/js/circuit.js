@@ -47,18 +47,18 @@ export class CircuitPanel {
     $('faith-info').textContent = 'faithfulness: computing…';
     clearTimeout(this.timer);
     this.timer = setTimeout(async () => {
-      if (this.jobId) api.cancelJob(this.jobId).catch(() => {});   // a stale circuit's
-      this.jobId = null;
       try {
         const p = app.params();
         let r = await api.peek('faithfulness', p);
+        if (gen !== this.gen) return;
+        // jobs for circuits the user has moved on from are cancelled
+        for (const id of this.jobs || []) if (!r.job || id !== r.job.id) api.cancelJob(id).catch(() => {});
+        this.jobs = r.job ? [r.job.id] : [];
         if (r.job) {
-          this.jobId = r.job.id;
           await api.waitJob(r.job);
           if (gen !== this.gen) return;
           r = await api.peek('faithfulness', p);
         }
-        this.jobId = null;
         if (gen === this.gen && r.body) this.plot(r.body);
       } catch (e) {
         if (gen === this.gen && !/cancelled/.test(e.message)) showError(e);

@@ -112,7 +112,7 @@ void main() {
   vec2 nrm = vec2(-d.y, d.x);
   float w = iscore > 1.5 ? wmax + 1.5 : wmin + (wmax - wmin) * iscore;
   vec4 c = mix(ca, cb, position.x);
-  c.xy += nrm * position.y * w / resolution * c.w;
+  c.xy += nrm * position.y * 0.5 * w / resolution * c.w;   // w pixels across
   gl_Position = c;
   vs = iscore; vy = position.y;
 }`;
@@ -248,7 +248,7 @@ export class GraphView {
     kg.setIndex([0, 1, 2, 0, 2, 3]);
     this.keptCap = 0;
     this.kept = new THREE.Mesh(kg, new THREE.ShaderMaterial({
-      uniforms: { cmap: { value: this.cmap }, resolution: { value: new THREE.Vector2(1, 1) }, wmin: { value: 0.8 }, wmax: { value: 3.6 } },
+      uniforms: { cmap: { value: this.cmap }, resolution: { value: new THREE.Vector2(1, 1) }, wmin: { value: 1.2 }, wmax: { value: 4.5 } },
       vertexShader: KEPT_VS, fragmentShader: KEPT_FS, transparent: true, depthWrite: false, depthTest: false }));
     this.kept.frustumCulled = false;
     const s = this.renderer.getDrawingBufferSize(new THREE.Vector2());
@@ -381,17 +381,31 @@ export class GraphView {
   // ---- camera --------------------------------------------------------------------
   resetCamera() {
     const L = this.extent ? this.extent.x : 10, R = this.extent ? this.extent.r : 5;
-    const size = Math.max(L, 2 * R);
     const c = new THREE.Vector3(L / 2, 0, 0);
     this.controls.target.copy(c);
-    // far enough that the whole length fits the narrower of the two fields of view
-    const vt = Math.tan(THREE.MathUtils.degToRad(this.camera.fov) / 2), ht = vt * this.camera.aspect;
-    const sphere = Math.hypot(L / 2, R);
-    const dist = 0.95 * sphere / Math.sin(Math.atan(Math.min(vt, ht)));
-    const dir = new THREE.Vector3(-0.45, 0.42, 1).normalize();
-    this.camera.position.copy(c).addScaledVector(dir, dist);
+    const size = Math.max(L, 2 * R);
     this.camera.near = size / 500; this.camera.far = size * 50;
-    this.camera.updateProjectionMatrix();
+    // a three-quarter view from the input's side; backed off until the whole
+    // bounding box (corners projected) sits inside 85% of the view
+    const dir = new THREE.Vector3(-0.45, 0.42, 1).normalize();
+    const corners = [];
+    for (const x of [0, L]) for (const y of [-R, R]) for (const z of [-R, R]) corners.push(new THREE.Vector3(x, y, z));
+    let dist = size;
+    const fits = () => {
+      this.camera.position.copy(c).addScaledVector(dir, dist);
+      this.camera.lookAt(c);
+      this.camera.updateMatrixWorld();
+      this.camera.updateProjectionMatrix();
+      let m = 0;
+      for (const p of corners) { const v = p.clone().project(this.camera); m = Math.max(m, v.z < 1 ? Math.max(Math.abs(v.x), Math.abs(v.y)) : 9); }
+      return m;
+    };
+    for (let k = 0; k < 40; k++) {
+      const m = fits();
+      if (m > 0.85) dist *= 1.08;
+      else if (m < 0.7) dist /= 1.06;
+      else break;
+    }
     this.controls.update();
     this.ctxDirty = true;
     this.requestRender();
@@ -412,6 +426,12 @@ export class GraphView {
     this.ctxDirty = true;
     this.requestRender();
     return true;
+  }
+
+  compile() {
+    this.renderer.compile(this.scene, this.camera);
+    this.renderer.compile(this.ctxScene, this.camera);
+    this.renderer.compile(this.quadScene, this.quadCam);
   }
 
   // ---- rendering -----------------------------------------------------------------
@@ -469,7 +489,7 @@ export class GraphView {
     this.g.layers.forEach((L, l) => {
       v.set(l * this.dx, -Math.max(this.extent.r, 1) * 1.08, 0).project(this.camera);
       const d = this.labels[l];
-      const visible = v.z < 1 && Math.abs(v.x) < 1.1 && Math.abs(v.y) < 1.1;
+      const visible = v.z < 1 && Math.abs(v.x) < 0.92 && Math.abs(v.y) < 0.97;
       d.style.display = visible ? '' : 'none';
       d.style.left = `${(v.x + 1) / 2 * w - d.offsetWidth / 2}px`;
       d.style.top = `${(1 - v.y) / 2 * h}px`;

@@ -102,7 +102,8 @@ class App {
   // ---- controls --------------------------------------------------------------------------
   initControls() {
     const M = this.M, S = this.S;
-    $('model-name').textContent = `${M.model.name} — ${M.model.path}`;
+    $('model-name').textContent = M.model.name;
+    $('model-name').title = M.model.path;
     const c = this.stats.counts;
     $('counts').textContent = `${c.nodes.toLocaleString()} nodes · ${c.kernels.toLocaleString()} kernels` +
       (c.identity ? ` + ${c.identity.toLocaleString()} identity edges` : '') + ` · ${M.set.images} images`;
@@ -331,7 +332,7 @@ class App {
 
   async start() {
     const mark = k => { this.stats.marks[k] = Math.round(performance.now()); };
-    this.stats.marks = { model: Math.round(T.model) };
+    this.stats.marks = { model: Math.round(T.model), app: Math.round(T.app) };
     this.initControls();
     this.view.hold = true;   // no frame before the first full one
     this.view.setContextVisible(this.S.ctx !== '0');
@@ -341,9 +342,10 @@ class App {
     const layout = this.track(api.peek('layout', lp));
     const scores = this.track(api.get('scores', p)).catch(e => { showError(e); return null; });
     const circuit = scores.then(sc => sc && this.track(api.get('circuit', p))).catch(e => { showError(e); return null; });
+    this.view.compile();   // shaders compile while the data is on its way
+    mark('compiled');
     this.uploads = (await uploads).uploads;
     this.fillSets();
-    this.panels.initInput();
     let lay = await layout.catch(e => { showError(e); return null; });
     mark('layout');
     let pendingLayout = null;
@@ -368,6 +370,7 @@ class App {
     mark('firstFullRender');
     this.stats.firstFullRenderMs = performance.now();
     this.stats.contextEdges = this.view.nContext;
+    this.panels.initInput();   // after the first frame: its forward pass would compete with it for the cores
     this.ready = true;
     const sel = this.restoreSelection();
     if (sel) await sel.catch(showError);
@@ -385,7 +388,7 @@ window.viscnn = { ready: false };
   try { model = await api.get('model'); T.model = performance.now(); }
   catch (e) { fatal(`Cannot load the model from the server: ${e.message}`); return; }
   let app;
-  try { app = new App(model); }
+  try { app = new App(model); T.app = performance.now(); }
   catch (e) { fatal(`Cannot start the 3-D view (WebGL): ${e.message}`); return; }
   Object.assign(window.viscnn, {
     app, stats: app.stats, T,
