@@ -248,10 +248,11 @@ static int parse_circuit_req(vc_server *s, const http_req *q, http_resp *r, circ
     return 0;
 }
 
-static void resp_job(http_resp *r, vc_server *s, job *j) {
+static void resp_job(http_resp *r, vc_server *s, int id) {
+    cJSON *j = id ? job_json(s, id) : NULL;
     if (!j) { resp_error(r, 503, "the job queue is full; try again when a job has finished"); return; }
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddItemToObject(o, "job", job_json(s, j->id));
+    cJSON_AddItemToObject(o, "job", j);
     resp_json(r, 202, o);
 }
 

@@ -96,7 +96,8 @@ char *cache_read(const vc_server *s, const char *prefix, uint64_t key, const cha
 int cache_write(const vc_server *s, const char *prefix, uint64_t key, const char *ext, const void *data, size_t len, vc_error *err) {
     char path[4096], tmp[4200];
     cache_path(s, path, sizeof path, prefix, key, ext);
-    snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
+    static _Atomic unsigned serial;
+    snprintf(tmp, sizeof tmp, "%s.%d.%u.tmp", path, (int)getpid(), serial++);
     FILE *f = fopen(tmp, "wb");
     if (!f) return vc_fail(err, VC_EINTERNAL, "%s: cannot write: %s", tmp, strerror(errno));
     int ok = fwrite(data, 1, len, f) == len;

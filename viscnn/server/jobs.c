@@ -71,7 +71,8 @@ int interactive(vc_server *s, int (*fn)(vc_server *, void *, vc_error *), void *
     clock_gettime(CLOCK_REALTIME, &dl);
     dl.tv_sec += 300;
     while (!t.done) {
-        if (pthread_cond_timedwait(&s->done_cv, &s->mu, &dl) && !t.started && !t.done) {
+        int timed = pthread_cond_timedwait(&s->done_cv, &s->mu, &dl) != 0;
+        if (!t.started && !t.done && (timed || s->stop)) {   // take it back out of the queue
             struct itask **p = &s->tasks_head, *prev = NULL;
             while (*p && *p != &t) { prev = *p; p = &(*p)->next; }
             if (*p) {
@@ -80,9 +81,9 @@ int interactive(vc_server *s, int (*fn)(vc_server *, void *, vc_error *), void *
                 s->n_tasks--;
             }
             pthread_mutex_unlock(&s->mu);
-            return vc_fail(err, VC_EINTERNAL, "busy: the compute thread did not get to this request within 300 s");
+            return vc_fail(err, VC_EINTERNAL, s->stop ? "the server is stopping"
+                                                      : "busy: the compute thread did not get to this request within 300 s");
         }
-        if (s->stop && !t.started) { pthread_mutex_unlock(&s->mu); return vc_fail(err, VC_EINTERNAL, "server stopping"); }
     }
     pthread_mutex_unlock(&s->mu);
     if (t.rc) *err = t.err;
@@ -177,24 +178,28 @@ void worker_stop(vc_server *s) {
     pthread_cond_broadcast(&s->done_cv);
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->worker, NULL);
-    for (job *j = s->jobs, *n; j; j = n) { n = j->next_all; job_free(j); }
-    s->jobs = NULL;
     for (int k = 0; k < IMAGE_RUNS; k++) { vc_run_free(s->runs[k].r); free(s->runs[k].x); }
 }
 
-job *job_submit(vc_server *s, const char *kind, uint64_t key, const char *label,
-                int (*run)(vc_server *, job *, vc_error *), void *arg) {
+void jobs_free(vc_server *s) {
+    for (job *j = s->jobs, *n; j; j = n) { n = j->next_all; job_free(j); }
+    s->jobs = NULL;
+}
+
+int job_submit(vc_server *s, const char *kind, uint64_t key, const char *label,
+               int (*run)(vc_server *, job *, vc_error *), void *arg) {
     pthread_mutex_lock(&s->mu);
     for (job *j = s->jobs; j; j = j->next_all)
         if (j->key == key && (j->state == JOB_QUEUED || j->state == JOB_RUNNING) && !j->cancel) {
+            int id = j->id;
             pthread_mutex_unlock(&s->mu);
             free(arg);
-            return j;
+            return id;
         }
     if (s->n_queued >= MAX_QUEUED || s->stop) {
         pthread_mutex_unlock(&s->mu);
         free(arg);
-        return NULL;
+        return 0;
     }
     job *j = calloc_check(1, sizeof *j);
     j->id = ++s->next_job_id;
@@ -210,9 +215,10 @@ job *job_submit(vc_server *s, const char *kind, uint64_t key, const char *label,
     else s->queue_head = j;
     s->queue_tail = j;
     s->n_queued++;
+    int id = j->id;
     pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
-    return j;
+    return id;
 }
 
 static cJSON *job_to_json(const job *j) {

@@ -299,8 +299,8 @@ static void precompute(vc_server *s, int *ids, int *n) {
     else {
         scores_req *a = malloc_check(sizeof *a);
         *a = sr;
-        job *j = job_submit(s, "importance", scores_key(s, &sr), "importance for the first view", job_importance, a);
-        if (j) ids[(*n)++] = j->id;
+        int id = job_submit(s, "importance", scores_key(s, &sr), "importance for the first view", job_importance, a);
+        if (id) ids[(*n)++] = id;
     }
     if (s->main_set.n_cat >= 2) {
         layout_req *l = calloc_check(1, sizeof *l);
@@ -312,8 +312,8 @@ static void precompute(vc_server *s, int *ids, int *n) {
         char path[4096];
         cache_path(s, path, sizeof path, "layout", key, "json");
         if (access(path, R_OK)) {
-            job *j = job_submit(s, "layout", key, "layout for the first view (mds-smooth)", job_layout, l);
-            if (j) ids[(*n)++] = j->id;
+            int id = job_submit(s, "layout", key, "layout for the first view (mds-smooth)", job_layout, l);
+            if (id) ids[(*n)++] = id;
         } else free(l);
     }
     // the default circuit's faithfulness (the circuit panel's curve)
@@ -325,8 +325,8 @@ static void precompute(vc_server *s, int *ids, int *n) {
     char path[4096];
     cache_path(s, path, sizeof path, "faith", key, "json");
     if (access(path, R_OK)) {
-        job *j = job_submit(s, "faithfulness", key, "faithfulness of the first view's circuit", job_faithfulness, c);
-        if (j) ids[(*n)++] = j->id;
+        int id = job_submit(s, "faithfulness", key, "faithfulness of the first view's circuit", job_faithfulness, c);
+        if (id) ids[(*n)++] = id;
     } else free(c);
 }
 
@@ -424,6 +424,7 @@ int server_run(const server_opts *o, vc_error *err) {
     if (!d) {
         rc = vc_fail(err, VC_EINPUT, "cannot listen on %s port %d: %s", s->o.host, o->port, strerror(errno));
         worker_stop(s);
+        jobs_free(s);
         goto out;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
@@ -461,8 +462,9 @@ int server_run(const server_opts *o, vc_error *err) {
     }
     printf("viscnn serve: stopping\n");
     fflush(stdout);
-    MHD_stop_daemon(d);
-    worker_stop(s);
+    worker_stop(s);        // first: requests waiting for it are answered, so that
+    MHD_stop_daemon(d);    // the connection threads this joins can finish
+    jobs_free(s);
 out:
     scores_cache_free(s);
     dgraph_free(&s->g);

@@ -157,11 +157,14 @@ struct job {
 };
 
 int worker_start(vc_server *s);
+// Stops the compute thread (a running job is cancelled at its next batch;
+// waiting requests are answered "stopping"); jobs_free after the daemon stopped.
 void worker_stop(vc_server *s);
+void jobs_free(vc_server *s);
 // Queues a job unless one with the same key is queued or running (then
-// returns that one). NULL when the queue is full. arg is owned by the job.
-job *job_submit(vc_server *s, const char *kind, uint64_t key, const char *label,
-                int (*run)(vc_server *, job *, vc_error *), void *arg);
+// returns that one's id). 0 when the queue is full. arg is owned by the job.
+int job_submit(vc_server *s, const char *kind, uint64_t key, const char *label,
+               int (*run)(vc_server *, job *, vc_error *), void *arg);
 // A snapshot of job id as JSON (cJSON *), or NULL when unknown.
 void *job_json(vc_server *s, int id);
 void *jobs_json(vc_server *s);
