@@ -260,18 +260,33 @@ static char *find_web_dir(void) {
     return strdup_check("web");
 }
 
+// What the image set's cached results depend on: every file's path and
+// contents (files over 1 MiB, and everything after the first 64 MiB read,
+// by size and modification time instead), and the categories. Contents, not
+// times, so that a set written again the same (make data) keeps its cache.
 static uint64_t main_set_hash(const vc_imageset *set) {
     uint64_t h = hash_str(HASH_SEED, "set");
+    size_t budget = 64u << 20;
+    char *buf = malloc_check(1u << 20);
     for (int i = 0; i < set->n; i++) {
         const char *p = set->ds.paths[i];
         struct stat st;
         h = hash_str(h, p);
-        if (!stat(p, &st)) {
+        if (stat(p, &st)) continue;
+        size_t n = 0;
+        FILE *f = (size_t)st.st_size <= (1u << 20) && (size_t)st.st_size <= budget ? fopen(p, "rb") : NULL;
+        if (f) {
+            n = fread(buf, 1, 1u << 20, f);
+            fclose(f);
+            budget -= n;
+            h = hash_bytes(h, buf, n);
+        } else {
             int64_t v[3] = {(int64_t)st.st_size, (int64_t)st.st_mtim.tv_sec, (int64_t)st.st_mtim.tv_nsec};
             h = hash_bytes(h, v, sizeof v);
         }
         h = hash_bytes(h, &set->cat[i], sizeof(int));
     }
+    free(buf);
     for (int c = 0; c < set->n_cat; c++) h = hash_str(h, set->cat_names[c]);
     return h;
 }
@@ -440,7 +455,11 @@ int server_run(const server_opts *o, vc_error *err) {
 
     int ids[4], n_pre = 0, announced = 0;
     if (!o->no_precompute) precompute(s, ids, &n_pre);
-    if (!n_pre) announced = 1;
+    if (!n_pre) {
+        printf("viscnn serve: first view ready (%s)\n", o->no_precompute ? "computed on demand" : "from the cache");
+        fflush(stdout);
+        announced = 1;
+    }
     for (;;) {
         struct timespec ts = {0, 200 * 1000 * 1000};
         int sig = sigtimedwait(&sigs, NULL, &ts);

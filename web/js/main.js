@@ -130,7 +130,15 @@ class App {
     $('c-target-node').onchange = () => this.readTarget();
     $('c-metric').onchange = () => { S.metric = $('c-metric').value; this.changed('scores'); };
     $('c-proj').onchange = () => { S.proj = $('c-proj').value; this.changed('layout'); };
-    $('c-mode').onchange = () => { S.mode = $('c-mode').value; this.syncControls(); this.changed('circuit'); };
+    $('c-mode').onchange = () => {
+      const was = S.mode;
+      S.mode = $('c-mode').value;
+      // threshold: normalised scores, 0.2 keeps the clearly important; hierarchical: cumulative shares, 0.8
+      if (S.mode === 'hierarchical' && was !== 'hierarchical') S.tn = S.te = 0.8;
+      if (S.mode === 'threshold' && was === 'hierarchical') S.tn = S.te = 0.2;
+      this.syncControls();
+      this.changed('circuit');
+    };
     for (const [id, key] of [['c-tn', 'tn'], ['c-te', 'te']])
       $(id).oninput = ev => { S[key] = Number($(id).value); this.syncControls(); this.changed('circuit', ev.timeStamp); };
     $('c-keep').oninput = ev => { S.keep = Number(Math.pow(10, Number($('c-keep').value)).toPrecision(3)); this.syncControls(); this.changed('circuit', ev.timeStamp); };
@@ -193,13 +201,28 @@ class App {
     this.changed('scores');
   }
 
-  // what changed -> what to fetch again
+  // what changed -> what to fetch again; a request the server refuses (a
+  // contrast naming no category, a node that is no conv channel) puts the
+  // controls back to the last view that worked, and says why
   changed(what, t0) {
     writeState(this.S);
     this.syncControls();
-    if (what === 'layout') this.loadLayout().catch(showError);
-    else if (what === 'scores') this.loadScores().catch(showError);
-    else if (what === 'circuit') this.loadCircuit(t0).catch(showError);
+    const undo = e => {
+      showError(e);
+      if (e instanceof api.ApiError && e.status === 400 && this.good) {
+        Object.assign(this.S, this.good);
+        writeState(this.S);
+        this.syncControls();
+      }
+    };
+    if (what === 'layout') this.loadLayout().catch(undo);
+    else if (what === 'scores') this.loadScores().catch(undo);
+    else if (what === 'circuit') this.loadCircuit(t0).catch(undo);
+  }
+
+  remember() {
+    const S = this.S;
+    this.good = { set: S.set, scores: S.scores, target: S.target, metric: S.metric, proj: S.proj, mode: S.mode, tn: S.tn, te: S.te, keep: S.keep };
   }
 
   // ---- data ------------------------------------------------------------------------------
@@ -216,6 +239,7 @@ class App {
   }
   applyLayout(layout) {
     const first = !this.haveLayout;
+    if (this.good) this.good.proj = this.S.proj;
     this.view.setLayout(layout);
     this.haveLayout = true;
     if (first && !(this.S.cam && this.view.setCameraString(this.S.cam))) this.view.resetCamera();
@@ -280,6 +304,7 @@ class App {
     this.view.setMarks(this.targetNode(), this.selNode ?? -1, this.selEdge ?? -1);
     this.circuit.update(body);
     this.legend();
+    this.remember();
   }
 
   legend() {
