@@ -302,6 +302,30 @@ def timing():
     print(f"# cached circuit request: median {med:.1f} ms, min {min(times):.1f} ms, max {max(times):.1f} ms (25 requests; "
           f"server-side {j['server_ms']:.2f} ms)")
     report(st == 200 and med < 50, "a cached circuit answers in < 50 ms", f"median {med:.1f} ms")
+    # while a long job runs (the faithfulness curve: 15 passes over the set),
+    # requests that read the cache do not wait for it
+    st, j = s.get_json(path.replace("circuit", "faithfulness"))
+    busy = []
+    if st == 202:
+        while True:
+            t = time.perf_counter()
+            st2, _ = s.get_json(path)
+            busy.append((time.perf_counter() - t) * 1e3)
+            st3, jj = s.get_json(f"/api/job?id={j['job']['id']}")
+            if jj["state"] != "running" and jj["state"] != "queued":
+                break
+            time.sleep(0.02)
+    bmed = statistics.median(busy) if busy else float("nan")
+    report(st == 202 and busy and bmed < 50, "cached circuits stay fast while a job runs",
+           f"median {bmed:.1f} ms, max {max(busy):.1f} ms over {len(busy)} requests during the faithfulness job" if busy else f"status {st}")
+    # a job can be cancelled; asking again starts a new one
+    st, j = s.get_json("/api/circuit?target=class:3&metric=grad")
+    cid = j["job"]["id"] if st == 202 else None
+    st2, c = s.request("POST", f"/api/job/cancel?id={cid}")[:2] if cid else (0, None)
+    fin = s.wait_job(j["job"]) if cid else {}
+    st4, j2 = s.get_json("/api/circuit?target=class:3&metric=grad")
+    report(st == 202 and st2 == 200 and fin.get("state") == "cancelled" and st4 == 202 and j2["job"]["id"] != cid,
+           "a job can be cancelled, and asking again starts a new one", f"job {cid}: {fin.get('state')}; then job {j2.get('job', {}).get('id')}")
     s.stop()
     # a restart reuses the disk cache
     s = Server("bin/viscnn", cache, env=env, extra=("--no-precompute",))

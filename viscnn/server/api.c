@@ -1009,11 +1009,15 @@ static void api_upload(vc_server *s, const http_req *q, http_resp *r) {
         return;
     }
     fclose(f);
-    // it must decode and preprocess as the model needs
+    // it must decode and preprocess as the model needs; one at a time (a
+    // 4096x4096 RGB image is 200 MB as floats)
+    static pthread_mutex_t decode_mu = PTHREAD_MUTEX_INITIALIZER;
     const vc_node *in = &s->m->nodes[0];
     float *x = malloc_check(in->size * sizeof(float));
     vc_error err = {{0}};
+    pthread_mutex_lock(&decode_mu);
     int rc = image_preprocess(x, tmp, &s->m->pre, in->h, in->w, &err);
+    pthread_mutex_unlock(&decode_mu);
     free(x);
     if (rc) {
         remove(tmp);

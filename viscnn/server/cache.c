@@ -120,16 +120,17 @@ static void entry_free(set_scores_entry *e) {
 }
 
 // Puts e in the LRU (cache_mu held), evicting the least recently used
-// entry that nobody holds.
-static void lru_insert(vc_server *s, set_scores_entry *e) {
+// entry that nobody holds. 0 when every slot is held: e stays out of it.
+static int lru_insert(vc_server *s, set_scores_entry *e) {
     int slot = -1;
     for (int k = 0; k < SCORES_LRU && slot < 0; k++) if (!s->lru[k]) slot = k;
     if (slot < 0)
         for (int k = 0; k < SCORES_LRU; k++)
             if (!s->lru[k]->refs && (slot < 0 || s->lru[k]->used < s->lru[slot]->used)) slot = k;
-    if (slot < 0) { entry_free(e); return; }   // all held: do not keep it in memory
+    if (slot < 0) return 0;
     entry_free(s->lru[slot]);
     s->lru[slot] = e;
+    return 1;
 }
 
 typedef struct { const char *p; size_t n, at; int bad; } rd;
@@ -215,7 +216,7 @@ set_scores_entry *scores_get(vc_server *s, const scores_req *q) {
             e = s->lru[k];
             goto held;
         }
-    lru_insert(s, e);
+    lru_insert(s, e);   // or not: then it lives until scores_release drops it
 held:
     e->refs++;
     e->used = ++s->lru_clock;
@@ -280,7 +281,7 @@ int scores_put(vc_server *s, uint64_t key, const vc_set_scores *ss, vc_error *er
     for (int k = 0; k < SCORES_LRU; k++)
         if (s->lru[k] && s->lru[k]->key == key && !s->lru[k]->refs) { entry_free(s->lru[k]); s->lru[k] = NULL; }
     e->used = ++s->lru_clock;
-    lru_insert(s, e);
+    if (!lru_insert(s, e)) entry_free(e);   // the disk has it
     pthread_mutex_unlock(&s->cache_mu);
     return rc;
 }
