@@ -67,7 +67,9 @@ async function browser() {
   const ctx = await chromium.launchPersistentContext(profile, {
     executablePath: '/usr/bin/chromium', headless: true, viewport: { width: 1400, height: 900 }, acceptDownloads: true,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-           '--disable-component-update', '--disable-sync', '--use-angle=swiftshader', '--enable-unsafe-swiftshader'],
+           '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage',
+           // WebGL without a GPU: ANGLE on SwiftShader (needs the 'unsafe' switch since Chromium 137)
+           '--use-angle=swiftshader', '--enable-unsafe-swiftshader'],
   });
   ctx.profile = profile;
   return ctx;
@@ -312,6 +314,8 @@ async function fashion(ctx) {
     await page2.close();
   } finally {
     srv.p.kill('SIGTERM');
+    fs.rmSync(cache, { recursive: true, force: true });
+    fs.rmSync(path.join(OUT, 'pruned.safetensors'), { force: true });
   }
 }
 
@@ -364,6 +368,7 @@ async function alexnet(ctx) {
   } finally {
     srv.p.kill('SIGTERM');
     fs.rmSync(cache, { recursive: true, force: true });
+    if (MODEL.startsWith(OUT)) fs.rmSync(MODEL, { force: true });   // 244 MB; tests/run.sh's parity section keeps its own
   }
 }
 

@@ -63,7 +63,7 @@ export class CircuitPanel {
       } catch (e) {
         if (gen === this.gen && !/cancelled/.test(e.message)) showError(e);
       }
-    }, 400);
+    }, 1200);   // not while a slider is being dragged: each circuit's r is a pass over the image set
   }
 
   plot(f) {
