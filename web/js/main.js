@@ -49,6 +49,10 @@ class App {
     const d = model.defaults;
     this.S = readState({ model: model.model.name, set: d.set, scores: d.scores, target: d.target, metric: d.metric,
                          proj: d.projection, mode: d.mode, tn: d.tn, te: d.te, keep: 0.1, image: d.image, ctx: '1' });
+    if (this.S.model !== model.model.name) {
+      showError(`this view's URL was made for the model "${this.S.model}"; this server has "${model.model.name}"`);
+      this.S.model = model.model.name;
+    }
     this.nodeScore = new Float32Array(this.G.nNodes).fill(-1);
     this.edgeScore = new Float32Array(this.G.nEdges).fill(-1);
     this.nodeKept = new Uint8Array(this.G.nNodes);
@@ -209,7 +213,7 @@ class App {
     this.syncControls();
     const undo = e => {
       showError(e);
-      if (e instanceof api.ApiError && e.status === 400 && this.good) {
+      if (e instanceof api.ApiError && (e.status === 400 || e.status === 409) && this.good) {
         Object.assign(this.S, this.good);
         writeState(this.S);
         this.syncControls();
