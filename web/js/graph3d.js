@@ -265,7 +265,9 @@ export class GraphView {
     const g = this.g;
     let maxR = 1;
     layout.layers.forEach(L => L.positions.forEach(p => { maxR = Math.max(maxR, Math.hypot(p[0], p[1])); }));
-    this.dx = Math.max(4, 1.4 * maxR);
+    // layers apart by 1.4 radii, closer in deep networks so the whole stays about 8 radii long
+    const gaps = Math.max(1, g.layers.length - 1);
+    this.dx = Math.max(2.5, Math.min(1.4 * maxR, 8 * maxR / gaps));
     layout.layers.forEach((L, l) => {
       const D = g.layers[l];
       for (let c = 0; c < D.channels; c++) {
@@ -486,13 +488,19 @@ export class GraphView {
   _placeLabels() {
     if (!this.extent) return;
     const w = this.canvas.clientWidth, h = this.canvas.clientHeight, v = new THREE.Vector3();
+    const shown = [];   // boxes of the labels placed so far: a label that would overlap one is hidden
     this.g.layers.forEach((L, l) => {
       v.set(l * this.dx, -Math.max(this.extent.r, 1) * 1.08, 0).project(this.camera);
       const d = this.labels[l];
-      const visible = v.z < 1 && Math.abs(v.x) < 0.92 && Math.abs(v.y) < 0.97;
+      d.style.display = '';
+      const x = (v.x + 1) / 2 * w - d.offsetWidth / 2, y = (1 - v.y) / 2 * h, bw = d.offsetWidth, bh = d.offsetHeight;
+      const free = !shown.some(b => x < b[0] + b[2] + 4 && b[0] < x + bw + 4 && y < b[1] + b[3] && b[1] < y + bh);
+      const visible = v.z < 1 && Math.abs(v.x) < 0.92 && Math.abs(v.y) < 0.97 && free;
       d.style.display = visible ? '' : 'none';
-      d.style.left = `${(v.x + 1) / 2 * w - d.offsetWidth / 2}px`;
-      d.style.top = `${(1 - v.y) / 2 * h}px`;
+      if (!visible) return;
+      d.style.left = `${x}px`;
+      d.style.top = `${y}px`;
+      shown.push([x, y, bw, bh]);
     });
   }
 
