@@ -18,7 +18,7 @@ import { SEQUENTIAL } from './maps.js';
 const BG = 0x0c0f14;
 THREE.ColorManagement.enabled = false;   // colours are drawn as given (shaders write them raw)
 const LOD_EDGES = 30000;
-const CONTEXT_RES = 0.4;
+const CONTEXT_RES = 0.3;
 
 // Graph structure from /api/model: node and edge index arrays.
 export function buildGraph(model) {
