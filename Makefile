@@ -11,10 +11,10 @@ CFLAGS  += -std=gnu11 -Wall -Wextra -fopenmp -Iinclude -MMD -MP
 # liblapack.so.3 resolve in that folder, so one OpenBLAS is loaded.
 OPENBLAS_DIR ?= /usr/lib/$(shell $(CC) -print-multiarch)/openblas-openmp
 BLAS_LIBS = -L$(OPENBLAS_DIR) -l:libopenblas.so.0 -Wl,-rpath,$(OPENBLAS_DIR) -Wl,--disable-new-dtags
-LDLIBS   = $(BLAS_LIBS) -llapacke -lpng -ljpeg -lz -lcjson -lm
+LDLIBS   = $(BLAS_LIBS) -llapacke -lpng -ljpeg -lz -lcjson -lmicrohttpd -lpthread -lm
 ASAN     = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer
 
-LIB_SRC  = $(wildcard engine/*.c ops/*.c loaders/*.c train/*.c viscnn/*.c) $(filter-out viscnn/cli/main.c,$(wildcard viscnn/cli/*.c))
+LIB_SRC  = $(wildcard engine/*.c ops/*.c loaders/*.c train/*.c viscnn/*.c viscnn/server/*.c) $(filter-out viscnn/cli/main.c,$(wildcard viscnn/cli/*.c))
 # Built-in architectures (--arch NAME): every models/arch/*.json, embedded as a C file.
 ARCH_JSON = $(sort $(wildcard models/arch/*.json))
 LIB_SRC += build/gen/arch_templates.c
@@ -27,7 +27,7 @@ all: deps bin/viscnn
 
 # Prints ✓/✗ for each dependency; installs what is missing, then re-probes.
 deps:
-	@OPENBLAS_DIR=$(OPENBLAS_DIR) NEED_TORCH=$(NEED_TORCH) scripts/probe.sh || (scripts/install-deps.sh && OPENBLAS_DIR=$(OPENBLAS_DIR) NEED_TORCH=$(NEED_TORCH) scripts/probe.sh)
+	@OPENBLAS_DIR=$(OPENBLAS_DIR) NEED_TORCH=$(NEED_TORCH) NEED_WEB=$(NEED_WEB) scripts/probe.sh || (scripts/install-deps.sh && OPENBLAS_DIR=$(OPENBLAS_DIR) NEED_TORCH=$(NEED_TORCH) NEED_WEB=$(NEED_WEB) scripts/probe.sh)
 
 build/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -51,11 +51,12 @@ build/tests/%: tests/%.c build/libviscnn.a Makefile
 	$(CC) $(CFLAGS) -Itests -Iops $< build/libviscnn.a -o $@ $(LDLIBS)
 
 # The same CLI under AddressSanitizer + UBSan, for the bad-input tests.
-build/asan/viscnn: Makefile $(LIB_SRC) viscnn/cli/main.c $(wildcard include/*.h engine/*.h ops/*.h loaders/*.h train/*.h viscnn/*.h viscnn/cli/*.h)
+build/asan/viscnn: Makefile $(LIB_SRC) viscnn/cli/main.c $(wildcard include/*.h engine/*.h ops/*.h loaders/*.h train/*.h viscnn/*.h viscnn/cli/*.h viscnn/server/*.h)
 	@mkdir -p build/asan
 	$(CC) -std=gnu11 -Wall -Wextra -fopenmp -Iinclude $(ASAN) $(LIB_SRC) viscnn/cli/main.c -o $@ $(LDLIBS)
 
 test: NEED_TORCH=1
+test: NEED_WEB=1
 test: deps bin/viscnn build/asan/viscnn $(TEST_BIN)
 	@NEED_TORCH=1 tests/run.sh
 
@@ -71,17 +72,17 @@ data:
 
 -include $(LIB_OBJ:.o=.d) $(TEST_BIN:=.d)
 
-# The README's main job, on the embedded default model (a Fashion-MNIST
-# AlexNet-style net trained by `viscnn train`, models/fashion.safetensors):
-# what it is, what it predicts, and the circuit behind one class over that
-# class's images, with its faithfulness curve.
+# The README's main job: the browser GUI on the embedded default model (a
+# Fashion-MNIST AlexNet-style net trained by `viscnn train`,
+# models/fashion.safetensors) over its image set (make data). The server
+# precomputes the first view (scores, layout, faithfulness; cached in
+# build/serve-cache, so a second start is instant), prints the URL, and runs
+# until Ctrl-C. PORT=N picks another port.
 DEFAULT_MODEL = models/fashion.safetensors
+demo: NEED_WEB=1
 demo: deps bin/viscnn data
-	bin/viscnn info $(DEFAULT_MODEL)
-	bin/viscnn predict $(DEFAULT_MODEL) $$(ls data/fashion/sneaker/*.png | head -3) data/fashion/bag/$$(ls data/fashion/bag | head -1)
-	@mkdir -p build/demo
-	bin/viscnn circuit $(DEFAULT_MODEL) --images data/fashion/sneaker --target class:7 --mode keep:0.1 --faithfulness -o build/demo/circuit_sneaker.json
-	@echo "circuit JSON: build/demo/circuit_sneaker.json (layers, kept nodes and kernels with scores, faithfulness curve)"
+	@bin/viscnn info $(DEFAULT_MODEL) | tail -4
+	bin/viscnn serve $(DEFAULT_MODEL) --images data/fashion --cache build/serve-cache --port $(or $(PORT),8050)
 .PHONY: demo
 
 build/bench/%: benchmarks/%.c build/libviscnn.a Makefile

@@ -25,6 +25,7 @@ probe "libjpeg-turbo" 1 "stdio.h>
 #include <jpeglib.h" "-ljpeg"
 probe "cJSON" 1 cjson/cJSON.h "-lcjson"
 probe "OpenMP" 1 omp.h "-fopenmp" "(void)omp_get_max_threads();"
+probe "libmicrohttpd (viscnn serve)" 1 microhttpd.h "-lmicrohttpd" "(void)MHD_is_feature_supported(MHD_FEATURE_IPv6);"
 if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
     echo "  ✓ nvcc (CUDA toolkit; the CUDA backend is optional)"
 else
@@ -40,6 +41,22 @@ if [ -d /usr/share/datasets/fashion-mnist ] && [ -d /usr/share/darknet/data ]; t
     echo "  ✓ data packages (dataset-fashion-mnist, darknet's photographs)"
 else
     echo "  ✗ data packages (dataset-fashion-mnist, darknet's photographs: make data, tests)"
+    [ "${NEED_TORCH:-0}" = 1 ] && missing=1
+fi
+# The browser GUI: three.js (the page) and playwright-core (its tests) in
+# web/node_modules as web/package-lock.json pins them; Chromium for the tests.
+WEB=$(cd "$(dirname "$0")/.." && pwd)/web
+if command -v node >/dev/null 2>&1 && [ -f "$WEB/node_modules/three/build/three.module.js" ] &&
+   [ -f "$WEB/node_modules/.package-lock.json" ] && [ ! "$WEB/package-lock.json" -nt "$WEB/node_modules/.package-lock.json" ]; then
+    echo "  ✓ web/node_modules (three.js $(sed -n 's/.*"version": "\(.*\)".*/\1/p' "$WEB/node_modules/three/package.json" | head -1); npm ci in web/)"
+else
+    echo "  ✗ web/node_modules (node, and three.js from npm ci in web/: the GUI page)"
+    [ "${NEED_WEB:-0}" = 1 ] && missing=1
+fi
+if [ -x /usr/bin/chromium ] && [ -f "$WEB/node_modules/playwright-core/package.json" ]; then
+    echo "  ✓ chromium + playwright-core (browser tests)"
+else
+    echo "  ✗ chromium + playwright-core (browser tests: Debian's chromium, npm ci in web/)"
     [ "${NEED_TORCH:-0}" = 1 ] && missing=1
 fi
 exit $missing

@@ -65,6 +65,10 @@ run "importance parity with the PyTorch oracle (dissection)" 1 $PY tests/test_im
 run "bad input (AddressSanitizer)" 1 $PY tests/test_bad_input.py
 run "pth checkpoints (native .pth, hostile files)" 1 $PY tests/test_pth.py
 run "fashion default model and make data" 1 $PY tests/test_fashion.py
+# The GUI: its server (bad requests under ASan, cache, timing), then the page
+# in headless Chromium (screenshots in build/test-gui/)
+run "viscnn serve (bad requests, concurrency, cache, timing)" 1 $PY tests/test_server.py
+run "browser GUI (headless chromium + playwright-core)" 1 node tests/browser/test_gui.mjs
 
 # The benchmarks still work (a tiny run of make bench; nothing is recorded).
 run "benchmark smoke (benchmarks/run.sh --smoke)" 1 bash -c \

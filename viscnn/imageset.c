@@ -8,12 +8,22 @@
 #include "../loaders/image.h"
 #include "../loaders/npy.h"
 
-void progress(const char *label, int done, int total) {
-    if (!isatty(2) || total <= 0) return;
+static _Thread_local vc_progress_hook hook_fn;
+static _Thread_local void *hook_ctx;
+
+void progress_set_hook(vc_progress_hook fn, void *ctx) {
+    hook_fn = fn;
+    hook_ctx = ctx;
+}
+
+int progress(const char *label, int done, int total) {
+    if (hook_fn) return hook_fn(hook_ctx, label, done, total);
+    if (!isatty(2) || total <= 0) return 0;
     int w = 30, f = (int)((long)done * w / total);
     fprintf(stderr, "\r%s [%.*s%*s] %d/%d", label, f, "==============================", w - f, "", done, total);
     if (done >= total) fputc('\n', stderr);
     fflush(stderr);
+    return 0;
 }
 
 int imageset_open(vc_imageset *s, const vc_model *m, cli_args *a, int by_label, vc_error *err) {
@@ -117,7 +127,7 @@ int importance_over_set(vc_set_scores *out, const vc_model *m, vc_metric metric,
             if (metric != VC_M_WEIGHT) rc = imageset_load(s, idx, n, x, lab, err);
             if (!rc) rc = importance_add(&im, x, n, lab, err);
             done += n;
-            progress("importance", done, s->n);
+            if (!rc && progress("importance", done, s->n)) rc = vc_fail(err, VC_EINPUT, "cancelled");
         }
         if (!rc) {
             importance_end(&im, &out->cat[c]);

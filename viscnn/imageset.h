@@ -47,4 +47,11 @@ int contrast_check(const char *expr, const vc_imageset *set, vc_error *err);
 int contrast_scores(vc_scores *out, const vc_set_scores *ss, const char *expr, vc_error *err);
 
 // A progress bar on stderr when it is a terminal: "label [=====     ] i/n".
-void progress(const char *label, int done, int total);
+// While this thread has a progress hook (progress_set_hook), the hook gets
+// the report instead, and a nonzero return from it asks the caller to stop:
+// progress() returns it, and the loops that report (importance_over_set)
+// then fail with VC_EINPUT "cancelled". The server's compute thread uses
+// this to show and cancel jobs, and to serve short requests between batches.
+typedef int (*vc_progress_hook)(void *ctx, const char *label, int done, int total);
+void progress_set_hook(vc_progress_hook fn, void *ctx);   // NULL: back to the terminal bar
+int progress(const char *label, int done, int total);

@@ -26,6 +26,8 @@ static const char *usage =
     "  project MODEL --projection mds|mds-smooth|grid|weights [--images PATH | --input X.npy --labels L.npy]\n"
     "          [--target T] [--metric M] [--batch B] -o OUT.json\n"
     "                                                 (y, z) of every display node per layer (mds: class subfolders)\n"
+    "  serve MODEL --images PATH [--host 127.0.0.1] [--port 8050] [--cache DIR] [--target T]\n"
+    "                                                 the browser GUI (binds 127.0.0.1 unless told otherwise)\n"
     "  convert IN.pth --arch NAME -o OUT.safetensors  a PyTorch state dict (zip or legacy torch.save) as a model\n"
     "                                                 (NAME: alexnet, vgg11, vgg16, resnet18, googlenet, ... or T.json)\n"
     "  train --arch TEMPLATE.json|MODEL (--idx IMAGES --labels LABELS | --images FOLDER)\n"
@@ -43,6 +45,7 @@ static const struct { const char *name; int (*fn)(int, char **, vc_error *); } c
     {"circuit", cmd_circuit},
     {"rf", cmd_rf},
     {"project", cmd_project},
+    {"serve", cmd_serve},
     {"convert", cmd_convert},
     {"train", cmd_train}, {"eval", cmd_eval},
 };
