@@ -91,17 +91,21 @@ void npz_abort(npz_writer *w) {
 
 int npz_add(npz_writer *w, const char *name, const char *dtype, int rank, const long long *dim,
             const void *data, vc_error *err) {
-    size_t item = (size_t)atoi(dtype + 2);
-    if (strlen(dtype) < 3 || !strchr("<|", dtype[0]) || (item != 1 && item != 2 && item != 4 && item != 8))
+    size_t item = strlen(dtype) >= 3 ? (size_t)atoi(dtype + 2) : 0;
+    if (!item || !strchr("<|", dtype[0]) || (item != 1 && item != 2 && item != 4 && item != 8))
         return vc_fail(err, VC_EINPUT, "%s: entry '%s': unsupported dtype '%s'", w->path, name, dtype);
     if (rank < 0 || rank > 8) return vc_fail(err, VC_EINPUT, "%s: entry '%s': rank %d", w->path, name, rank);
     for (const char *c = name; *c; c++)
         if ((unsigned char)*c < 32) return vc_fail(err, VC_EINPUT, "%s: entry name with a control character", w->path);
     size_t nlen = strlen(name) + 4;
     if (!*name || nlen > 0xFFFF) return vc_fail(err, VC_EINPUT, "%s: entry name empty or too long", w->path);
+    char *full = malloc_check(nlen + 1);
+    sprintf(full, "%s.npy", name);
     for (int i = 0; i < w->n; i++)
-        if (!strncmp(w->e[i].name, name, nlen - 4) && !strcmp(w->e[i].name + nlen - 4, ".npy"))
+        if (!strcmp(w->e[i].name, full)) {
+            free(full);
             return vc_fail(err, VC_EINPUT, "%s: two entries named '%s'", w->path, name);
+        }
 
     // the .npy header, as npy_write makes it (format 1.0, padded to 64 bytes)
     char shape[256] = "", hdr[512];
@@ -126,8 +130,7 @@ int npz_add(npz_writer *w, const char *name, const char *dtype, int rank, const 
         if (!w->e) abort();
     }
     npz_entry *e = &w->e[w->n++];
-    e->name = malloc_check(nlen + 1);
-    sprintf(e->name, "%s.npy", name);
+    e->name = full;
     e->crc = crc;
     e->size = size;
     e->offset = w->pos;

@@ -3,10 +3,12 @@
 
     /usr/bin/python3 tools/torch_reference.py MODEL.safetensors --input X.npy
         [--labels L.npy] [--target T [--target T2 ...]] [--metric M[,M2,...]]
-        [--by-class] [--probe-float32] [--mem-gb G] -o OUT.json|OUT.npz
+        [--by-class] [--probe-float32] [--mem-gb G]
+        [--replay D.npz [--replay-report R.json]] -o OUT.json|OUT.npz
     /usr/bin/python3 tools/torch_reference.py MODEL.safetensors --input X.npy
         --edges LAYER [--image-index K] [--out J] [--in I] [--grad]
-        [--labels L.npy] [--target T] -o MAPS.npy
+        [--labels L.npy] [--target T] [--replay D.npz [--replay-report R.json]]
+        -o MAPS.npy
 
 Scores follow docs/importance.md exactly, computed the way the original VISCNN
 tool did.  The viscnn graph is executed with PyTorch ops (run_graph of
@@ -55,13 +57,25 @@ scores.  An -o name ending in .npz stores the same document with the score
 lists as float64 arrays (load_scores() reads both; JSON text of millions of
 floats is slow to write and read).
 
+--replay D.npz imposes the engine's own discrete decisions on the float64
+forward: every ReLU's sign and every max-pool's argmax as `viscnn forward
+MODEL --input X.npy --decisions D.npz` recorded them for the same --input
+(tools/replay.py, docs/parity.md).  The reference then takes the engine's
+branches and differs from it by rounding alone, so scores, maps and
+gradients can be compared tightly whatever float32 rounding (and the thread
+count behind it) decided near a tie.  It also compares those decisions with
+the plain (unreplayed) float64 forward's: how many differ, and whether one
+differs by more than float32 rounding; the summary goes to stderr and, with
+--replay-report, to R.json.  A decisions file that does not fit the model
+and the batch is refused (exit 2).
+
 --probe-float32 (.npz only) adds "nodes_f32"/"edges_f32" to every layer: the
 same scores from an ordinary float32 forward/backward (PyTorch's im2col+GEMM
 convolutions, sharing the edge maps).  Their distance from the float64 scores
 is the float32 noise floor of each score: in deep nets with small maps a
 ReLU input or a max-pool pair that rounding puts on the other side of 0 (of
 each other) moves a score by a visible fraction (one 7x7 pixel of one of 8
-images: 1/392).
+images: 1/392).  The probe never replays.
 
 --edges LAYER writes the edge maps of one conv layer for one image of the batch
 (--image-index) as float32 (J, I, Ho, Wo) (all out-channels J and in-channels I
