@@ -21,8 +21,8 @@ void relu_backward(float *dx, const float *dy, const float *y, size_t n) {
 }
 
 // region: (n) the branch each output took, as relu_backward reads it: 1 where
-// dy passes (y > 0, or y is NaN), 0 where y <= 0 (y is 0). Replayed by a
-// reference as y = x * region (docs/parity.md).
+// dy passes (y > 0, or y is NaN), 0 where y <= 0 (y is 0). A reference
+// replays it as y = region ? x : 0 (docs/parity.md).
 void relu_decisions(uint8_t *region, const float *y, size_t n) {
     #pragma omp parallel for simd schedule(static) if (n > 65536)
     for (size_t i = 0; i < n; i++) region[i] = !(y[i] <= 0.0f);
