@@ -29,11 +29,16 @@ struct vc_run {
 // r->grad[i] and accumulates into the inputs' grads (allocated by the caller)
 // and, when params is set, into r->pgrad. null_dx: the backward skips an
 // input whose gradient is NULL (so the input image's need not exist).
+// An op that branches says how (decision) and decide writes the branches its
+// last forward took, exactly as its backward reads them (vc_run_decisions);
+// the decisions must be available while the node's output is.
 typedef struct {
     int (*infer)(const vc_model *m, vc_node *n, vc_error *err);
     void (*forward)(vc_run *r, int i);
     void (*backward)(vc_run *r, int i, int params);
     int null_dx;
+    vc_decision_kind decision;
+    void (*decide)(const vc_run *r, int i, void *out);
 } vc_op_impl;
 
 extern const vc_op_impl vc_cpu_ops[VC_OP_COUNT];

@@ -182,6 +182,10 @@ static void relu_bwd(vc_run *r, int i, int params) {
     relu_backward(r->grad[run_node(r, i)->in[0]], r->grad[i], r->act[i], r->N * run_node(r, i)->size);
 }
 
+static void relu_decide(const vc_run *r, int i, void *out) {
+    relu_decisions(out, r->act[i], r->N * run_node(r, i)->size);
+}
+
 // ---- pools ------------------------------------------------------------------------
 static pool2d_dims pool_dims(const vc_model *m, const vc_node *n, int N) {
     const vc_node *x = in0(m, n);
@@ -215,6 +219,10 @@ static void maxpool2d_bwd(vc_run *r, int i, int params) {
     const vc_node *n = run_node(r, i);
     pool2d_dims d = pool_dims(r->m, n, r->N);
     maxpool2d_backward(r->grad[n->in[0]], r->grad[i], r->saved[i], &d);
+}
+// the argmax the forward saved for the backward, as it is
+static void maxpool2d_decide(const vc_run *r, int i, void *out) {
+    memcpy(out, r->saved[i], r->N * run_node(r, i)->size * sizeof(int32_t));
 }
 static void avgpool2d_fwd(vc_run *r, int i) {
     const vc_node *n = run_node(r, i);
@@ -383,8 +391,8 @@ static void log_softmax_bwd(vc_run *r, int i, int params) {
 const vc_op_impl vc_cpu_ops[VC_OP_COUNT] = {
     [VC_OP_CONV2D] = {conv2d_infer, conv2d_fwd, conv2d_bwd, 1},
     [VC_OP_LINEAR] = {linear_infer, linear_fwd, linear_bwd, 1},
-    [VC_OP_RELU] = {same_as_input, relu_fwd, relu_bwd},
-    [VC_OP_MAXPOOL2D] = {pool_infer, maxpool2d_fwd, maxpool2d_bwd},
+    [VC_OP_RELU] = {same_as_input, relu_fwd, relu_bwd, 0, VC_DEC_REGION, relu_decide},
+    [VC_OP_MAXPOOL2D] = {pool_infer, maxpool2d_fwd, maxpool2d_bwd, 0, VC_DEC_ARGMAX, maxpool2d_decide},
     [VC_OP_AVGPOOL2D] = {pool_infer, avgpool2d_fwd, avgpool2d_bwd},
     [VC_OP_ADAPTIVE_AVGPOOL2D] = {adaptive_infer, adaptive_fwd, adaptive_bwd},
     [VC_OP_BATCHNORM2D] = {bn_infer, bn_fwd, bn_bwd, 1},
@@ -395,3 +403,22 @@ const vc_op_impl vc_cpu_ops[VC_OP_COUNT] = {
     [VC_OP_DROPOUT] = {dropout_infer, dropout_fwd, dropout_bwd},
     [VC_OP_LOG_SOFTMAX] = {log_softmax_infer, log_softmax_fwd, log_softmax_bwd},
 };
+
+// ---- discrete decisions (viscnn.h) ---------------------------------------------------
+vc_decision_kind vc_node_decisions(const vc_model *m, int node) {
+    if (node < 1 || node >= m->n_nodes) return VC_DEC_NONE;
+    return vc_cpu_ops[m->nodes[node].op].decision;
+}
+
+int vc_run_decisions(const vc_run *r, int node, void *out, vc_error *err) {
+    const vc_model *m = r->m;
+    if (node < 0 || node >= m->n_nodes) return vc_fail(err, VC_EINPUT, "decisions: no node %d", node);
+    const vc_node *n = &m->nodes[node];
+    const vc_op_impl *op = &vc_cpu_ops[n->op];
+    if (node == 0 || op->decision == VC_DEC_NONE)
+        return vc_fail(err, VC_EINPUT, "decisions: node %s (%s) makes no decisions", n->name, vc_op_names[n->op]);
+    if (!r->act[node] || (op->decision == VC_DEC_ARGMAX && !r->saved[node]))
+        return vc_fail(err, VC_EINPUT, "decisions: node %s was not computed, or its output was freed", n->name);
+    op->decide(r, node, out);
+    return VC_OK;
+}

@@ -143,6 +143,27 @@ int vc_run_set_kernel_mask(vc_run *r, int node, const float *mask, vc_error *err
 int vc_run_set_channel_mask(vc_run *r, int node, const float *mask, vc_error *err);
 void vc_run_seed(vc_run *r, uint64_t seed);   // dropout stream in train mode
 
+// ---- discrete decisions (docs/parity.md) ---------------------------------------
+// Some ops branch on their input: relu on its sign, maxpool2d on which input
+// of a window is largest. Near a tie, float32 rounding (whose order depends
+// on the thread count) can take a branch that exact arithmetic would not; a
+// float64 reference that replays the engine's own decisions then differs from
+// the engine by rounding alone. A node's decisions are one value per output
+// element (N x node size), in the output's layout:
+typedef enum {
+    VC_DEC_NONE = 0,          // the op never branches
+    VC_DEC_REGION,            // uint8: the piece of a piecewise op each output is on
+                              // (relu: 1 passes x (x > 0, or NaN), 0 clamped to 0)
+    VC_DEC_ARGMAX,            // int32: the input each output took, as h*W+w in its
+                              // (unpadded) input plane (maxpool2d; PyTorch's return_indices)
+} vc_decision_kind;
+vc_decision_kind vc_node_decisions(const vc_model *m, int node);
+// Writes node's decisions of the last forward that computed it into out (N x size values of 1
+// byte for VC_DEC_REGION, 4 for VC_DEC_ARGMAX). A NOGRAD forward frees what
+// they are made of once it is used: call it from a forward hook (phase 0)
+// then. VC_EINPUT when the node makes no decisions or they are gone.
+int vc_run_decisions(const vc_run *r, int node, void *out, vc_error *err);
+
 // Cross-entropy (mean over the batch) of the model output against labels;
 // writes d(loss)/d(logits) into dlogits (N x K) when not NULL.
 double vc_loss_cross_entropy(const vc_run *r, const int *labels, float *dlogits);

@@ -87,6 +87,7 @@ void relu_forward(float *y, const float *x, size_t n);
 void relu_backward(float *dx, const float *dy, const float *y, size_t n);
 void relu_forward_ref(float *y, const float *x, size_t n);
 void relu_backward_ref(float *dx, const float *dy, const float *y, size_t n);
+void relu_decisions(uint8_t *region, const float *y, size_t n);
 
 // ---- pooling geometry, shared by maxpool2d and avgpool2d ------------------
 typedef struct {

@@ -3,20 +3,24 @@
   /usr/bin/python3 tests/parity_check.py DIR NAME
 
 DIR holds tools/torch_dump.py's reference files and build/tests/parity_run's
-ours.safetensors. Prints one "ok"/"FAIL" line per check, with the measured
-errors (max |diff| / max |ref| per tensor):
+ours.safetensors and decisions.npz. Prints one "ok"/"FAIL" line per check,
+with the measured errors (max |diff| / max |ref| per tensor):
 
 - logits: against the original PyTorch module, tolerance 1e-4.
+- decisions: viscnn's ReLU signs and max-pool argmaxes (decisions.npz, the
+  format of `viscnn forward --decisions`) against those of a plain float64
+  forward of the same graph: how many differ, and FAIL if one differs by more
+  than float32 rounding (tools/replay.py's bound; docs/parity.md).
 - d loss/d input and d loss/d every parameter, tolerance 1e-3, against
-  PyTorch's autograd through the same graph *on the same branch*: every ReLU
-  mask and max-pool argmax is taken from viscnn's forward. Why: with seeded
-  random weights deep maps are nearly flat, and neighbouring max-pool inputs
-  differ in the 7th digit (googlenet: 0.11421928 vs 0.11421929), so float32
-  rounding alone can pick a different argmax (or flip a ReLU at 1e-6), which
-  moves a whole gradient entry to a neighbouring pixel. Those are different
-  but equally valid subgradients; matching the branch makes the comparison
-  exact for everything the backward computes. The errors against PyTorch's
-  own branch, and how many decisions differ, are printed too ("#" lines).
+  PyTorch's float32 autograd through the same graph *on the same branch*:
+  viscnn's decisions are replayed (tools/replay.py). Why: with seeded random
+  weights deep maps are nearly flat, and neighbouring max-pool inputs differ
+  in the 7th digit (googlenet: 0.11421928 vs 0.11421929), so float32 rounding
+  alone can pick a different argmax (or flip a ReLU at 1e-6), which moves a
+  whole gradient entry to a neighbouring pixel. Those are different but
+  equally valid subgradients; matching the branch makes the comparison exact
+  for everything the backward computes. The errors against PyTorch's own
+  branch are printed too ("#" lines).
 """
 import os
 import sys
@@ -26,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+import replay  # noqa: E402
 import torch2viscnn as t2v  # noqa: E402
 import vcio  # noqa: E402
 
@@ -49,7 +54,6 @@ def report(ok, text):
 
 graph, tensors = vcio.read_graph(os.path.join(d, "model.safetensors"))
 ours, _ = vcio.read_safetensors(os.path.join(d, "ours.safetensors"))
-torch_nodes, _ = vcio.read_safetensors(os.path.join(d, "nodes.safetensors"))
 ref_grads, _ = vcio.read_safetensors(os.path.join(d, "grads.safetensors"))
 x = np.load(os.path.join(d, "input.npy"))
 labels = torch.from_numpy(np.load(os.path.join(d, "labels.npy")))
@@ -60,43 +64,32 @@ N, K = ref_logits.shape
 e = rel(ours["logits"], ref_logits)
 report(e <= 1e-4, f"parity {name} logits (N={N}, K={K}) rel err {e:.2e} (tol 1e-4)")
 
+# viscnn's decisions, checked against the plain float64 forward
+t64 = {k: torch.from_numpy(np.array(v, dtype=np.float64)) for k, v in tensors.items()}
+x64 = torch.from_numpy(x.astype(np.float64))
+with torch.no_grad():
+    _, env = t2v.run_graph(graph, t64, x64[:1], keep=True)
+shapes = {k: tuple(v.shape[1:]) for k, v in env.items()}
+shapes[graph["input"]["name"]] = tuple(x.shape[1:])
+try:
+    dec = replay.Decisions(os.path.join(d, "decisions.npz"), graph, shapes, N)
+    st = replay.decision_check(t2v.run_graph, graph, t64, x64, dec)
+except replay.ReplayError as err:
+    report(False, f"parity {name} decisions: {err}")
+    sys.exit(1)
+report(st["out_of_bound"] == 0 and st["replayed"] > 0,
+       f"parity {name} decisions: {replay.describe(st)}")
+
 # PyTorch's own branch (the plain dump): information only.
 e_in = rel(ours["dinput"], ref_dinput)
 e_p = max(rel(ours["grad:" + k], v) for k, v in ref_grads.items())
-flips = argmax_diff = 0
+print(f"# against PyTorch's own float32 branch: d input {e_in:.2e}, worst param {e_p:.2e}")
 
-
-def act(node_name):
-    return torch.from_numpy(np.array(ours["act:" + node_name]))
-
-
-def override(node, xs, attrs):
-    """Replays viscnn's kink decisions for relu and maxpool2d nodes."""
-    global flips, argmax_diff
-    if node["op"] == "relu":
-        mask = act(node["name"]) > 0
-        if node["name"] in torch_nodes:
-            flips += int((mask != torch.from_numpy(np.array(torch_nodes[node["name"]]) > 0)).sum())
-        return xs[0] * mask
-    if node["op"] == "maxpool2d":
-        a = attrs
-        pool = lambda t: F.max_pool2d(t, a["kernel"], a["stride"], a["padding"], a["dilation"],
-                                      a["ceil_mode"], return_indices=True)[1]
-        src = node["inputs"][0]
-        idx = pool(act(src))
-        if src in torch_nodes:
-            argmax_diff += int((idx != pool(torch.from_numpy(np.array(torch_nodes[src])))).sum())
-        flat = xs[0].flatten(2)
-        return flat.gather(2, idx.flatten(2)).view(idx.shape)
-    return None
-
-
-params = {k: torch.tensor(np.array(v), requires_grad=True) for k, v in tensors.items()}
-xt = torch.tensor(x, requires_grad=True)
-out = t2v.run_graph(graph, params, xt, override=override)
+params = {k: torch.tensor(np.array(v, dtype=np.float64), requires_grad=True)
+          for k, v in tensors.items()}
+xt = torch.tensor(x.astype(np.float64), requires_grad=True)
+out = t2v.run_graph(graph, params, xt, override=dec.override())
 F.cross_entropy(out, labels).backward()
-print(f"# against PyTorch's own branch: d input {e_in:.2e}, worst param {e_p:.2e}; "
-      f"{flips} ReLU signs and {argmax_diff} max-pool argmaxes differ between the two float32 forwards")
 
 e = rel(ours["dinput"], xt.grad.numpy())
 report(e <= 1e-3, f"parity {name} d loss/d input rel err {e:.2e} (tol 1e-3)")

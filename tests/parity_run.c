@@ -9,14 +9,16 @@
 //   "logits"          (N,K)
 //   "dinput"          d loss / d input
 //   "grad:<param>"    d loss / d param, for every parameter
-//   "act:<node>"      outputs of every relu node and of every maxpool input,
-//                     the kink decisions tests/parity_check.py replays.
+// and DIR/decisions.npz: every ReLU's and max-pool's decisions of that
+// forward (vc_run_decisions, as `viscnn forward --decisions` writes them),
+// which tests/parity_check.py replays in PyTorch (tools/replay.py).
 // tests/parity_check.py compares all of it with PyTorch.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "viscnn.h"
 #include "../loaders/npy.h"
+#include "../loaders/npz.h"
 #include "../loaders/safetensors.h"
 
 static int die(const char *msg) { fprintf(stderr, "parity_run: %s\n", msg); return 1; }
@@ -44,7 +46,7 @@ int main(int argc, char **argv) {
     vc_loss_cross_entropy(r, labels, dl);
     if (vc_backward(r, m->output, dl, VC_BWD_PARAMS | VC_BWD_INPUT, &err)) return die(err.msg);
 
-    int cap = 2 + m->n_params + 2 * m->n_nodes, n = 0;
+    int cap = 2 + m->n_params, n = 0;
     st_out *o = calloc(cap, sizeof(st_out));
     int (*dims)[4] = calloc(cap, sizeof *dims);
     char **names = calloc(cap, sizeof(char *));
@@ -59,20 +61,29 @@ int main(int argc, char **argv) {
         snprintf(p, sizeof p, "grad:%s", pa->name);
         ADD(p, pa->rank, pa->dim[0], pa->dim[1], pa->dim[2], pa->dim[3], vc_run_param_grad(r, i));
     }
-    unsigned char *done = calloc(m->n_nodes, 1);
-    for (int i = 1; i < m->n_nodes; i++) {
-        int j = m->nodes[i].op == VC_OP_RELU ? i : m->nodes[i].op == VC_OP_MAXPOOL2D ? m->nodes[i].in[0] : -1;
-        if (j < 0 || done[j]) continue;
-        done[j] = 1;
-        const vc_node *nd = &m->nodes[j];
-        snprintf(p, sizeof p, "act:%s", nd->name);
-        if (nd->rank == 2) ADD(p, 2, N, nd->c, 0, 0, vc_run_act(r, j));
-        else ADD(p, 4, N, nd->c, nd->h, nd->w, vc_run_act(r, j));
-    }
     snprintf(p, sizeof p, "%s/ours.safetensors", dir);
     if (st_write(p, n, o, 0, NULL, NULL, &err)) return die(err.msg);
+
+    npz_writer *w;
+    snprintf(p, sizeof p, "%s/decisions.npz", dir);
+    if (npz_open(&w, p, &err)) return die(err.msg);
+    for (int i = 1; i < m->n_nodes; i++) {
+        vc_decision_kind kind = vc_node_decisions(m, i);
+        if (kind == VC_DEC_NONE) continue;
+        const vc_node *nd = &m->nodes[i];
+        size_t item = kind == VC_DEC_REGION ? 1 : 4;
+        void *buf = malloc((size_t)N * nd->size * item);
+        long long dim[4] = {N, nd->c, nd->h, nd->w};
+        if (!buf || vc_run_decisions(r, i, buf, &err) ||
+            npz_add(w, nd->name, item == 1 ? "|u1" : "<i4", nd->rank, dim, buf, &err)) {
+            npz_abort(w);
+            return die(buf ? err.msg : "out of memory");
+        }
+        free(buf);
+    }
+    if (npz_close(w, &err)) return die(err.msg);
     for (int i = 0; i < n; i++) free(names[i]);
-    free(names); free(dims); free(o); free(done); free(labels); free(dl);
+    free(names); free(dims); free(o); free(labels); free(dl);
     npy_free(&x); npy_free(&lab);
     vc_run_free(r);
     vc_model_free(m);

@@ -3,10 +3,12 @@
 
     /usr/bin/python3 tools/torch_reference.py MODEL.safetensors --input X.npy
         [--labels L.npy] [--target T [--target T2 ...]] [--metric M[,M2,...]]
-        [--by-class] [--probe-float32] [--mem-gb G] -o OUT.json|OUT.npz
+        [--by-class] [--probe-float32] [--mem-gb G]
+        [--replay D.npz [--replay-report R.json]] -o OUT.json|OUT.npz
     /usr/bin/python3 tools/torch_reference.py MODEL.safetensors --input X.npy
         --edges LAYER [--image-index K] [--out J] [--in I] [--grad]
-        [--labels L.npy] [--target T] -o MAPS.npy
+        [--labels L.npy] [--target T] [--replay D.npz [--replay-report R.json]]
+        -o MAPS.npy
 
 Scores follow docs/importance.md exactly, computed the way the original VISCNN
 tool did.  The viscnn graph is executed with PyTorch ops (run_graph of
@@ -55,13 +57,25 @@ scores.  An -o name ending in .npz stores the same document with the score
 lists as float64 arrays (load_scores() reads both; JSON text of millions of
 floats is slow to write and read).
 
+--replay D.npz imposes the engine's own discrete decisions on the float64
+forward: every ReLU's sign and every max-pool's argmax as `viscnn forward
+MODEL --input X.npy --decisions D.npz` recorded them for the same --input
+(tools/replay.py, docs/parity.md).  The reference then takes the engine's
+branches and differs from it by rounding alone, so scores, maps and
+gradients can be compared tightly whatever float32 rounding (and the thread
+count behind it) decided near a tie.  It also compares those decisions with
+the plain (unreplayed) float64 forward's: how many differ, and whether one
+differs by more than float32 rounding; the summary goes to stderr and, with
+--replay-report, to R.json.  A decisions file that does not fit the model
+and the batch is refused (exit 2).
+
 --probe-float32 (.npz only) adds "nodes_f32"/"edges_f32" to every layer: the
 same scores from an ordinary float32 forward/backward (PyTorch's im2col+GEMM
 convolutions, sharing the edge maps).  Their distance from the float64 scores
 is the float32 noise floor of each score: in deep nets with small maps a
 ReLU input or a max-pool pair that rounding puts on the other side of 0 (of
 each other) moves a score by a visible fraction (one 7x7 pixel of one of 8
-images: 1/392).
+images: 1/392).  The probe never replays.
 
 --edges LAYER writes the edge maps of one conv layer for one image of the batch
 (--image-index) as float32 (J, I, Ho, Wo) (all out-channels J and in-channels I
@@ -84,6 +98,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import vcio  # noqa: E402
 from torch2viscnn import run_graph  # noqa: E402
+from replay import Decisions, ReplayError, chain, decision_check, describe  # noqa: E402
 
 PROG = "torch_reference"
 METRICS = ("actxgrad", "act", "grad", "taylor", "weight", "snip")
@@ -291,10 +306,11 @@ def edges_jI(E, G, cg, Cog):
 # ---------------------------------------------------------------------------
 # One pass: dissected forward, gradients for every target
 
-def forward_pass(model, graph, x, dissected, want_wgrad):
+def forward_pass(model, graph, x, dissected, want_wgrad, replay=None):
     """Runs `graph` on x with the convs in `dissected` replaced by their
-    dissection.  Returns (env, {conv: {"E": float32 maps, "y": output,
-    "w": weight tensor}})."""
+    dissection (and with replay, a run_graph override, the engine's decisions
+    imposed).  Returns (env, {conv: {"E": float32 maps, "y": output, "w":
+    weight tensor}})."""
     tensors = dict(model.tensors)
     if want_wgrad:
         for c in dissected:
@@ -324,7 +340,7 @@ def forward_pass(model, graph, x, dissected, want_wgrad):
         saved[name] = {"E": E, "y": y, "w": w}
         return y
 
-    _, env = run_graph(graph, tensors, x, keep=True, override=override)
+    _, env = run_graph(graph, tensors, x, keep=True, override=chain(override, replay))
     return env, saved
 
 
@@ -453,9 +469,9 @@ def probe_grads(model, graph, x, labels, targets, layers, want_wgrad):
     return out, env
 
 
-def run_batch(model, targets, metrics, x, labels, layers, acc):
+def run_batch(model, targets, metrics, x, labels, layers, acc, replay=None):
     """Adds the scores of the images x for the conv layers `layers` (and, with
-    acc.probe, those of the float32 probe)."""
+    acc.probe, those of the float32 probe, which never replays)."""
     need_E = any(m in metrics for m in ("actxgrad", "act", "taylor"))
     need_grad = any(m in metrics for m in ("actxgrad", "grad", "taylor", "snip"))
     want_wgrad = "snip" in metrics
@@ -464,7 +480,7 @@ def run_batch(model, targets, metrics, x, labels, layers, acc):
     graph["nodes"] = model.nodes[:last + 1]
     graph["output"] = model.nodes[last]["name"]
     with torch.set_grad_enabled(need_grad):
-        env, saved = forward_pass(model, graph, x, set(layers), want_wgrad)
+        env, saved = forward_pass(model, graph, x, set(layers), want_wgrad, replay)
         grads = {}
         if need_grad:
             for t in targets:
@@ -530,9 +546,10 @@ def weight_scores(model, c):
     return cache[c]
 
 
-def set_scores(model, targets, metrics, x, labels, idx, mem_bytes, log, probe=False):
+def set_scores(model, targets, metrics, x, labels, idx, mem_bytes, log, probe=False, dec=None):
     """{(target, metric): {conv: (nodes (Co,), edges (Co, cg))}} for images idx
-    (with probe, also {(target + PROBE, metric): ...} from the float32 probe)."""
+    (with probe, also {(target + PROBE, metric): ...} from the float32 probe;
+    with dec, a Decisions of the whole batch, its decisions replayed)."""
     layers = sorted({c for t in targets for c in t.scored}, key=model.index.get)
     acc = Accumulator()
     acc.probe = probe
@@ -559,7 +576,8 @@ def set_scores(model, targets, metrics, x, labels, idx, mem_bytes, log, probe=Fa
             bi = idx[s:s + batch]
             lb = labels[bi] if labels is not None else None
             for chunk in chunks:
-                run_batch(model, targets, data_metrics, x[bi], lb, chunk, acc)
+                run_batch(model, targets, data_metrics, x[bi], lb, chunk, acc,
+                          dec.override(bi) if dec is not None else None)
     n = len(idx)
     out = {}
     for t in targets:
@@ -697,7 +715,8 @@ def cmd_scores(args, model, x, labels, log):
     if args.probe and not args.o.endswith(".npz"):
         raise BadInput("--probe-float32 writes .npz files only")
     mem = int(args.mem_gb * 2**30)
-    cat_scores = [set_scores(model, targets, metrics, x, labels, idx, mem, log, args.probe)
+    cat_scores = [set_scores(model, targets, metrics, x, labels, idx, mem, log, args.probe,
+                             args.dec)
                   for _, idx in cats]
 
     def overall(key, t):
@@ -782,8 +801,8 @@ def cmd_edges(args, model, x, labels, log):
         return edge_sum(E, G, cg, Cog, b)
 
     with torch.set_grad_enabled(args.grad):
-        env = run_graph(graph, model.tensors, xb.clone().requires_grad_(args.grad),
-                        keep=True, override=override)[1]
+        env = run_graph(graph, model.tensors, xb.clone().requires_grad_(args.grad), keep=True,
+                        override=chain(override, args.dec.override([k]) if args.dec else None))[1]
         E = saved["E"]
         if args.grad:
             target.value(env, model.graph["output"], lb).sum().backward()
@@ -821,6 +840,12 @@ def main(argv=None):
     p.add_argument("--net-dtype", choices=("float64", "float32"), default="float64",
                    help="dtype of the network's forward/backward (scores are summed in "
                         "float64 either way; the edge maps are float32)")
+    p.add_argument("--replay", metavar="D.npz",
+                   help="impose the engine's decisions (viscnn forward --decisions D.npz on the "
+                        "same --input): ReLU signs and max-pool argmaxes")
+    p.add_argument("--replay-report", metavar="R.json",
+                   help="with --replay: write how many decisions were replayed and how many "
+                        "differ from the plain float64 forward, and by how much (tools/replay.py)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--edges", metavar="LAYER", help="write the edge maps of this conv layer")
     p.add_argument("--image-index", type=int, default=0)
@@ -860,10 +885,31 @@ def main(argv=None):
             labels = torch.from_numpy(la.astype(np.int64))
             if int(labels.min()) < 0 or int(labels.max()) >= model.n_out:
                 raise BadInput(f"{args.labels}: labels outside [0, {model.n_out})")
+        args.dec = None
+        if args.replay_report and not args.replay:
+            raise BadInput("--replay-report needs --replay")
+        if args.replay:
+            args.dec = Decisions(args.replay, model.graph, model.shapes, x.shape[0])
+            # the check first: it is cheap, and its verdict matters even if
+            # the comparison it qualifies is long
+            images = [args.image_index] if args.edges else list(range(x.shape[0]))
+            if args.edges and not 0 <= args.image_index < x.shape[0]:
+                raise BadInput(f"--image-index {args.image_index}: the batch holds "
+                               f"{x.shape[0]} images")
+            stats = decision_check(run_graph, model.graph, model.tensors, x, args.dec, images)
+            log(describe(stats))
+            if args.replay_report:
+                f, tmp = vcio._atomic_writer(args.replay_report)
+                with f:
+                    f.write((json.dumps(stats) + "\n").encode())
+                os.replace(tmp, args.replay_report)
         if args.edges:
             cmd_edges(args, model, x, labels, log)
         else:
             cmd_scores(args, model, x, labels, log)
+    except ReplayError as e:
+        print(f"{PROG}: {e}", file=sys.stderr)
+        return 2
     except BadInput as e:
         print(f"{PROG}: {e}", file=sys.stderr)
         return 2

@@ -1,5 +1,6 @@
 // cmd_basic.c: viscnn info | predict | forward — looking at a model and
-// running it, with no analysis on top.
+// running it, with no analysis on top (forward --decisions: the branches it
+// took, for replay in the float64 reference; docs/parity.md).
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 #include "cli.h"
 #include "../../engine/util.h"
 #include "../../loaders/npy.h"
+#include "../../loaders/npz.h"
 
 static int load_model(vc_model **m, cli_args *a, vc_error *err) {
     if (a->n_pos < 1) return vc_fail(err, VC_EINPUT, "%s: missing MODEL argument", a->cmd);
@@ -109,13 +111,41 @@ int cmd_predict(int argc, char **argv, vc_error *err) {
     return rc;
 }
 
+// --decisions D.npz: every branching node's decisions (vc_run_decisions), one
+// .npy entry per node named by the node, streamed to the archive from a
+// forward hook as each node finishes (a NOGRAD forward frees them after).
+typedef struct {
+    const vc_model *m;
+    npz_writer *w;
+    void *buf;
+    size_t cap;
+    int rc;
+    vc_error err;
+} decision_sink;
+
+static void decisions_hook(void *ctx, const vc_run *r, int node, int phase) {
+    decision_sink *s = ctx;
+    const vc_model *m = s->m;
+    vc_decision_kind kind = vc_node_decisions(m, node);
+    if (phase != 0 || s->rc || kind == VC_DEC_NONE) return;
+    const vc_node *nd = &m->nodes[node];
+    int N = vc_run_batch(r);
+    size_t item = kind == VC_DEC_REGION ? 1 : 4, bytes = (size_t)N * nd->size * item;
+    if (bytes > s->cap) { free(s->buf); s->buf = malloc_check(bytes); s->cap = bytes; }
+    long long dim[4] = {N, nd->c, nd->h, nd->w};
+    s->rc = vc_run_decisions(r, node, s->buf, &s->err);
+    if (!s->rc)
+        s->rc = npz_add(s->w, nd->name, kind == VC_DEC_REGION ? "|u1" : "<i4", nd->rank, dim, s->buf, &s->err);
+}
+
 int cmd_forward(int argc, char **argv, vc_error *err) {
     cli_args a;
     vc_model *m = NULL;
     int rc = cli_parse(&a, "forward", argc, argv, NULL, err);
     if (rc) return rc;
     const char *out = cli_opt(&a, "o"), *layer = cli_opt(&a, "layer"), *cpath = cli_opt(&a, "circuit");
-    if (!out) return vc_fail(err, VC_EINPUT, "forward: missing -o OUT.npy");
+    const char *dpath = cli_opt(&a, "decisions");
+    if (!out && !dpath) return vc_fail(err, VC_EINPUT, "forward: missing -o OUT.npy (or --decisions D.npz)");
     if (!cli_opt(&a, "input")) return vc_fail(err, VC_EINPUT, "forward: missing --input IN.npy");
     float *x = NULL;
     int N = 0, node = -1;
@@ -137,12 +167,23 @@ int cmd_forward(int argc, char **argv, vc_error *err) {
         circuit_free(&circ);
         if (layout.l) scores_free(&layout);
     }
+    decision_sink sink = {.m = m};
+    if (!rc && dpath) {
+        rc = npz_open(&sink.w, dpath, err);
+        if (!rc) vc_run_set_hook(r, decisions_hook, &sink);
+    }
     if (!rc) rc = vc_forward(r, x, node, VC_FWD_NOGRAD, err);
-    if (!rc) {
+    if (!rc && sink.rc) { rc = sink.rc; *err = sink.err; }
+    if (!rc && out) {
         const vc_node *nd = &m->nodes[node];
         long long dim[4] = {N, nd->c, nd->h, nd->w};
         rc = npy_write(out, vc_run_act(r, node), nd->rank, dim, err);
     }
+    if (sink.w) {
+        if (!rc) rc = npz_close(sink.w, err);
+        else npz_abort(sink.w);
+    }
+    free(sink.buf);
     vc_run_free(r);
     free(x);
     vc_model_free(m);

@@ -10,7 +10,7 @@ static const char *usage =
     "  predict MODEL IMAGE... [--top K] [--save-input X.npy]\n"
     "                                                 top-K classes for PNG/JPEG images\n"
     "  predict MODEL --input X.npy                    the same on a preprocessed (N,C,H,W) batch\n"
-    "  forward MODEL --input IN.npy [--layer L] [--circuit C.json] -o OUT.npy\n"
+    "  forward MODEL --input IN.npy [--layer L] [--circuit C.json] [--decisions D.npz] -o OUT.npy\n"
     "                                                 raw output (N,K), or layer L's (N,C,H,W)\n"
     "  rf MODEL --layer L --y Y --x X                 input pixels that unit (Y, X) of layer L sees\n"
     "  importance MODEL (--images PATH | --input X.npy [--labels L.npy]) [--target T] [--metric M]\n"
