@@ -82,7 +82,7 @@ static double measure(const vc_model *m, const vc_target *t, const vc_scores *la
 }
 
 int main(int argc, char **argv) {
-    vc_metric def = VC_M_ACTXGRAD;
+    vc_metric def = VC_CIRCUIT_DEFAULT_METRIC;
     int check = 0, iterative = 0;
     vc_error err = {{0}};
     for (int a = 1; a < argc; a++) {
@@ -98,12 +98,19 @@ int main(int argc, char **argv) {
     const int K = (int)m->nodes[m->output].size;
     if (K > MAXK) { fprintf(stderr, "circuits: too many classes\n"); return 2; }
     const size_t px = m->nodes[0].size;
-    const int per = N_SCORE + GROUP_START - N_SCORE + NG * GROUP;   // per-class images used: 0..GROUP_START+2*GROUP
-    // one in-memory image set: for class k, images k*per + [0, per) are the
-    // class's test images GROUP_START.. skipped where unused
+    // One in-memory image set: for class k, images k*per + [0, per) are the
+    // class's first `per` test images; category 3k holds the scoring images
+    // (0..N_SCORE-1), 3k+1 group A, 3k+2 group B, 3k none (the images of
+    // data/fashion-heldout, N_SCORE..GROUP_START-1, are not used).
+    const int per = GROUP_START + NG * GROUP;
     vc_imageset s = {0};
     s.n = K * per;
-    s.n_cat = K;
+    s.n_cat = 3 * K;
+    s.cat_names = malloc(s.n_cat * sizeof(char *));
+    for (int c = 0; c < s.n_cat; c++) {
+        s.cat_names[c] = malloc(32);
+        snprintf(s.cat_names[c], 32, "%d-%s", c / 3, (const char *[]){"score", "A", "B"}[c % 3]);
+    }
     s.x = malloc((size_t)s.n * px * sizeof(float));
     s.cat = malloc(s.n * sizeof(int));
     s.label = malloc(s.n * sizeof(int));
@@ -115,7 +122,7 @@ int main(int argc, char **argv) {
             if (set.labels[i] != k) continue;
             float *x = s.x + (size_t)(k * per + got) * px;
             for (size_t p = 0; p < px; p++) x[p] = (set.pixels[(size_t)i * px + p] / 255.0f - m->pre.mean[0]) / m->pre.std[0];
-            s.cat[k * per + got] = k;
+            s.cat[k * per + got] = got < N_SCORE ? 3 * k : got < GROUP_START ? -1 : 3 * k + 1 + (got - GROUP_START) / GROUP;
             s.label[k * per + got] = k;
             got++;
         }
@@ -149,9 +156,16 @@ int main(int argc, char **argv) {
             spec.mode = VC_C_KEEP;
             spec.keep_nodes = 1;
             spec.keep_edges = fractions[f];
+            spec.iterative = iterative;
             for (int mt = 0; mt < VC_M_COUNT; mt++) {
                 vc_circuit c;
-                if (circuit_extract(&c, m, &sc[mt], t, &spec, &err)) die("extract", &err);
+                if (iterative > 1) {
+                    vc_scores last;
+                    if (circuit_extract_iterative(&c, &last, m, (vc_metric)mt, t, &s, s.cat_names[3 * k], &sc[mt], &spec,
+                                                  N_SCORE, &err))
+                        die("extract", &err);
+                    scores_free(&last);
+                } else if (circuit_extract(&c, m, &sc[mt], t, &spec, &err)) die("extract", &err);
                 for (int g = 0; g < NG; g++) r_metric[mt][k][f][g] = measure(m, t, &sc[mt], &c, &ref[g], &s);
                 if (mt == (int)def) { circ[k][f] = c; kept_edges[k][f] = c.n_edges; }
                 else circuit_free(&c);
@@ -240,7 +254,8 @@ int main(int argc, char **argv) {
         for (int f = 0; f < NF; f++) circuit_free(&circ[k][f]);
         scores_free(&layouts[k]);
     }
-    free(s.x); free(s.cat); free(s.label);
+    for (int c = 0; c < s.n_cat; c++) free(s.cat_names[c]);
+    free(s.cat_names); free(s.x); free(s.cat); free(s.label);
     idx_set_free(&set);
     vc_model_free(m);
     return check && !met ? 1 : 0;

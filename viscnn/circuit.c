@@ -179,84 +179,104 @@ void circuit_reach(unsigned char ***fwd, unsigned char ***bwd, const vc_model *m
 
 // ---- normalisation --------------------------------------------------------------
 
-// Over the entries v[k] with ok[k] (n of them): v / mean; entries without ok -> 0.
-static void norm_by_mean(float *out, const float *v, const unsigned char *ok, size_t n, size_t stride_ok) {
-    double sum = 0;
+// Over the entries v[q] with ok[q]: lo = the smallest, hi = the second
+// largest (the largest when the second is not above lo); out = (v - lo) /
+// (hi - lo), clamped to [0, 1] when `clamp`. Entries without ok, and all
+// when every entry is equal, -> 0. One outlier (the largest) never sets the
+// scale.
+static void norm_robust(float *out, const float *v, const unsigned char *ok, size_t n, int clamp) {
+    float lo = INFINITY, top = -INFINITY, second = -INFINITY;
     size_t cnt = 0;
-    for (size_t k = 0; k < n; k++) if (ok[k / stride_ok]) { sum += v[k]; cnt++; }
-    double mean = cnt ? sum / (double)cnt : 0;
-    for (size_t k = 0; k < n; k++) out[k] = ok[k / stride_ok] && mean > 0 ? (float)(v[k] / mean) : 0.0f;
-}
-
-// EXPERIMENT (temporary): VISCNN_CIRCUIT_NORM=minmax|mean|rank|robust
-static void norm_layer(float *out, const float *v, const unsigned char *ok, size_t n, size_t stride_ok) {
-    const char *k = getenv("VISCNN_CIRCUIT_NORM");
-    if (!k || !strcmp(k, "mean")) { norm_by_mean(out, v, ok, n, stride_ok); return; }
-    size_t cnt = 0;
-    float *w = malloc_check((n + 1) * sizeof(float));
-    for (size_t q = 0; q < n; q++) if (ok[q / stride_ok]) w[cnt++] = v[q];
-    int cmpf(const void *a, const void *b) { float x = *(const float *)a, y = *(const float *)b; return x < y ? -1 : x > y; }
-    qsort(w, cnt, sizeof(float), cmpf);
     for (size_t q = 0; q < n; q++) {
-        if (!ok[q / stride_ok] || !cnt) { out[q] = 0; continue; }
-        if (!strcmp(k, "minmax")) out[q] = w[cnt - 1] > w[0] ? (v[q] - w[0]) / (w[cnt - 1] - w[0]) : 0;
-        else if (!strcmp(k, "robust")) {
-            size_t kk = (size_t)ceil(0.01 * cnt); if (kk < 2) kk = 2; if (kk > cnt) kk = cnt;
-            float hi = w[cnt - kk];
-            out[q] = hi > w[0] ? (v[q] - w[0]) / (hi - w[0]) : 0;
-        } else if (!strcmp(k, "share")) {   // 1 - share of the layer total held by strictly higher scores
-            double tot = 0, above = 0;
-            for (size_t a = 0; a < cnt; a++) tot += w[a];
-            for (size_t a = 0; a < cnt; a++) if (w[a] > v[q]) above += w[a];
-            out[q] = tot > 0 ? (float)(1.0 - above / tot) : 0;
-        } else {   // rank: mid-rank / cnt
-            size_t lo = 0, hi = cnt;
-            while (lo < hi) { size_t md = (lo + hi) / 2; if (w[md] < v[q]) lo = md + 1; else hi = md; }
-            size_t a = lo; hi = cnt;
-            while (lo < hi) { size_t md = (lo + hi) / 2; if (w[md] <= v[q]) lo = md + 1; else hi = md; }
-            out[q] = (float)(((double)a + (double)lo) / 2.0 / (double)cnt);
-        }
+        if (!ok[q]) continue;
+        cnt++;
+        if (v[q] < lo) lo = v[q];
+        if (v[q] > top) { second = top; top = v[q]; }
+        else if (v[q] > second) second = v[q];
     }
-    free(w);
+    float hi = cnt >= 2 && second > lo ? second : top;
+    for (size_t q = 0; q < n; q++) {
+        double x = ok[q] && cnt && hi > lo ? ((double)v[q] - lo) / ((double)hi - lo) : 0;
+        out[q] = (float)(clamp ? (x < 0 ? 0 : x > 1 ? 1 : x) : x);
+    }
 }
 
-void circuit_normalize(vc_scores *norm, const vc_scores *raw, const vc_model *m, const vc_target *t) {
-    unsigned char **cone;
-    circuit_reach(NULL, &cone, m, raw, NULL, t);
+// Robust min-max of every layer over the entries okn/oke (per layer: nodes,
+// kernels); clamp: the [0, 1] values of display and thresholds, else the
+// unclamped ones keep ranks by.
+static void normalize(vc_scores *norm, const vc_scores *raw, unsigned char **okn, unsigned char **oke, int clamp) {
     scores_copy(norm, raw);
     for (int l = 0; l < raw->n_layers; l++) {
         const vc_layer_scores *L = &raw->l[l];
-        const unsigned char *ok = cone[L->node];
-        norm_layer(norm->l[l].nodes, L->nodes, ok, L->cout, 1);
-        norm_layer(norm->l[l].edges, L->edges, ok, (size_t)L->cout * L->cg, L->cg);
+        norm_robust(norm->l[l].nodes, L->nodes, okn[l], L->cout, clamp);
+        norm_robust(norm->l[l].edges, L->edges, oke[l], (size_t)L->cout * L->cg, clamp);
     }
+}
+
+// Per layer: the cone's nodes (okn) and the kernels into them (oke), both
+// also bounded by `within` when given.
+static void cone_entries(unsigned char ***okn, unsigned char ***oke, const vc_scores *raw, unsigned char **cone,
+                         const vc_circuit *within) {
+    *okn = calloc_check(raw->n_layers ? raw->n_layers : 1, sizeof(unsigned char *));
+    *oke = calloc_check(raw->n_layers ? raw->n_layers : 1, sizeof(unsigned char *));
+    for (int l = 0; l < raw->n_layers; l++) {
+        const vc_layer_scores *L = &raw->l[l];
+        (*okn)[l] = calloc_check(L->cout, 1);
+        (*oke)[l] = calloc_check((size_t)L->cout * L->cg, 1);
+        for (int j = 0; j < L->cout; j++) {
+            (*okn)[l][j] = cone[L->node][j] && (!within || within->node[l][j]);
+            for (int i = 0; i < L->cg; i++)
+                (*oke)[l][(size_t)j * L->cg + i] = cone[L->node][j] && (!within || within->edge[l][(size_t)j * L->cg + i]);
+        }
+    }
+}
+
+static void free_rows(unsigned char **rows, int n) {
+    for (int l = 0; rows && l < n; l++) free(rows[l]);
+    free(rows);
+}
+
+void circuit_normalize(vc_scores *norm, const vc_scores *raw, const vc_model *m, const vc_target *t) {
+    unsigned char **cone, **okn, **oke;
+    circuit_reach(NULL, &cone, m, raw, NULL, t);
+    cone_entries(&okn, &oke, raw, cone, NULL);
+    normalize(norm, raw, okn, oke, 1);
+    free_rows(okn, raw->n_layers);
+    free_rows(oke, raw->n_layers);
     circuit_reach_free(m, cone);
 }
 
 // ---- selection ------------------------------------------------------------------
 
 typedef struct { float v; size_t k; } ranked;
-// Decreasing score; ties in increasing k (graph order).
+// Decreasing score; ties in increasing k (the lower index first).
 static int by_score_desc(const void *a, const void *b) {
     const ranked *x = a, *y = b;
     if (x->v != y->v) return x->v > y->v ? -1 : 1;
     return x->k < y->k ? -1 : x->k > y->k;
 }
 
-static size_t count_for(double fraction, size_t n) {
+size_t circuit_keep_count(double fraction, size_t n) {
     double want = fraction * (double)n - 1e-9;
     size_t k = want <= 0 ? 0 : (size_t)ceil(want);
     return k > n ? n : k;
 }
 
-// Marks the shortest prefix of r (m entries, sorted) whose score sum reaches
-// share * total; nothing when the total is 0.
-static void keep_share(const ranked *r, size_t m, double share, unsigned char *keep, size_t stride) {
+// Sorts r (m entries) and marks the first `count` in keep.
+static void keep_top(ranked *r, size_t m, size_t count, unsigned char *keep) {
+    qsort(r, m, sizeof(ranked), by_score_desc);
+    for (size_t q = 0; q < count && q < m; q++) keep[r[q].k] = 1;
+}
+
+// Sorts r and marks the shortest prefix whose score sum reaches share * total
+// (negative scores count as 0); nothing when the total is 0.
+static void keep_share(ranked *r, size_t m, double share, unsigned char *keep) {
+    qsort(r, m, sizeof(ranked), by_score_desc);
     double total = 0, acc = 0;
     for (size_t q = 0; q < m; q++) total += r[q].v > 0 ? r[q].v : 0;
     for (size_t q = 0; q < m && total > 0 && acc < share * total; q++) {
         acc += r[q].v > 0 ? r[q].v : 0;
-        keep[r[q].k * stride] = 1;
+        keep[r[q].k] = 1;
     }
 }
 
@@ -282,8 +302,8 @@ static void count_kept(vc_circuit *c, const vc_scores *layout, size_t *nodes, si
 
 // For every scored layer l and in-channel ch (global), whether the node that
 // produces it is a scored conv node that is not selected (then no kernel may
-// read it). Traced through per-channel ops and concat; an add, the input or
-// anything else counts as present.
+// read it). Traced back through per-channel ops and concat; an add, the input
+// or anything else counts as present.
 static unsigned char **producer_unselected(const vc_model *m, const vc_scores *layout, const vc_circuit *c, const int *lo) {
     unsigned char **out = calloc_check(layout->n_layers ? layout->n_layers : 1, sizeof(unsigned char *));
     for (int l = 0; l < layout->n_layers; l++) {
@@ -307,7 +327,6 @@ static unsigned char **producer_unselected(const vc_model *m, const vc_scores *l
 }
 
 void circuit_remove_dead(vc_circuit *c, const vc_model *m, const vc_scores *layout, const vc_target *t) {
-    if (getenv("VISCNN_CIRCUIT_NODEAD")) { count_kept(c, layout, &c->n_nodes, &c->n_edges); return; }
     unsigned char **F, **B;
     circuit_reach(&F, &B, m, layout, c, t);
     // One pass suffices: a selected node that is reached from the input and
@@ -338,114 +357,169 @@ static void count_cone(vc_circuit *c, const vc_scores *layout, unsigned char **c
     }
 }
 
+// The selection of every mode (docs/circuits.md). within: NULL, or a circuit
+// whose nodes and kernels bound the choice (the rounds of --iterative).
+static void extract(vc_circuit *c, const vc_model *m, const vc_scores *raw, const vc_target *t,
+                    const vc_circuit_spec *spec, const vc_circuit *within) {
+    unsigned char **cone, **okn, **oke;
+    circuit_reach(NULL, &cone, m, raw, NULL, t);
+    int *lo = layer_map(m, raw);
+    circuit_alloc(c, raw);
+    count_cone(c, raw, cone);
+    cone_entries(&okn, &oke, raw, cone, within);
+    // threshold: clamped normalised scores; keep: unclamped (an outlier ranks
+    // first in its layer instead of tying at 1)
+    vc_scores norm = {0};
+    if (spec->mode != VC_C_HIERARCHICAL) normalize(&norm, raw, okn, oke, spec->mode == VC_C_THRESHOLD);
+    size_t most = c->total_edges + c->total_nodes + 1;
+    ranked *r = malloc_check(most * sizeof(ranked));
+
+    // 1. nodes
+    if (spec->mode == VC_C_KEEP) {   // global: every layer's cone nodes ranked together
+        size_t n = 0, base = 0;
+        for (int l = 0; l < raw->n_layers; base += raw->l[l].cout, l++)
+            for (int j = 0; j < raw->l[l].cout; j++)
+                if (okn[l][j]) r[n++] = (ranked){norm.l[l].nodes[j], base + (size_t)j};
+        qsort(r, n, sizeof(ranked), by_score_desc);
+        size_t keep = circuit_keep_count(spec->keep_nodes, c->total_nodes);
+        for (size_t q = 0; q < keep && q < n; q++) {
+            size_t k = r[q].k;
+            int l = 0;
+            for (; k >= (size_t)raw->l[l].cout; l++) k -= raw->l[l].cout;
+            c->node[l][k] = 1;
+        }
+    } else
+        for (int l = 0; l < raw->n_layers; l++) {
+            const vc_layer_scores *L = &raw->l[l];
+            if (spec->mode == VC_C_THRESHOLD) {
+                for (int j = 0; j < L->cout; j++) c->node[l][j] = okn[l][j] && norm.l[l].nodes[j] >= spec->node_threshold;
+                continue;
+            }
+            size_t n = 0;
+            for (int j = 0; j < L->cout; j++)
+                if (okn[l][j]) r[n++] = (ranked){L->nodes[j], (size_t)j};
+            keep_share(r, n, spec->node_threshold, c->node[l]);
+        }
+
+    // 2. kernels: the candidates run into a selected node from a channel
+    // whose producer is not an unselected node
+    unsigned char **unsel = producer_unselected(m, raw, c, lo);
+    size_t n_all = 0, base = 0;
+    for (int l = 0; l < raw->n_layers; base += (size_t)raw->l[l].cout * raw->l[l].cg, l++) {
+        const vc_layer_scores *L = &raw->l[l];
+        const int Cog = L->cout / L->groups;
+        #define CANDIDATE(j, i) (c->node[l][j] && !unsel[l][((j) / Cog) * L->cg + (i)] && oke[l][(size_t)(j) * L->cg + (i)])
+        if (spec->mode == VC_C_THRESHOLD) {
+            for (int j = 0; j < L->cout; j++)
+                for (int i = 0; i < L->cg; i++)
+                    c->edge[l][(size_t)j * L->cg + i] = CANDIDATE(j, i) && norm.l[l].edges[(size_t)j * L->cg + i] >= spec->edge_threshold;
+        } else if (spec->mode == VC_C_HIERARCHICAL) {
+            for (int j = 0; j < L->cout; j++) {   // each out-node: its top incoming kernels
+                size_t n = 0;
+                for (int i = 0; i < L->cg; i++)
+                    if (CANDIDATE(j, i)) r[n++] = (ranked){L->edges[(size_t)j * L->cg + i], (size_t)j * L->cg + i};
+                keep_share(r, n, spec->edge_threshold, c->edge[l]);
+            }
+            for (int ch = 0; ch < L->cin; ch++) {   // each in-channel: its top outgoing kernels (within its group)
+                int g = ch / L->cg, i = ch % L->cg;
+                size_t n = 0;
+                for (int j = g * Cog; j < (g + 1) * Cog; j++)
+                    if (CANDIDATE(j, i)) r[n++] = (ranked){L->edges[(size_t)j * L->cg + i], (size_t)j * L->cg + i};
+                keep_share(r, n, spec->edge_threshold, c->edge[l]);
+            }
+        } else {   // keep: gather every layer's candidates, ranked together below
+            for (int j = 0; j < L->cout; j++)
+                for (int i = 0; i < L->cg; i++)
+                    if (CANDIDATE(j, i)) r[n_all++] = (ranked){norm.l[l].edges[(size_t)j * L->cg + i], base + (size_t)j * L->cg + i};
+        }
+        #undef CANDIDATE
+    }
+    if (spec->mode == VC_C_KEEP) {
+        qsort(r, n_all, sizeof(ranked), by_score_desc);
+        size_t keep = circuit_keep_count(spec->keep_edges, c->total_edges);
+        for (size_t q = 0; q < keep && q < n_all; q++) {
+            size_t k = r[q].k;
+            int l = 0;
+            for (; k >= (size_t)raw->l[l].cout * raw->l[l].cg; l++) k -= (size_t)raw->l[l].cout * raw->l[l].cg;
+            c->edge[l][k] = 1;
+        }
+    }
+    free_rows(unsel, raw->n_layers);
+    free_rows(okn, raw->n_layers);
+    free_rows(oke, raw->n_layers);
+    count_kept(c, raw, &c->sel_nodes, &c->sel_edges);
+    circuit_remove_dead(c, m, raw, t);
+    if (norm.l) scores_free(&norm);
+    free(r);
+    free(lo);
+    circuit_reach_free(m, cone);
+}
+
 int circuit_extract(vc_circuit *c, const vc_model *m, const vc_scores *raw, const vc_target *t,
                     const vc_circuit_spec *spec_in, vc_error *err) {
     memset(c, 0, sizeof *c);
     vc_circuit_spec spec = *spec_in;
     int rc = circuit_spec_check(&spec, err);
     if (rc) return rc;
-    unsigned char **cone;
-    circuit_reach(NULL, &cone, m, raw, NULL, t);
-    int *lo = layer_map(m, raw);
-    circuit_alloc(c, raw);
-    count_cone(c, raw, cone);
-    vc_scores norm;
-    circuit_normalize(&norm, raw, m, t);
+    if (spec.iterative > 1) return vc_fail(err, VC_EINPUT, "circuit: --iterative needs images (circuit_extract_iterative)");
+    extract(c, m, raw, t, &spec, NULL);
+    return VC_OK;
+}
 
-    // 1. nodes
-    if (spec.mode == VC_C_THRESHOLD) {
-        for (int l = 0; l < raw->n_layers; l++)
-            for (int j = 0; j < raw->l[l].cout; j++)
-                c->node[l][j] = cone[raw->l[l].node][j] && norm.l[l].nodes[j] >= spec.node_threshold;
-    } else if (spec.mode == VC_C_HIERARCHICAL) {
-        for (int l = 0; l < raw->n_layers; l++) {
-            const vc_layer_scores *L = &raw->l[l];
-            ranked *r = malloc_check((L->cout + 1) * sizeof(ranked));
-            size_t n = 0;
-            for (int j = 0; j < L->cout; j++)
-                if (cone[L->node][j]) r[n++] = (ranked){L->nodes[j], (size_t)j};
-            qsort(r, n, sizeof(ranked), by_score_desc);
-            keep_share(r, n, spec.node_threshold, c->node[l], 1);
-            free(r);
-        }
-    } else {
-        ranked *r = malloc_check((c->total_nodes + 1) * sizeof(ranked));
-        size_t n = 0, base = 0;
-        for (int l = 0; l < raw->n_layers; base += raw->l[l].cout, l++)
-            for (int j = 0; j < raw->l[l].cout; j++)
-                if (cone[raw->l[l].node][j]) r[n++] = (ranked){norm.l[l].nodes[j], base + j};
-        qsort(r, n, sizeof(ranked), by_score_desc);
-        size_t keep = count_for(spec.keep_nodes, n);
-        for (size_t q = 0; q < keep; q++) {
-            size_t k = r[q].k;
-            int l = 0;
-            for (; k >= (size_t)raw->l[l].cout; l++) k -= raw->l[l].cout;
-            c->node[l][k] = 1;
-        }
-        free(r);
-    }
+static int apply_mask(vc_run *r, const void *ctx, vc_error *err) {
+    const void *const *p = ctx;   // {layout, circuit}
+    return circuit_apply(r, p[0], p[1], err);
+}
 
-    // 2. edges: candidates are the kernels into a selected node from a channel
-    // whose producer is not an unselected node
-    unsigned char **unsel = producer_unselected(m, raw, c, lo);
-    #define CANDIDATE(l, L, j, i) (c->node[l][j] && !unsel[l][((j) / ((L)->cout / (L)->groups)) * (L)->cg + (i)])
-    if (spec.mode == VC_C_THRESHOLD) {
-        for (int l = 0; l < raw->n_layers; l++) {
-            const vc_layer_scores *L = &raw->l[l];
-            for (int j = 0; j < L->cout; j++)
-                for (int i = 0; i < L->cg; i++)
-                    c->edge[l][(size_t)j * L->cg + i] = CANDIDATE(l, L, j, i) && norm.l[l].edges[(size_t)j * L->cg + i] >= spec.edge_threshold;
-        }
-    } else if (spec.mode == VC_C_HIERARCHICAL) {
-        for (int l = 0; l < raw->n_layers; l++) {
-            const vc_layer_scores *L = &raw->l[l];
-            int Cog = L->cout / L->groups;
-            ranked *r = malloc_check(((size_t)(L->cg > Cog ? L->cg : Cog) + 1) * sizeof(ranked));
-            for (int j = 0; j < L->cout; j++) {   // each out-node: its top incoming kernels
-                size_t n = 0;
-                for (int i = 0; i < L->cg; i++)
-                    if (CANDIDATE(l, L, j, i)) r[n++] = (ranked){L->edges[(size_t)j * L->cg + i], (size_t)j * L->cg + i};
-                qsort(r, n, sizeof(ranked), by_score_desc);
-                keep_share(r, n, spec.edge_threshold, c->edge[l], 1);
-            }
-            for (int ch = 0; ch < L->cin; ch++) {   // each in-channel: its top outgoing kernels (within its group)
-                int g = ch / L->cg, i = ch % L->cg;
-                size_t n = 0;
-                for (int j = g * Cog; j < (g + 1) * Cog; j++)
-                    if (CANDIDATE(l, L, j, i)) r[n++] = (ranked){L->edges[(size_t)j * L->cg + i], (size_t)j * L->cg + i};
-                qsort(r, n, sizeof(ranked), by_score_desc);
-                keep_share(r, n, spec.edge_threshold, c->edge[l], 1);
-            }
-            free(r);
-        }
-    } else {
-        size_t n = 0, base = 0;
-        ranked *r = malloc_check((c->total_edges + 1) * sizeof(ranked));
-        for (int l = 0; l < raw->n_layers; base += (size_t)raw->l[l].cout * raw->l[l].cg, l++) {
-            const vc_layer_scores *L = &raw->l[l];
-            for (int j = 0; j < L->cout; j++)
-                for (int i = 0; i < L->cg; i++)
-                    if (cone[L->node][j] && CANDIDATE(l, L, j, i))
-                        r[n++] = (ranked){norm.l[l].edges[(size_t)j * L->cg + i], base + (size_t)j * L->cg + i};
-        }
-        qsort(r, n, sizeof(ranked), by_score_desc);
-        size_t keep = count_for(spec.keep_edges, c->total_edges);
-        for (size_t q = 0; q < keep && q < n; q++) {
-            size_t k = r[q].k;
-            int l = 0;
-            for (; k >= (size_t)raw->l[l].cout * raw->l[l].cg; l++) k -= (size_t)raw->l[l].cout * raw->l[l].cg;
-            c->edge[l][k] = 1;
-        }
-        free(r);
+int circuit_extract_iterative(vc_circuit *c, vc_scores *scores, const vc_model *m, vc_metric metric,
+                              const vc_target *t, const vc_imageset *s, const char *category, const vc_scores *first,
+                              const vc_circuit_spec *spec_in, int batch, vc_error *err) {
+    memset(c, 0, sizeof *c);
+    memset(scores, 0, sizeof *scores);
+    vc_circuit_spec spec = *spec_in;
+    int rc = circuit_spec_check(&spec, err);
+    if (rc) return rc;
+    if (spec.mode != VC_C_KEEP) return vc_fail(err, VC_EINPUT, "circuit: --iterative applies to --mode keep only");
+    int K = spec.iterative > 1 ? spec.iterative : 1;
+    // re-scoring needs only the ranking category's images: a view of s with
+    // that category alone (the other images belong to none)
+    vc_imageset view = *s;
+    int want = category && strcmp(category, "overall") ? imageset_find_category(s, category) : -1;
+    if (category && strcmp(category, "overall") && want < 0)
+        return vc_fail(err, VC_EINPUT, "circuit: no category %s in %s", category, s->source);
+    if (want >= 0) {
+        view.n_cat = 1;
+        view.cat_names = s->cat_names + want;
+        view.cat = malloc_check((s->n + 1) * sizeof(int));
+        for (int i = 0; i < s->n; i++) view.cat[i] = s->cat[i] == want ? 0 : -1;
     }
-    #undef CANDIDATE
-    for (int l = 0; l < raw->n_layers; l++) free(unsel[l]);
-    free(unsel);
-    count_kept(c, raw, &c->sel_nodes, &c->sel_edges);
-    circuit_remove_dead(c, m, raw, t);
-    scores_free(&norm);
-    free(lo);
-    circuit_reach_free(m, cone);
+    scores_copy(scores, first);
+    vc_circuit prev = {0};
+    for (int k = 1; k <= K && !rc; k++) {
+        vc_circuit_spec round = spec;
+        round.iterative = 0;
+        // geometric schedule: F^(k/K) of the cone in round k, F in the last
+        round.keep_nodes = k == K ? spec.keep_nodes : pow(spec.keep_nodes, (double)k / K);
+        round.keep_edges = k == K ? spec.keep_edges : pow(spec.keep_edges, (double)k / K);
+        if (k > 1) {   // re-score on the network pruned by the previous round
+            vc_set_scores ss;
+            const void *ctx[2] = {first, &prev};
+            rc = importance_over_set_setup(&ss, m, metric, t, &view, batch, apply_mask, ctx, err);
+            if (rc) break;
+            const vc_scores *sel = want >= 0 ? &ss.cat[0] : &ss.overall;
+            scores_free(scores);
+            scores_copy(scores, sel);
+            set_scores_free(&ss);
+        }
+        vc_circuit next;
+        extract(&next, m, scores, t, &round, k > 1 ? &prev : NULL);
+        circuit_free(&prev);
+        prev = next;
+        progress("iterative pruning", k, K);
+    }
+    if (view.cat != s->cat) free(view.cat);
+    if (rc) { circuit_free(&prev); scores_free(scores); return rc; }
+    *c = prev;
     return VC_OK;
 }
 
@@ -464,8 +538,7 @@ void circuit_select_per_layer(vc_circuit *c, const vc_model *m, const vc_scores 
             for (int i = 0; i < L->cg && cone[L->node][j]; i++, n++)
                 r[n] = (ranked){L->edges[(size_t)j * L->cg + i], (size_t)j * L->cg + i};
         }
-        qsort(r, n, sizeof(ranked), by_score_desc);
-        for (size_t q = 0; q < counts[l] && q < n; q++) c->edge[l][r[q].k] = 1;
+        keep_top(r, n, counts[l], c->edge[l]);
         free(r);
     }
     circuit_reach_free(m, cone);

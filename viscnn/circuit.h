@@ -17,6 +17,12 @@ struct vc_imageset;
 
 typedef enum { VC_C_THRESHOLD, VC_C_HIERARCHICAL, VC_C_KEEP, VC_C_MODE_COUNT } vc_circuit_mode;
 
+// The metric circuits are extracted with unless one is given: taylor, the
+// first-order estimate of the target's change per image (signed over the
+// map), whose circuits are the most faithful on held-out images
+// (benchmarks/RESULTS.md, issue 12). Importance scores default to actxgrad.
+#define VC_CIRCUIT_DEFAULT_METRIC VC_M_TAYLOR
+
 // What to extract. A value that the mode does not use must stay NAN (iterative
 // 0); circuit_spec_check rejects it (VC_EINPUT), so that no option is ever
 // silently ignored.
@@ -48,15 +54,28 @@ typedef struct {
     size_t total_nodes, total_edges;   // in the target's upstream cone
 } vc_circuit;
 
-// Per-layer robust normalisation used for thresholds and global ranking
-// (docs/circuits.md): over the cone's entries of a layer, nodes and edges
-// separately, s / mean. Entries outside the cone become 0.
+// The normalised scores of thresholds and display (docs/circuits.md): per
+// layer over the cone's entries, nodes and edges separately, robust min-max
+// clamp((s - min) / (hi - min), 0, 1) with hi the second-largest score, so
+// that one outlier cannot squash its layer. Entries outside the cone are 0.
+// (keep ranks by the unclamped value.)
 void circuit_normalize(vc_scores *norm, const vc_scores *raw, const vc_model *m, const vc_target *t);
+// keep's count: the smallest k >= F*n (F*n rounded down by 1e-9 first).
+size_t circuit_keep_count(double fraction, size_t n);
 
 // Extracts a circuit from raw scores (any metric, contrast or mix; same layout
 // as importance gives for t). Fails with VC_EINPUT on a bad spec.
 int circuit_extract(vc_circuit *c, const vc_model *m, const vc_scores *raw, const vc_target *t,
                     const vc_circuit_spec *spec, vc_error *err);
+// keep mode in spec->iterative rounds (>= 1): round k keeps F^(k/K) of the
+// cone per layer (nodes and kernels), chosen within round k-1's circuit by
+// scores of `metric` re-computed on the network pruned to it (round 1: the
+// scores `first`, which must be `metric`'s over the same images). The scores
+// of the last round go to *scores (same layout). category: the set's category
+// whose scores rank (NULL or "overall": the mean over the categories).
+int circuit_extract_iterative(vc_circuit *c, vc_scores *scores, const vc_model *m, vc_metric metric,
+                              const vc_target *t, const struct vc_imageset *s, const char *category, const vc_scores *first,
+                              const vc_circuit_spec *spec, int batch, vc_error *err);
 // The size-matched selection of the benchmarks' baselines: per scored layer l,
 // the top counts[l] of the cone's kernels by raw score (ties: lower index),
 // every cone node, then dead-part removal.

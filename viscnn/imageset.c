@@ -116,6 +116,12 @@ int imageset_load(const vc_imageset *s, const int *idx, int n, float *x, int *la
 
 int importance_over_set(vc_set_scores *out, const vc_model *m, vc_metric metric, const vc_target *t,
                         const vc_imageset *s, int batch, vc_error *err) {
+    return importance_over_set_setup(out, m, metric, t, s, batch, NULL, NULL, err);
+}
+
+int importance_over_set_setup(vc_set_scores *out, const vc_model *m, vc_metric metric, const vc_target *t,
+                              const vc_imageset *s, int batch, int (*setup)(vc_run *, const void *, vc_error *),
+                              const void *ctx, vc_error *err) {
     memset(out, 0, sizeof *out);
     out->n_cat = s->n_cat;
     out->cat_names = s->cat_names;
@@ -127,6 +133,7 @@ int importance_over_set(vc_set_scores *out, const vc_model *m, vc_metric metric,
     for (int c = 0; c < s->n_cat && !rc; c++) {
         vc_importance im;
         rc = importance_begin(&im, m, metric, t, batch, err);
+        if (!rc) rc = importance_set_setup(&im, setup, ctx, err);
         for (int i = 0; i < s->n && !rc;) {
             int n = 0;
             for (; i < s->n && n < batch; i++) if (s->cat[i] == c) idx[n++] = i;

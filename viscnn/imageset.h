@@ -43,6 +43,10 @@ typedef struct {
 
 int importance_over_set(vc_set_scores *out, const vc_model *m, vc_metric metric, const vc_target *t,
                         const vc_imageset *s, int batch, vc_error *err);
+// The same on a modified network (setup: see importance_set_setup).
+int importance_over_set_setup(vc_set_scores *out, const vc_model *m, vc_metric metric, const vc_target *t,
+                              const vc_imageset *s, int batch, int (*setup)(vc_run *, const void *, vc_error *),
+                              const void *ctx, vc_error *err);
 void set_scores_free(vc_set_scores *s);
 // "overall" or a category name -> pointer, or NULL.
 const vc_scores *set_scores_find(const vc_set_scores *s, const char *name);

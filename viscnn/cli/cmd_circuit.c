@@ -150,10 +150,11 @@ int cmd_circuit(int argc, char **argv, vc_error *err) {
                *mode_s = cli_opt(&a, "mode"), *pruned = cli_opt(&a, "pruned"), *cat = cli_opt(&a, "category"),
                *expr = cli_opt(&a, "contrast"), *tn_s = cli_opt(&a, "node-threshold"), *te_s = cli_opt(&a, "edge-threshold"),
                *eval_path = cli_opt(&a, "eval-images"), *curve_s = cli_opt(&a, "curve");
-    int faith = cli_flag(&a, "faithfulness"), batch, n_curve = 0;
+    int faith = cli_flag(&a, "faithfulness"), batch, n_curve = 0, iterative;
     double curve_fr[MAX_CURVE];
     if (!out) return vc_fail(err, VC_EINPUT, "circuit: missing -o OUT.json");
     if ((rc = cli_int(&a, "batch", 8, 1, 4096, &batch, err))) return rc;
+    if ((rc = cli_int(&a, "iterative", 0, 1, 100, &iterative, err))) return rc;
     if (eval_path && !faith) return vc_fail(err, VC_EINPUT, "circuit: --eval-images goes with --faithfulness (it says where to measure)");
     if (curve_s && !faith) return vc_fail(err, VC_EINPUT, "circuit: --curve goes with --faithfulness");
     if (curve_s && (rc = parse_curve(curve_fr, &n_curve, curve_s, err))) return rc;
@@ -165,20 +166,23 @@ int cmd_circuit(int argc, char **argv, vc_error *err) {
     if (tn_s && (end == tn_s || *end)) return vc_fail(err, VC_EINPUT, "circuit: --node-threshold %s: expected a number in [0, 1]", tn_s);
     spec.edge_threshold = te_s ? strtod(te_s, &end) : NAN;
     if (te_s && (end == te_s || *end)) return vc_fail(err, VC_EINPUT, "circuit: --edge-threshold %s: expected a number in [0, 1]", te_s);
+    spec.iterative = iterative;
     if ((rc = circuit_spec_check(&spec, err))) {
         char why[sizeof err->msg];
         snprintf(why, sizeof why, "%s", err->msg);
         return vc_fail(err, VC_EINPUT, "circuit: %s", why);
     }
     if (cat && expr) return vc_fail(err, VC_EINPUT, "circuit: give --category or --contrast, not both");
-    vc_metric metric = VC_M_ACTXGRAD;
+    if (iterative && expr)
+        return vc_fail(err, VC_EINPUT, "circuit: --iterative does not apply to --contrast (re-scoring needs one image set's scores)");
+    vc_metric metric = VC_CIRCUIT_DEFAULT_METRIC;
     if (mstr && (rc = metric_parse(&metric, mstr, err))) return rc;
     vc_model *m;
     if ((rc = vc_model_load(&m, a.pos[0], err))) return rc;
     vc_target t;
     vc_imageset set = {0}, evs = {0};
     vc_set_scores ss = {0};
-    vc_scores con = {0}, norm = {0};
+    vc_scores con = {0}, norm = {0}, iter_scores = {0};
     vc_circuit c = {0};
     vc_faith_ref ref = {0};
     vc_faith fc = {0}, curve[MAX_CURVE];
@@ -202,15 +206,23 @@ int cmd_circuit(int argc, char **argv, vc_error *err) {
         if (!rc) {
             fprintf(stderr, "circuit: contrast \"%s\" clamped %zu of %zu scores (%.1f%%) from negative to 0\n", expr, clamped,
                     n_scores, n_scores ? 100.0 * (double)clamped / (double)n_scores : 0.0);
-            if (clamped == n_scores)
-                fprintf(stderr, "circuit: warning: every score of the contrast was negative and is now 0: the circuit "
-                                "ranks ties only and means nothing\n");
+            size_t positive = 0;
+            float *flat = malloc_check((n_scores + 1) * sizeof(float));
+            scores_flatten(&con, flat);
+            for (size_t k = 0; k < n_scores; k++) positive += flat[k] > 0;
+            free(flat);
+            if (!positive)
+                fprintf(stderr, "circuit: warning: no score of the contrast is above 0 (%s): the circuit ranks ties "
+                                "only and means nothing\n", clamped == n_scores ? "every one was negative" : "all were 0 or below");
             if (t.kind == VC_T_LOSS)
                 fprintf(stderr, "circuit: note: with --target loss each category's scores follow its own label, so the "
                                 "contrast compares different targets (docs/circuits.md)\n");
         }
     } else if (!rc) raw = set_scores_find(&ss, cat ? cat : "overall");
-    if (!rc) rc = circuit_extract(&c, m, raw, &t, &spec, err);
+    if (!rc && iterative > 1) {
+        rc = circuit_extract_iterative(&c, &iter_scores, m, metric, &t, &set, cat, raw, &spec, batch, err);
+        if (!rc) raw = &iter_scores;
+    } else if (!rc) rc = circuit_extract(&c, m, raw, &t, &spec, err);
     if (!rc && faith) {
         rc = faith_reference(&ref, m, &t, ev, eidx, n_eval, batch, err);
         if (!rc) rc = faith_measure(&fc, &ref, m, &t, raw, &c, ev, batch, err);
@@ -234,7 +246,8 @@ int cmd_circuit(int argc, char **argv, vc_error *err) {
         fprintf(f, ", \"mode\": \"%s\"", mode_text);
         if (spec.mode == VC_C_KEEP) fprintf(f, ", \"keep\": {\"nodes\": %g, \"edges\": %g}", spec.keep_nodes, spec.keep_edges);
         else fprintf(f, ", \"thresholds\": {\"node\": %g, \"edge\": %g}", spec.node_threshold, spec.edge_threshold);
-        fputs(", \"normalisation\": \"per-layer mean over the cone\"", f);
+        if (iterative) fprintf(f, ", \"iterative\": %d", iterative);
+        fputs(", \"normalisation\": \"robust min-max per layer (k-th largest, k = max(2, ceil(n/100)))\"", f);
         fprintf(f, ",\n\"kept\": {\"nodes\": %zu, \"edges\": %zu, \"selected_nodes\": %zu, \"selected_edges\": %zu, "
                    "\"cone_nodes\": %zu, \"cone_edges\": %zu}",
                 c.n_nodes, c.n_edges, c.sel_nodes, c.sel_edges, c.total_nodes, c.total_edges);
@@ -284,6 +297,7 @@ int cmd_circuit(int argc, char **argv, vc_error *err) {
     circuit_free(&c);
     if (norm.l) scores_free(&norm);
     if (con.l) scores_free(&con);
+    if (iter_scores.l) scores_free(&iter_scores);
     set_scores_free(&ss);
     imageset_free(&set);
     if (eval_path) imageset_free(&evs);
