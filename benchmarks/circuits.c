@@ -18,9 +18,13 @@
 // Prints the markdown tables recorded in benchmarks/RESULTS.md and exits 0;
 // `--check` exits 1 unless the target is met (the default metric beats
 // |W| in >= 9/10 and random in 10/10 classes at every F on both groups).
+// --metric M makes M the metric the baselines are size-matched to (default:
+// the circuit default, taylor); --iterative K extracts every circuit with
+// circuit_extract_iterative (K rounds, re-scored on the pruned network).
 //
-//   build/bench/circuits [--metric M] [--iterative K] [--check]
+//   build/bench/circuits [--metric M] [--iterative K] [--check]   (make bench-circuits)
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,12 +77,13 @@ static void scores_of(vc_scores *out, const vc_model *m, vc_metric metric, const
     free(x); free(lab);
 }
 
+static vc_faith last;   // the latest measurement (relative error, top-1)
+
 static double measure(const vc_model *m, const vc_target *t, const vc_scores *layout, const vc_circuit *c,
                       const vc_faith_ref *ref, const vc_imageset *s) {
-    vc_faith q;
     vc_error err = {{0}};
-    if (faith_measure(&q, ref, m, t, layout, c, s, GROUP, &err)) die("faithfulness", &err);
-    return q.r;
+    if (faith_measure(&last, ref, m, t, layout, c, s, GROUP, &err)) die("faithfulness", &err);
+    return last.r;
 }
 
 int main(int argc, char **argv) {
@@ -91,6 +96,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[a], "--iterative") && a + 1 < argc) iterative = atoi(argv[++a]);
         else { fprintf(stderr, "usage: circuits [--metric M] [--iterative K] [--check]\n"); return 2; }
     }
+    // One thread: the work is thousands of small runs, and on a loaded
+    // machine OpenMP threads waiting for each other made it 10x slower.
+    omp_set_num_threads(1);
     vc_model *m;
     vc_idx_set set;
     if (vc_model_load(&m, MODEL, &err)) die("model", &err);
@@ -134,6 +142,7 @@ int main(int argc, char **argv) {
     static double r_metric[VC_M_COUNT][MAXK][NF][NG], r_mag[MAXK][NF][NG], r_rand[MAXK][NF][NG], r_rand_max[MAXK][NF][NG];
     static double spec_r[NG][NF][MAXK][MAXK];   // [g][f][images/logit k][circuit c]
     static size_t kept_edges[MAXK][NF];
+    static double rel_err[MAXK][NF][NG], top1[MAXK][NF][NG];
     vc_scores layouts[MAXK];
     vc_circuit circ[MAXK][NF];
     vc_target targets[MAXK];
@@ -166,7 +175,10 @@ int main(int argc, char **argv) {
                         die("extract", &err);
                     scores_free(&last);
                 } else if (circuit_extract(&c, m, &sc[mt], t, &spec, &err)) die("extract", &err);
-                for (int g = 0; g < NG; g++) r_metric[mt][k][f][g] = measure(m, t, &sc[mt], &c, &ref[g], &s);
+                for (int g = 0; g < NG; g++) {
+                    r_metric[mt][k][f][g] = measure(m, t, &sc[mt], &c, &ref[g], &s);
+                    if (mt == (int)def) { rel_err[k][f][g] = last.rel_error; top1[k][f][g] = last.top1; }
+                }
                 if (mt == (int)def) { circ[k][f] = c; kept_edges[k][f] = c.n_edges; }
                 else circuit_free(&c);
             }
@@ -229,6 +241,12 @@ int main(int argc, char **argv) {
             printf(" %.2f / %.2f / %.2f |", r_mag[k][0][g], r_mag[k][1][g], r_mag[k][2][g]);
             printf(" %.2f / %.2f / %.2f |\n", r_rand[k][0][g], r_rand[k][1][g], r_rand[k][2][g]);
         }
+        printf("\n%s circuits, group %c: relative error of logit k (mean |f_circuit - f| / mean |f|) and top-1 agreement "
+               "with the full network\n\n| class | rel. error 5/10/20%% | top-1 5/10/20%% |\n|---|---|---|\n",
+               vc_metric_names[def], 'A' + g);
+        for (int k = 0; k < K; k++)
+            printf("| %d %s | %.2f / %.2f / %.2f | %.2f / %.2f / %.2f |\n", k, k < m->n_labels ? m->labels[k] : "?",
+                   rel_err[k][0][g], rel_err[k][1][g], rel_err[k][2][g], top1[k][0][g], top1[k][1][g], top1[k][2][g]);
         printf("\nwins of %s (group %c): ", vc_metric_names[def], 'A' + g);
         for (int f = 0; f < NF; f++) {
             int wm = 0, wr = 0, wrmax = 0, spec = 0;

@@ -247,7 +247,7 @@ int cmd_circuit(int argc, char **argv, vc_error *err) {
         if (spec.mode == VC_C_KEEP) fprintf(f, ", \"keep\": {\"nodes\": %g, \"edges\": %g}", spec.keep_nodes, spec.keep_edges);
         else fprintf(f, ", \"thresholds\": {\"node\": %g, \"edge\": %g}", spec.node_threshold, spec.edge_threshold);
         if (iterative) fprintf(f, ", \"iterative\": %d", iterative);
-        fputs(", \"normalisation\": \"robust min-max per layer (k-th largest, k = max(2, ceil(n/100)))\"", f);
+        fputs(", \"normalisation\": \"robust min-max per layer (scale: the second-largest score)\"", f);
         fprintf(f, ",\n\"kept\": {\"nodes\": %zu, \"edges\": %zu, \"selected_nodes\": %zu, \"selected_edges\": %zu, "
                    "\"cone_nodes\": %zu, \"cone_edges\": %zu}",
                 c.n_nodes, c.n_edges, c.sel_nodes, c.sel_edges, c.total_nodes, c.total_edges);
