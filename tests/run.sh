@@ -61,6 +61,7 @@ run "test_rf" 0 build/tests/test_rf
 
 run "cli" 1 tests/test_cli.sh
 run "analysis (importance, contrasts, circuits)" 1 $PY tests/test_analysis.py
+run "circuits (modes, faithfulness, contrasts, edge ends on googlenet and resnet18)" 1 $PY tests/test_circuits.py
 run "importance parity with the PyTorch oracle (dissection)" 1 $PY tests/test_importance_parity.py
 run "bad input (AddressSanitizer)" 1 $PY tests/test_bad_input.py
 run "pth checkpoints (native .pth, hostile files)" 1 $PY tests/test_pth.py

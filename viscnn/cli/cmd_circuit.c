@@ -219,6 +219,7 @@ int cmd_circuit(int argc, char **argv, vc_error *err) {
                                 "contrast compares different targets (docs/circuits.md)\n");
         }
     } else if (!rc) raw = set_scores_find(&ss, cat ? cat : "overall");
+    const vc_scores *single = raw;   // the curve is single-shot keep:F from these
     if (!rc && iterative > 1) {
         rc = circuit_extract_iterative(&c, &iter_scores, m, metric, &t, &set, cat, raw, &spec, batch, err);
         if (!rc) raw = &iter_scores;
@@ -226,7 +227,7 @@ int cmd_circuit(int argc, char **argv, vc_error *err) {
     if (!rc && faith) {
         rc = faith_reference(&ref, m, &t, ev, eidx, n_eval, batch, err);
         if (!rc) rc = faith_measure(&fc, &ref, m, &t, raw, &c, ev, batch, err);
-        if (!rc && n_curve) rc = faith_curve(curve, curve_fr, n_curve, m, raw, &t, &ref, ev, batch, err);
+        if (!rc && n_curve) rc = faith_curve(curve, curve_fr, n_curve, m, single, &t, &ref, ev, batch, err);
     }
     if (!rc && pruned) rc = write_pruned(pruned, m, raw, &c, err);
     FILE *f = rc ? NULL : export_open(out, err);
