@@ -108,6 +108,23 @@ k = j.get("kept", {})
 report(r.returncode == 0 and j.get("iterative") == 3 and k["selected_edges"] == 720 and closed(j) is None,
        f"modes keep:0.1 --iterative 3: 720 kernels selected in the last round, recorded: {k}", r.stderr)
 
+# ---- a circuit JSON read back (forward --circuit) must name real kernels ----
+good = load(cj)
+xh = os.path.join(D, "x_one.npy")
+np.save(xh, np.zeros((1, 1, 28, 28), np.float32))
+for desc, mutate in [("kernel_index 1.5", lambda e: e.update(kernel_index=1.5)),
+                     ("out_ch out of range", lambda e: e.update(out_ch=10 ** 6)),
+                     ("no kernel_index", lambda e: e.pop("kernel_index"))]:
+    jj = json.loads(json.dumps(good))
+    mutate(jj["layers"][1]["edges"][0])
+    hostile = os.path.join(D, "hostile.json")
+    with open(hostile, "w") as f:
+        json.dump(jj, f)
+    r = run("forward", M, "--input", xh, "--circuit", hostile, "-o", os.path.join(D, "h.npy"))
+    lines = r.stderr.strip().splitlines()
+    report(r.returncode == 2 and len(lines) == 1 and "bad edge" in lines[0],
+           f"errors forward --circuit with {desc} -> exit 2: {lines[0] if lines else ''}", r.stderr[-300:])
+
 # ---- options that do not apply, bad values ----
 bad = os.path.join(D, "bad.json")
 for desc, args, expect in [

@@ -115,6 +115,11 @@ static int eval_indices(int **idx, int *n, const vc_imageset *ev, int held_out, 
     } else if (expr) {
         double *coef = malloc_check((set->n_cat + 1) * sizeof(double));
         rc = contrast_terms(expr, set, coef, err);
+        int any = coef[set->n_cat] > 0;
+        for (int k = 0; k < set->n_cat; k++) any |= coef[k] > 0;
+        if (!rc && !any)
+            rc = vc_fail(err, VC_EINPUT, "circuit: --faithfulness: the contrast %s adds no category (no positive coefficient), "
+                         "so there are no images to measure on", expr);
         if (!rc && !(coef[set->n_cat] > 0) && ev->n_cat > 1) {
             cats = calloc_check(ev->n_cat, 1);
             for (int k = 0; k < set->n_cat && !rc; k++) {
@@ -273,8 +278,8 @@ int cmd_circuit(int argc, char **argv, vc_error *err) {
         fputs("}\n", f);
         rc = export_close(f, out, 1, err);
         print_summary(m, raw, &c);
-        printf("circuit: %zu of %zu nodes, %zu of %zu edges (selected %zu nodes, %zu edges; dead parts removed)", c.n_nodes,
-               c.total_nodes, c.n_edges, c.total_edges, c.sel_nodes, c.sel_edges);
+        printf("circuit (%s, %s): %zu of %zu nodes, %zu of %zu edges (selected %zu nodes, %zu edges; dead parts removed)",
+               vc_metric_names[metric], mode_text, c.n_nodes, c.total_nodes, c.n_edges, c.total_edges, c.sel_nodes, c.sel_edges);
         printf(" -> %s\n", out);
         if (faith) {
             if (eval_path) printf("faithfulness, held-out, on %d images of %s: r = ", fc.images, ev->source);
