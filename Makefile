@@ -65,23 +65,28 @@ clean:
 
 # Small image sets for the demos, the tests and the GUI (not committed; data/
 # is ignored): data/fashion/<label>/NNNNN.png (50 Fashion-MNIST test images
-# per class) and data/photos/ (photographs from python3-skimage and darknet).
+# per class), data/fashion-heldout/<label>/ (the next 50, for held-out
+# faithfulness) and data/photos/ (photographs from python3-skimage and darknet).
 data:
 	@[ -d /usr/share/datasets/fashion-mnist ] && [ -d /usr/share/darknet/data ] || scripts/install-deps.sh
 	scripts/make-data.sh
 
 -include $(LIB_OBJ:.o=.d) $(TEST_BIN:=.d)
 
-# The README's main job: the browser GUI on the embedded default model (a
-# Fashion-MNIST AlexNet-style net trained by `viscnn train`,
-# models/fashion.safetensors) over its image set (make data). The server
-# precomputes the first view (scores, layout, faithfulness; cached in
-# build/serve-cache, so a second start is instant), prints the URL, and runs
-# until Ctrl-C. PORT=N picks another port.
+# The README's main job, on the embedded default model (a Fashion-MNIST
+# AlexNet-style net trained by `viscnn train`, models/fashion.safetensors):
+# what it is, the circuit behind one class (chosen from that class's images,
+# measured on held-out ones), then the browser GUI over its image set (make
+# data). The server precomputes the first view (scores, layout,
+# faithfulness; cached in build/serve-cache, so a second start is instant),
+# prints the URL, and runs until Ctrl-C. PORT=N picks another port.
 DEFAULT_MODEL = models/fashion.safetensors
 demo: NEED_WEB=1
 demo: deps bin/viscnn data
 	@bin/viscnn info $(DEFAULT_MODEL) | tail -4
+	@mkdir -p build/demo
+	bin/viscnn circuit $(DEFAULT_MODEL) --images data/fashion/sneaker --target class:7 --mode keep:0.1 --faithfulness --eval-images data/fashion-heldout/sneaker -o build/demo/circuit_sneaker.json
+	@echo "circuit JSON: build/demo/circuit_sneaker.json (layers, kept nodes and kernels with both ends and scores, held-out faithfulness)"
 	bin/viscnn serve $(DEFAULT_MODEL) --images data/fashion --cache build/serve-cache --port $(or $(PORT),8050)
 .PHONY: demo
 
@@ -95,3 +100,9 @@ bench: NEED_TORCH=1
 bench: deps bin/viscnn build/bench/bench_run
 	benchmarks/run.sh
 .PHONY: bench
+
+# Class circuits of the default model on held-out images (issue 12): prints
+# the tables recorded in benchmarks/RESULTS.md.
+bench-circuits: build/bench/circuits
+	build/bench/circuits
+.PHONY: bench-circuits

@@ -7,6 +7,9 @@
 #       in the IDX file; NNNNN is the image's index in t10k-images. The folder
 #       names are the labels of the default model (models/arch/fashion.json),
 #       so `viscnn importance/eval --images OUT/fashion` gets the classes.
+#   OUT/fashion-heldout/<label>/NNNNN.png  the next PER_CLASS test images of
+#       each class, the same way: held-out images for `viscnn circuit
+#       --eval-images` (faithfulness on images the scores did not come from).
 #   OUT/photos/  real photographs from Debian packages: python3-skimage's data
 #       folder (skimage-NAME.png/jpg) and darknet's (darknet-NAME.jpg).
 #
@@ -40,11 +43,11 @@ fi
 mkdir -p "$OUT"
 
 # ---- Fashion-MNIST test images as PNGs in class folders ----
-rm -rf "$OUT/fashion.part"
-$PY - "$FASHION" "$OUT/fashion.part" "$PER_CLASS" models/arch/fashion.json <<'EOF'
+rm -rf "$OUT/fashion.part" "$OUT/fashion-heldout.part"
+$PY - "$FASHION" "$OUT/fashion.part" "$PER_CLASS" models/arch/fashion.json "$OUT/fashion-heldout.part" <<'EOF'
 import gzip, json, os, struct, sys, zlib
 
-src, out, per_class, arch = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+src, out, per_class, arch, heldout = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
 labels = json.load(open(arch))["labels"]
 
 def idx(path):
@@ -70,16 +73,19 @@ if nl != n or len(pix) != n * h * w or len(lab) != n:
     sys.exit("make-data: Fashion-MNIST test images and labels disagree")
 for name in labels:
     os.makedirs(os.path.join(out, name))
+    os.makedirs(os.path.join(heldout, name))
 count = [0] * len(labels)
 for i in range(n):
     k = lab[i]
-    if count[k] < per_class:
-        png_gray(os.path.join(out, labels[k], f"{i:05d}.png"), w, h, pix[i * h * w:(i + 1) * h * w])
+    if count[k] < 2 * per_class:
+        folder = out if count[k] < per_class else heldout
+        png_gray(os.path.join(folder, labels[k], f"{i:05d}.png"), w, h, pix[i * h * w:(i + 1) * h * w])
         count[k] += 1
-print(f"make-data: {sum(count)} Fashion-MNIST test images in {len(labels)} class folders")
+print(f"make-data: {sum(count)} Fashion-MNIST test images in {len(labels)} class folders (half of them in fashion-heldout)")
 EOF
-rm -rf "$OUT/fashion"
+rm -rf "$OUT/fashion" "$OUT/fashion-heldout"
 mv "$OUT/fashion.part" "$OUT/fashion"
+mv "$OUT/fashion-heldout.part" "$OUT/fashion-heldout"
 
 # ---- photographs ----
 rm -rf "$OUT/photos.part"

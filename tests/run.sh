@@ -61,6 +61,7 @@ run "test_rf" 0 build/tests/test_rf
 
 run "cli" 1 tests/test_cli.sh
 run "analysis (importance, contrasts, circuits)" 1 $PY tests/test_analysis.py
+run "circuits (modes, faithfulness, contrasts, edge ends on googlenet and resnet18)" 1 $PY tests/test_circuits.py
 # The parity verdict must not depend on the thread count (issue 19): the
 # importance parity test runs viscnn at this count and at a second one (1, or
 # 3 when this is 1), reusing the oracle's references where the two counts make

@@ -1,12 +1,120 @@
-// circuit_io.c: reading a circuit back from the JSON `viscnn circuit` wrote,
-// so that other commands can run it as a masked network.
+// circuit_io.c: circuit JSON (docs/circuits.md): writing the layers with
+// both ends of every edge named, and reading a circuit back so that other
+// commands can run it as a masked network.
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "circuit.h"
+#include "export.h"
+#include "projection.h"
 #include "../engine/util.h"
+
+// ", "score": RAW, "norm": NORM}" closing one kept node or edge.
+static void write_scores(FILE *f, float raw, float norm) {
+    fputs(", \"score\": ", f);
+    export_float(f, raw);
+    fputs(", \"norm\": ", f);
+    export_float(f, norm);
+    fputc('}', f);
+}
+
+void circuit_write_layers_json(FILE *f, const vc_model *m, const vc_target *t, const vc_scores *raw,
+                               const vc_scores *norm, const vc_circuit *c) {
+    vc_dgraph g;
+    dgraph_build(&g, m);
+    unsigned char **F, **B;
+    circuit_reach(&F, &B, m, raw, c, t);
+    int *lo = malloc_check(m->n_nodes * sizeof(int));
+    for (int i = 0; i < m->n_nodes; i++) lo[i] = -1;
+    for (int l = 0; l < raw->n_layers; l++) lo[raw->l[l].node] = l;
+    fputs("[", f);
+    int first_layer = 1;
+    for (int d = 1; d < g.n_layers; d++) {
+        const vc_dlayer *D = &g.l[d];
+        if (D->node > t->stop || (D->kind == VC_DL_CONV && lo[D->node] < 0)) continue;
+        const char *name = m->nodes[D->node].name;
+        fputs(first_layer ? "\n{\"name\": " : ",\n{\"name\": ", f);
+        first_layer = 0;
+        export_string(f, name);
+        int first = 1;
+        if (D->kind == VC_DL_CONV) {
+            int l = lo[D->node];
+            const vc_layer_scores *L = &raw->l[l], *N = &norm->l[l];
+            fputs(", \"kind\": \"conv\", \"nodes\": [", f);
+            for (int j = 0; j < L->cout; j++) {
+                if (!c->node[l][j]) continue;
+                fprintf(f, "%s{\"ch\": %d", first ? "" : ",", j);
+                write_scores(f, L->nodes[j], N->nodes[j]);
+                first = 0;
+            }
+            fputs("], \"edges\": [", f);
+            first = 1;
+            for (int j = 0; j < L->cout; j++)
+                for (int i = 0; i < L->cg; i++) {
+                    size_t e = (size_t)j * L->cg + i;
+                    if (!c->edge[l][e]) continue;
+                    vc_dsrc src = dgraph_kernel_source(&g, d, j, i);
+                    fputs(first ? "{\"out_layer\": " : ",\n {\"out_layer\": ", f);
+                    export_string(f, name);
+                    fprintf(f, ", \"out_ch\": %d, \"kernel_index\": %d, \"in_layer\": ", j, i);
+                    if (src.layer >= 0) export_string(f, m->nodes[g.l[src.layer].node].name);
+                    else fputs("null", f);
+                    fprintf(f, ", \"in_ch\": %d", src.ch);
+                    write_scores(f, L->edges[e], N->edges[e]);
+                    first = 0;
+                }
+        } else {   // add: channels on a kept path, identity edges from the operands that carry one
+            const vc_node *nd = &m->nodes[D->node];
+            fputs(", \"kind\": \"add\", \"nodes\": [", f);
+            for (int ch = 0; ch < D->c; ch++)
+                if (F[D->node][ch] && B[D->node][ch]) { fprintf(f, "%s{\"ch\": %d}", first ? "" : ",", ch); first = 0; }
+            fputs("], \"edges\": [", f);
+            first = 1;
+            for (int k = 0; k < 2; k++)
+                for (int ch = 0; ch < D->c; ch++) {
+                    vc_dsrc src = D->src[k * D->c + ch];
+                    if (!F[D->node][ch] || !B[D->node][ch] || !F[nd->in[k]][ch]) continue;
+                    fputs(first ? "{\"out_layer\": " : ",\n {\"out_layer\": ", f);
+                    export_string(f, name);
+                    fprintf(f, ", \"out_ch\": %d, \"operand\": %d, \"in_layer\": ", ch, k);
+                    if (src.layer >= 0) export_string(f, m->nodes[g.l[src.layer].node].name);
+                    else fputs("null", f);
+                    fprintf(f, ", \"in_ch\": %d}", src.ch);
+                    first = 0;
+                }
+        }
+        fputs("]}", f);
+    }
+    fputs("\n]", f);
+    free(lo);
+    circuit_reach_free(m, F);
+    circuit_reach_free(m, B);
+    dgraph_free(&g);
+}
+
+void circuit_write_faith_json(FILE *f, const vc_faith *q, const vc_target *t, double keep) {
+    fputc('{', f);
+    if (!isnan(keep)) fprintf(f, "\"keep\": %g, ", keep);
+    fprintf(f, "\"edges\": %zu, \"fraction\": ", q->edges);
+    export_float(f, q->fraction);
+    fputs(", \"r\": ", f);
+    export_float(f, q->r);
+    if (q->r_note) { fputs(", \"r_note\": ", f); export_string(f, q->r_note); }
+    fputs(", \"rel_error\": ", f);
+    export_float(f, q->rel_error);
+    if (q->rel_note) { fputs(", \"rel_error_note\": ", f); export_string(f, q->rel_note); }
+    if (t->kind != VC_T_NODE) { fputs(", \"top1_agreement\": ", f); export_float(f, q->top1); }
+    fputc('}', f);
+}
+
+// A whole number in [0, n) from JSON, else -1.
+static int json_index(const cJSON *x, int n) {
+    if (!cJSON_IsNumber(x) || !(x->valuedouble >= 0 && x->valuedouble < n) || x->valuedouble != floor(x->valuedouble)) return -1;
+    return (int)x->valuedouble;
+}
 
 int circuit_read(vc_circuit *c, vc_scores *layout, const vc_model *m, const char *path, vc_error *err) {
     memset(c, 0, sizeof *c);
@@ -39,7 +147,8 @@ int circuit_read(vc_circuit *c, vc_scores *layout, const vc_model *m, const char
         }
     }
     for (cJSON *e = rc ? NULL : layers->child; e && !rc; e = e->next) {
-        cJSON *name = cJSON_GetObjectItemCaseSensitive(e, "name");
+        cJSON *name = cJSON_GetObjectItemCaseSensitive(e, "name"), *kind = cJSON_GetObjectItemCaseSensitive(e, "kind");
+        if (cJSON_IsString(kind) && !strcmp(kind->valuestring, "add")) continue;   // derived from the convs
         cJSON *nodes = cJSON_GetObjectItemCaseSensitive(e, "nodes"), *edges = cJSON_GetObjectItemCaseSensitive(e, "edges");
         int l = -1;
         for (int q = 0; cJSON_IsString(name) && q < layout->n_layers; q++)
@@ -53,16 +162,17 @@ int circuit_read(vc_circuit *c, vc_scores *layout, const vc_model *m, const char
         memset(c->node[l], 0, L->cout);
         memset(c->edge[l], 0, (size_t)L->cout * L->cg);
         for (cJSON *x = nodes->child; x && !rc; x = x->next) {
-            cJSON *ch = cJSON_GetObjectItemCaseSensitive(x, "ch");
-            if (!cJSON_IsNumber(ch) || ch->valueint < 0 || ch->valueint >= L->cout)
-                rc = vc_fail(err, VC_EINPUT, "%s: layer %s: bad node channel", path, name->valuestring);
-            else c->node[l][ch->valueint] = 1;
+            int ch = json_index(cJSON_GetObjectItemCaseSensitive(x, "ch"), L->cout);
+            if (ch < 0) rc = vc_fail(err, VC_EINPUT, "%s: layer %s: bad node (needs ch in [0, %d))", path, name->valuestring, L->cout);
+            else c->node[l][ch] = 1;
         }
         for (cJSON *x = edges->child; x && !rc; x = x->next) {
-            cJSON *o = cJSON_GetObjectItemCaseSensitive(x, "out"), *i = cJSON_GetObjectItemCaseSensitive(x, "in");
-            if (!cJSON_IsNumber(o) || !cJSON_IsNumber(i) || o->valueint < 0 || o->valueint >= L->cout || i->valueint < 0 || i->valueint >= L->cg)
-                rc = vc_fail(err, VC_EINPUT, "%s: layer %s: bad edge", path, name->valuestring);
-            else c->edge[l][(size_t)o->valueint * L->cg + i->valueint] = 1;
+            int o = json_index(cJSON_GetObjectItemCaseSensitive(x, "out_ch"), L->cout);
+            int i = json_index(cJSON_GetObjectItemCaseSensitive(x, "kernel_index"), L->cg);
+            if (o < 0 || i < 0)
+                rc = vc_fail(err, VC_EINPUT, "%s: layer %s: bad edge (needs out_ch in [0, %d) and kernel_index in [0, %d))",
+                             path, name->valuestring, L->cout, L->cg);
+            else c->edge[l][(size_t)o * L->cg + i] = 1;
         }
     }
     cJSON_Delete(j);

@@ -1,5 +1,6 @@
 // imageset.c: image sources for the analysis commands (see imageset.h).
 #include "imageset.h"
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +8,7 @@
 #include "../engine/util.h"
 #include "../loaders/image.h"
 #include "../loaders/npy.h"
+#include "contrast.h"
 
 static _Thread_local vc_progress_hook hook_fn;
 static _Thread_local void *hook_ctx;
@@ -33,19 +35,7 @@ int imageset_open(vc_imageset *s, const vc_model *m, cli_args *a, int by_label, 
     if (!images) images = cli_opt(a, "image");
     if (!!images == !!input) return vc_fail(err, VC_EINPUT, "%s: give --images PATH or --input X.npy (one of them)", a->cmd);
     if (labels && !input) return vc_fail(err, VC_EINPUT, "%s: --labels goes with --input", a->cmd);
-    if (images) {
-        int rc = dataset_open(&s->ds, images, err);
-        if (rc) return rc;
-        s->source = images;
-        s->n = s->ds.n;
-        s->n_cat = s->ds.n_cat;
-        s->cat_names = malloc_check(s->n_cat * sizeof(char *));
-        for (int c = 0; c < s->n_cat; c++) s->cat_names[c] = strdup_check(s->ds.cat_names[c]);
-        s->cat = malloc_check(s->n * sizeof(int));
-        s->label = malloc_check(s->n * sizeof(int));
-        for (int i = 0; i < s->n; i++) { s->cat[i] = s->ds.cat[i]; s->label[i] = dataset_label(&s->ds, s->cat[i], m); }
-        return VC_OK;
-    }
+    if (images) return imageset_open_path(s, m, images, err);
     int rc = cli_load_batch(m, a, 0, NULL, &s->x, &s->n, err);
     if (rc) return rc;
     s->source = input;
@@ -86,6 +76,33 @@ int imageset_open(vc_imageset *s, const vc_model *m, cli_args *a, int by_label, 
     return VC_OK;
 }
 
+int imageset_open_path(vc_imageset *s, const vc_model *m, const char *path, vc_error *err) {
+    memset(s, 0, sizeof *s);
+    s->m = m;
+    int rc = dataset_open(&s->ds, path, err);
+    if (rc) return rc;
+    s->source = path;
+    s->n = s->ds.n;
+    s->n_cat = s->ds.n_cat;
+    s->cat_names = malloc_check(s->n_cat * sizeof(char *));
+    for (int c = 0; c < s->n_cat; c++) s->cat_names[c] = strdup_check(s->ds.cat_names[c]);
+    s->cat = malloc_check(s->n * sizeof(int));
+    s->label = malloc_check(s->n * sizeof(int));
+    for (int i = 0; i < s->n; i++) { s->cat[i] = s->ds.cat[i]; s->label[i] = dataset_label(&s->ds, s->cat[i], m); }
+    return VC_OK;
+}
+
+int imageset_indices(const vc_imageset *s, const unsigned char *cats, int *idx) {
+    int n = 0;
+    for (int i = 0; i < s->n; i++) if (!cats || cats[s->cat[i]]) idx[n++] = i;
+    return n;
+}
+
+int imageset_find_category(const vc_imageset *s, const char *name) {
+    for (int c = 0; c < s->n_cat; c++) if (!strcmp(s->cat_names[c], name)) return c;
+    return -1;
+}
+
 void imageset_free(vc_imageset *s) {
     for (int c = 0; c < s->n_cat; c++) free(s->cat_names[c]);
     free(s->cat_names); free(s->cat); free(s->label); free(s->x);
@@ -109,6 +126,12 @@ int imageset_load(const vc_imageset *s, const int *idx, int n, float *x, int *la
 
 int importance_over_set(vc_set_scores *out, const vc_model *m, vc_metric metric, const vc_target *t,
                         const vc_imageset *s, int batch, vc_error *err) {
+    return importance_over_set_setup(out, m, metric, t, s, batch, NULL, NULL, err);
+}
+
+int importance_over_set_setup(vc_set_scores *out, const vc_model *m, vc_metric metric, const vc_target *t,
+                              const vc_imageset *s, int batch, int (*setup)(vc_run *, const void *, vc_error *),
+                              const void *ctx, vc_error *err) {
     memset(out, 0, sizeof *out);
     out->n_cat = s->n_cat;
     out->cat_names = s->cat_names;
@@ -120,6 +143,7 @@ int importance_over_set(vc_set_scores *out, const vc_model *m, vc_metric metric,
     for (int c = 0; c < s->n_cat && !rc; c++) {
         vc_importance im;
         rc = importance_begin(&im, m, metric, t, batch, err);
+        if (!rc) rc = importance_set_setup(&im, setup, ctx, err);
         for (int i = 0; i < s->n && !rc;) {
             int n = 0;
             for (; i < s->n && n < batch; i++) if (s->cat[i] == c) idx[n++] = i;
@@ -158,4 +182,49 @@ const vc_scores *set_scores_find(const vc_set_scores *s, const char *name) {
     if (!strcmp(name, "overall")) return &s->overall;
     for (int c = 0; c < s->n_cat; c++) if (!strcmp(s->cat_names[c], name)) return &s->cat[c];
     return NULL;
+}
+
+int contrast_terms(const char *expr, const vc_imageset *set, double *coef, vc_error *err) {
+    vc_contrast *c;
+    int rc = contrast_parse(&c, expr, err);
+    if (rc) return rc;
+    int n = set->n_cat + 1;
+    const char **names = malloc_check(n * sizeof(char *));
+    double k0;
+    for (int k = 0; k < set->n_cat; k++) names[k] = set->cat_names[k];
+    names[set->n_cat] = "overall";
+    rc = contrast_linear(c, n, names, coef, &k0, err);
+    free(names);
+    contrast_free(c);
+    return rc;
+}
+
+int contrast_clamped(size_t *clamped, size_t *total, const vc_set_scores *ss, const char *expr, vc_error *err) {
+    vc_contrast *c;
+    int rc = contrast_parse(&c, expr, err);
+    if (rc) return rc;
+    int n = ss->n_cat + 1;
+    const char **names = malloc_check(n * sizeof(char *));
+    double *coef = malloc_check(n * sizeof(double)), k0;
+    for (int k = 0; k < n; k++) names[k] = k < ss->n_cat ? ss->cat_names[k] : "overall";
+    rc = contrast_linear(c, n, names, coef, &k0, err);
+    size_t cnt = scores_count(&ss->overall);
+    *clamped = 0;
+    *total = cnt;
+    if (!rc) {
+        // the value contrast_eval computes before it clamps, in the same (double) arithmetic
+        double *v = malloc_check(cnt * sizeof(double));
+        float *flat = malloc_check(cnt * sizeof(float));
+        for (size_t i = 0; i < cnt; i++) v[i] = k0;
+        for (int k = 0; k < n; k++) {
+            if (coef[k] == 0) continue;
+            scores_flatten(k < ss->n_cat ? &ss->cat[k] : &ss->overall, flat);
+            for (size_t i = 0; i < cnt; i++) v[i] += coef[k] * flat[i];
+        }
+        for (size_t i = 0; i < cnt; i++) *clamped += v[i] < 0;
+        free(v); free(flat);
+    }
+    free(names); free(coef);
+    contrast_free(c);
+    return rc;
 }

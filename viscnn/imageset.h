@@ -20,7 +20,14 @@ typedef struct vc_imageset {
 
 // by_label: with --input and --labels, make one category per label value.
 int imageset_open(vc_imageset *s, const vc_model *m, cli_args *a, int by_label, vc_error *err);
+// The --images PATH part of imageset_open (a file, a folder, class subfolders).
+int imageset_open_path(vc_imageset *s, const vc_model *m, const char *path, vc_error *err);
 void imageset_free(vc_imageset *s);
+// The indices of the images whose category c has cats[c] != 0 (cats NULL:
+// every image) into idx (room for s->n); returns how many.
+int imageset_indices(const vc_imageset *s, const unsigned char *cats, int *idx);
+// A category's index by name, or -1.
+int imageset_find_category(const vc_imageset *s, const char *name);
 // Loads images idx[0..n) into x (n, C, H, W) and their labels.
 int imageset_load(const vc_imageset *s, const int *idx, int n, float *x, int *labels, vc_error *err);
 
@@ -36,6 +43,10 @@ typedef struct {
 
 int importance_over_set(vc_set_scores *out, const vc_model *m, vc_metric metric, const vc_target *t,
                         const vc_imageset *s, int batch, vc_error *err);
+// The same on a modified network (setup: see importance_set_setup).
+int importance_over_set_setup(vc_set_scores *out, const vc_model *m, vc_metric metric, const vc_target *t,
+                              const vc_imageset *s, int batch, int (*setup)(vc_run *, const void *, vc_error *),
+                              const void *ctx, vc_error *err);
 void set_scores_free(vc_set_scores *s);
 // "overall" or a category name -> pointer, or NULL.
 const vc_scores *set_scores_find(const vc_set_scores *s, const char *name);
@@ -45,6 +56,12 @@ const vc_scores *set_scores_find(const vc_set_scores *s, const char *name);
 // contrast_scores evaluates it into out (negatives clamped to 0).
 int contrast_check(const char *expr, const vc_imageset *set, vc_error *err);
 int contrast_scores(vc_scores *out, const vc_set_scores *ss, const char *expr, vc_error *err);
+// The coefficient of each category (n_cat) and of "overall" (coef[n_cat]) in
+// the expression's linear form.
+int contrast_terms(const char *expr, const vc_imageset *set, double *coef, vc_error *err);
+// How many of the contrast's scores (nodes and edges of every layer, *total)
+// are negative before the clamp, i.e. set to 0 by contrast_scores.
+int contrast_clamped(size_t *clamped, size_t *total, const vc_set_scores *ss, const char *expr, vc_error *err);
 
 // A progress bar on stderr when it is a terminal: "label [=====     ] i/n".
 // While this thread has a progress hook (progress_set_hook), the hook gets

@@ -216,14 +216,23 @@ static void add_edge_scores(vc_importance *im, const vc_layer_scores *L, vc_laye
         }
 }
 
+int importance_set_setup(vc_importance *im, int (*fn)(vc_run *r, const void *ctx, vc_error *err), const void *ctx,
+                         vc_error *err) {
+    im->setup = fn;
+    im->setup_ctx = ctx;
+    return fn && im->r ? fn(im->r, ctx, err) : VC_OK;
+}
+
 int importance_add(vc_importance *im, const float *x, int N, const int *labels, vc_error *err) {
     if (im->metric == VC_M_WEIGHT) { im->images += N; return VC_OK; }
     VC_ASSERT(N <= im->batch);
+    int rc = VC_OK;
     if (N != vc_run_batch(im->r)) {   // a short last batch
         vc_run_free(im->r);
         im->r = vc_run_new(im->m, N);
+        if (im->setup && (rc = im->setup(im->r, im->setup_ctx, err))) return rc;
     }
-    int rc = vc_forward(im->r, x, im->target.stop, 0, err);
+    rc = vc_forward(im->r, x, im->target.stop, 0, err);
     if (rc) return rc;
     target_seed(&im->target, im->m, im->r, labels, im->seed);
     rc = vc_backward(im->r, im->target.stop, im->seed, im->metric == VC_M_SNIP ? VC_BWD_PARAMS : 0, err);

@@ -37,9 +37,15 @@ typedef struct {
     int batch;
     float *seed, *abs_eg, *eg, *abs_e;
     float **snip_g;           // snip: per layer, sum over the set of dF/dW
+    int (*setup)(vc_run *r, const void *ctx, vc_error *err);   // run on every run it makes (circuit masks); NULL: none
+    const void *setup_ctx;
 } vc_importance;
 
 int importance_begin(vc_importance *im, const vc_model *m, vc_metric metric, const vc_target *t, int batch, vc_error *err);
+// Scores on a modified network: fn(r, ctx) is applied now and to every run
+// the accumulator makes later (circuit masks: circuit_apply).
+int importance_set_setup(vc_importance *im, int (*fn)(vc_run *r, const void *ctx, vc_error *err), const void *ctx,
+                         vc_error *err);
 // x: (N,C,H,W) with N <= batch; labels (N) or NULL (argmax).
 int importance_add(vc_importance *im, const float *x, int N, const int *labels, vc_error *err);
 // Final scores of the set (means over its images; weight/snip as defined).
