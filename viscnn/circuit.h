@@ -152,6 +152,20 @@ extern const double vc_curve_fractions[VC_CURVE_N];
 // layers with their kept channels and identity edges, in graph order.
 void circuit_write_layers_json(FILE *f, const vc_model *m, const vc_target *t, const vc_scores *raw,
                                const vc_scores *norm, const vc_circuit *c);
+// The head of a circuit JSON document, from "{" through "kept" (no closing
+// brace; the caller adds "contrast", "faithfulness" and "layers"): target,
+// metric, images, source, model, scores (a category, "overall" or a contrast),
+// mode, keep or thresholds, iterative, normalisation, kept counts. The CLI
+// and the GUI's export write the same document through it.
+void circuit_write_head_json(FILE *f, const vc_model *m, const vc_target *t, vc_metric metric, int images,
+                             const char *source, const char *scores, const vc_circuit_spec *spec, const vc_circuit *c);
+// ",\n"faithfulness": {...}" — sample ("held-out" or "in-sample"), source,
+// images, values, the circuit's record and, when n_curve > 0, the curve.
+void circuit_write_faithfulness_json(FILE *f, const vc_target *t, int held_out, const char *source, const vc_faith *circuit,
+                                     const vc_faith *curve, const double *curve_fr, int n_curve);
+// The model with the circuit baked into its weights: removed kernels zeroed,
+// removed nodes' kernels and bias zeroed; the same graph (a safetensors file).
+int circuit_write_pruned(const char *path, const vc_model *m, const vc_scores *layout, const vc_circuit *c, vc_error *err);
 // One faithfulness record {["keep",] "edges", "fraction", "r", ["r_note",]
 // "rel_error", ["rel_error_note",] ["top1_agreement"]}; keep NAN: omitted.
 void circuit_write_faith_json(FILE *f, const vc_faith *q, const vc_target *t, double keep);

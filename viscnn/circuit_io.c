@@ -11,6 +11,7 @@
 #include "export.h"
 #include "projection.h"
 #include "../engine/util.h"
+#include "../loaders/safetensors.h"
 
 // ", "score": RAW, "norm": NORM}" closing one kept node or edge.
 static void write_scores(FILE *f, float raw, float norm) {
@@ -108,6 +109,79 @@ void circuit_write_faith_json(FILE *f, const vc_faith *q, const vc_target *t, do
     if (q->rel_note) { fputs(", \"rel_error_note\": ", f); export_string(f, q->rel_note); }
     if (t->kind != VC_T_NODE) { fputs(", \"top1_agreement\": ", f); export_float(f, q->top1); }
     fputc('}', f);
+}
+
+void circuit_write_head_json(FILE *f, const vc_model *m, const vc_target *t, vc_metric metric, int images,
+                             const char *source, const char *scores, const vc_circuit_spec *spec, const vc_circuit *c) {
+    char mode_text[64];
+    circuit_spec_text(spec, mode_text, sizeof mode_text);
+    fprintf(f, "{\"target\": ");
+    export_string(f, t->text);
+    fprintf(f, ", \"metric\": \"%s\", \"images\": %d, \"source\": ", vc_metric_names[metric], images);
+    export_string(f, source);
+    fputs(", \"model\": ", f);
+    export_string(f, m->path);
+    fputs(", \"scores\": ", f);
+    export_string(f, scores);
+    fprintf(f, ", \"mode\": \"%s\"", mode_text);
+    if (spec->mode == VC_C_KEEP) fprintf(f, ", \"keep\": {\"nodes\": %g, \"edges\": %g}", spec->keep_nodes, spec->keep_edges);
+    else fprintf(f, ", \"thresholds\": {\"node\": %g, \"edge\": %g}", spec->node_threshold, spec->edge_threshold);
+    if (spec->iterative) fprintf(f, ", \"iterative\": %d", spec->iterative);
+    fputs(", \"normalisation\": \"robust min-max per layer (scale: the second-largest score)\"", f);
+    fprintf(f, ",\n\"kept\": {\"nodes\": %zu, \"edges\": %zu, \"selected_nodes\": %zu, \"selected_edges\": %zu, "
+               "\"cone_nodes\": %zu, \"cone_edges\": %zu}",
+            c->n_nodes, c->n_edges, c->sel_nodes, c->sel_edges, c->total_nodes, c->total_edges);
+}
+
+void circuit_write_faithfulness_json(FILE *f, const vc_target *t, int held_out, const char *source, const vc_faith *fc,
+                                     const vc_faith *curve, const double *curve_fr, int n_curve) {
+    fprintf(f, ",\n\"faithfulness\": {\"sample\": \"%s\", \"source\": ", held_out ? "held-out" : "in-sample");
+    export_string(f, source);
+    fprintf(f, ", \"images\": %d, \"values\": %zu, \"circuit\": ", fc->images, fc->values);
+    circuit_write_faith_json(f, fc, t, NAN);
+    if (n_curve) {
+        fputs(",\n  \"curve\": [", f);
+        for (int k = 0; k < n_curve; k++) {
+            if (k) fputs(",\n    ", f);
+            circuit_write_faith_json(f, &curve[k], t, curve_fr[k]);
+        }
+        fputs("]", f);
+    }
+    fputs("}", f);
+}
+
+int circuit_write_pruned(const char *path, const vc_model *m, const vc_scores *layout, const vc_circuit *c, vc_error *err) {
+    st_out *t = calloc_check(m->n_params, sizeof(st_out));
+    float **copies = calloc_check(m->n_params, sizeof(float *));
+    for (int p = 0; p < m->n_params; p++) {
+        t[p].name = m->params[p].name;
+        t[p].rank = m->params[p].rank;
+        t[p].dim = m->params[p].dim;
+        t[p].data = m->params[p].data;
+    }
+    for (int l = 0; l < c->n_layers; l++) {
+        const vc_layer_scores *L = &layout->l[l];
+        const vc_node *n = &m->nodes[L->node];
+        int pw = n->param[VC_P_WEIGHT], pb = n->param[VC_P_BIAS];
+        size_t kk = (size_t)n->a.kernel[0] * n->a.kernel[1];
+        copies[pw] = malloc_check(m->params[pw].size * sizeof(float));
+        memcpy(copies[pw], m->params[pw].data, m->params[pw].size * sizeof(float));
+        for (int j = 0; j < L->cout; j++)
+            for (int i = 0; i < L->cg; i++)
+                if (!c->edge[l][(size_t)j * L->cg + i] || !c->node[l][j])
+                    memset(copies[pw] + ((size_t)j * L->cg + i) * kk, 0, kk * sizeof(float));
+        t[pw].data = copies[pw];
+        if (pb >= 0) {
+            copies[pb] = malloc_check(m->params[pb].size * sizeof(float));
+            for (int j = 0; j < L->cout; j++) copies[pb][j] = c->node[l][j] ? m->params[pb].data[j] : 0.0f;
+            t[pb].data = copies[pb];
+        }
+    }
+    const char *keys[1] = {"viscnn.graph"}, *vals[1] = {m->graph_json};
+    int rc = st_write(path, m->n_params, t, 1, keys, vals, err);
+    for (int p = 0; p < m->n_params; p++) free(copies[p]);
+    free(copies); free(t);
+    return rc;
 }
 
 // A whole number in [0, n) from JSON, else -1.

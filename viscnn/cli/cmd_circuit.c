@@ -8,45 +8,8 @@
 #include "../export.h"
 #include "../imageset.h"
 #include "../../engine/util.h"
-#include "../../loaders/safetensors.h"
 
 #define MAX_CURVE 64
-
-// The model with the circuit's pruning baked into the weights: removed
-// kernels zeroed, removed nodes' kernels and bias zeroed. Same graph.
-static int write_pruned(const char *path, const vc_model *m, const vc_scores *layout, const vc_circuit *c, vc_error *err) {
-    st_out *t = calloc_check(m->n_params, sizeof(st_out));
-    float **copies = calloc_check(m->n_params, sizeof(float *));
-    for (int p = 0; p < m->n_params; p++) {
-        t[p].name = m->params[p].name;
-        t[p].rank = m->params[p].rank;
-        t[p].dim = m->params[p].dim;
-        t[p].data = m->params[p].data;
-    }
-    for (int l = 0; l < c->n_layers; l++) {
-        const vc_layer_scores *L = &layout->l[l];
-        const vc_node *n = &m->nodes[L->node];
-        int pw = n->param[VC_P_WEIGHT], pb = n->param[VC_P_BIAS];
-        size_t kk = (size_t)n->a.kernel[0] * n->a.kernel[1];
-        copies[pw] = malloc_check(m->params[pw].size * sizeof(float));
-        memcpy(copies[pw], m->params[pw].data, m->params[pw].size * sizeof(float));
-        for (int j = 0; j < L->cout; j++)
-            for (int i = 0; i < L->cg; i++)
-                if (!c->edge[l][(size_t)j * L->cg + i] || !c->node[l][j])
-                    memset(copies[pw] + ((size_t)j * L->cg + i) * kk, 0, kk * sizeof(float));
-        t[pw].data = copies[pw];
-        if (pb >= 0) {
-            copies[pb] = malloc_check(m->params[pb].size * sizeof(float));
-            for (int j = 0; j < L->cout; j++) copies[pb][j] = c->node[l][j] ? m->params[pb].data[j] : 0.0f;
-            t[pb].data = copies[pb];
-        }
-    }
-    const char *keys[1] = {"viscnn.graph"}, *vals[1] = {m->graph_json};
-    int rc = st_write(path, m->n_params, t, 1, keys, vals, err);
-    for (int p = 0; p < m->n_params; p++) free(copies[p]);
-    free(copies); free(t);
-    return rc;
-}
 
 // One line per layer: kept nodes and edges, and the strongest kept edge.
 static void print_summary(const vc_model *m, const vc_scores *raw, const vc_circuit *c) {
@@ -234,45 +197,16 @@ int cmd_circuit(int argc, char **argv, vc_error *err) {
         if (!rc) rc = faith_measure(&fc, &ref, m, &t, raw, &c, ev, batch, err);
         if (!rc && n_curve) rc = faith_curve(curve, curve_fr, n_curve, m, single, &t, &ref, ev, batch, err);
     }
-    if (!rc && pruned) rc = write_pruned(pruned, m, raw, &c, err);
+    if (!rc && pruned) rc = circuit_write_pruned(pruned, m, raw, &c, err);
     FILE *f = rc ? NULL : export_open(out, err);
     if (!rc && !f) rc = VC_EINPUT;
     if (!rc) {
         char mode_text[64];
         circuit_spec_text(&spec, mode_text, sizeof mode_text);
         circuit_normalize(&norm, raw, m, &t);
-        fprintf(f, "{\"target\": ");
-        export_string(f, t.text);
-        fprintf(f, ", \"metric\": \"%s\", \"images\": %d, \"source\": ", vc_metric_names[metric], ss.images);
-        export_string(f, set.source);
-        fputs(", \"model\": ", f);
-        export_string(f, m->path);
-        fputs(", \"scores\": ", f);
-        export_string(f, expr ? expr : cat ? cat : "overall");
-        fprintf(f, ", \"mode\": \"%s\"", mode_text);
-        if (spec.mode == VC_C_KEEP) fprintf(f, ", \"keep\": {\"nodes\": %g, \"edges\": %g}", spec.keep_nodes, spec.keep_edges);
-        else fprintf(f, ", \"thresholds\": {\"node\": %g, \"edge\": %g}", spec.node_threshold, spec.edge_threshold);
-        if (iterative) fprintf(f, ", \"iterative\": %d", iterative);
-        fputs(", \"normalisation\": \"robust min-max per layer (scale: the second-largest score)\"", f);
-        fprintf(f, ",\n\"kept\": {\"nodes\": %zu, \"edges\": %zu, \"selected_nodes\": %zu, \"selected_edges\": %zu, "
-                   "\"cone_nodes\": %zu, \"cone_edges\": %zu}",
-                c.n_nodes, c.n_edges, c.sel_nodes, c.sel_edges, c.total_nodes, c.total_edges);
+        circuit_write_head_json(f, m, &t, metric, ss.images, set.source, expr ? expr : cat ? cat : "overall", &spec, &c);
         if (expr) fprintf(f, ",\n\"contrast\": {\"clamped\": %zu, \"scores\": %zu}", clamped, n_scores);
-        if (faith) {
-            fprintf(f, ",\n\"faithfulness\": {\"sample\": \"%s\", \"source\": ", eval_path ? "held-out" : "in-sample");
-            export_string(f, ev->source);
-            fprintf(f, ", \"images\": %d, \"values\": %zu, \"circuit\": ", fc.images, fc.values);
-            circuit_write_faith_json(f, &fc, &t, NAN);
-            if (n_curve) {
-                fputs(",\n  \"curve\": [", f);
-                for (int k = 0; k < n_curve; k++) {
-                    if (k) fputs(",\n    ", f);
-                    circuit_write_faith_json(f, &curve[k], &t, curve_fr[k]);
-                }
-                fputs("]", f);
-            }
-            fputs("}", f);
-        }
+        if (faith) circuit_write_faithfulness_json(f, &t, eval_path != NULL, ev->source, &fc, curve, curve_fr, n_curve);
         fputs(",\n\"layers\": ", f);
         circuit_write_layers_json(f, m, &t, raw, &norm, &c);
         fputs("}\n", f);

@@ -272,7 +272,9 @@ static set_scores_entry *need_scores(vc_server *s, const scores_req *sr, http_re
 uint64_t circuit_key(vc_server *s, const circuit_req *c) {
     uint64_t h = hash_str(scores_key(s, &c->sr), c->scores);
     h = hash_str(h, c->mode);
-    double v[2] = {c->cmode == VC_C_KEEP ? 0 : c->tn, c->cmode == VC_C_KEEP ? 0 : c->te};
+    const vc_circuit_spec *p = &c->spec;
+    int keep = p->mode == VC_C_KEEP;
+    double v[4] = {keep ? 0 : p->node_threshold, keep ? 0 : p->edge_threshold, keep ? p->keep_nodes : 0, keep ? p->keep_edges : 0};
     return hash_bytes(h, v, sizeof v);
 }
 

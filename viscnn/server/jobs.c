@@ -282,51 +282,33 @@ int job_cancel(vc_server *s, int id) {
 }
 
 // ---- adapters to the analysis library ---------------------------------------------------
-// Extraction modes as `viscnn circuit --mode` takes them (cmd_circuit.c).
+// Extraction modes as `viscnn circuit --mode` takes them (docs/circuits.md).
+// The page sends both thresholds whatever the mode; they are taken where the
+// mode uses them (threshold, hierarchical) and ignored for keep, whose
+// fractions are in the mode text.
 int srv_mode_parse(circuit_req *c, const char *mode, const char *tn, const char *te, vc_error *err) {
     if (!mode) mode = "threshold";
     if (strlen(mode) >= sizeof c->mode) return vc_fail(err, VC_EINPUT, "mode: too long");
     snprintf(c->mode, sizeof c->mode, "%s", mode);
-    c->fraction = 1;
-    if (!strcmp(mode, "threshold")) c->cmode = VC_C_THRESHOLD;
-    else if (!strcmp(mode, "hierarchical")) c->cmode = VC_C_HIERARCHICAL;
-    else if (!strncmp(mode, "keep:", 5)) {
-        char *end;
-        c->cmode = VC_C_KEEP;
-        c->fraction = strtod(mode + 5, &end);
-        if (end == mode + 5 || *end || !(c->fraction >= 0 && c->fraction <= 1))
-            return vc_fail(err, VC_EINPUT, "mode %s: keep:F needs a fraction F in [0, 1]", mode);
-    } else return vc_fail(err, VC_EINPUT, "mode %s: expected threshold, hierarchical or keep:F", mode);
-    double def = c->cmode == VC_C_HIERARCHICAL ? 0.8 : 0.2;
-    const char *v[2] = {tn, te};
-    double *d[2] = {&c->tn, &c->te};
-    for (int k = 0; k < 2; k++) {
-        *d[k] = def;
-        if (!v[k]) continue;
-        char *end;
-        *d[k] = strtod(v[k], &end);
-        if (end == v[k] || *end || !(*d[k] >= 0 && *d[k] <= 1))
-            return vc_fail(err, VC_EINPUT, "%s %s: expected a number in [0, 1]", k ? "te (edge threshold)" : "tn (node threshold)", v[k]);
+    circuit_spec_init(&c->spec);
+    int rc = circuit_mode_parse(&c->spec, mode, err);
+    if (rc) return rc;
+    if (c->spec.mode != VC_C_KEEP) {
+        const char *v[2] = {tn, te};
+        double *d[2] = {&c->spec.node_threshold, &c->spec.edge_threshold};
+        for (int k = 0; k < 2; k++) {
+            if (!v[k]) continue;
+            char *end;
+            *d[k] = strtod(v[k], &end);
+            if (end == v[k] || *end || !(*d[k] >= 0 && *d[k] <= 1))
+                return vc_fail(err, VC_EINPUT, "%s %s: expected a number in [0, 1]", k ? "te (edge threshold)" : "tn (node threshold)", v[k]);
+        }
     }
-    return VC_OK;
+    return circuit_spec_check(&c->spec, err);
 }
 
 int srv_circuit_extract(vc_circuit *c, const vc_model *m, const vc_scores *raw, const circuit_req *q, vc_error *err) {
-    return circuit_extract(c, m, raw, &q->sr.t, q->cmode, q->tn, q->te, q->fraction, err);
-}
-
-// The faithfulness curve's circuits: keep:F for each fraction of the curve.
-static int srv_curve_circuit(vc_circuit *c, const vc_model *m, const vc_scores *raw, const vc_target *t, int k, vc_error *err) {
-    return circuit_extract(c, m, raw, t, VC_C_KEEP, 0, 0, vc_curve_fractions[k], err);
-}
-
-// Mirrors cmd_circuit.c's writer: the same keys in the same order.
-static void write_scores(FILE *f, float raw, float norm) {
-    fputs(", \"score\": ", f);
-    export_float(f, raw);
-    fputs(", \"norm\": ", f);
-    export_float(f, norm);
-    fputc('}', f);
+    return circuit_extract(c, m, raw, &q->sr.t, &q->spec, err);
 }
 
 char *srv_circuit_json(vc_server *s, const circuit_req *q, const vc_scores *raw, const vc_circuit *c,
@@ -337,89 +319,20 @@ char *srv_circuit_json(vc_server *s, const circuit_req *q, const vc_scores *raw,
     FILE *f = open_memstream(&buf, &n);
     if (!f) return NULL;
     vc_scores norm;
-    scores_copy(&norm, raw);
-    scores_normalize(&norm);
-    fprintf(f, "{\"target\": ");
-    export_string(f, q->sr.t.text);
-    fprintf(f, ", \"metric\": \"%s\", \"images\": %d, \"source\": ", vc_metric_names[q->sr.metric], images);
-    export_string(f, source);
-    fputs(", \"model\": ", f);
-    export_string(f, m->path);
-    fputs(", \"scores\": ", f);
-    export_string(f, q->scores);
-    fputs(", \"mode\": ", f);
-    export_string(f, q->mode);
-    if (q->cmode == VC_C_KEEP) fprintf(f, ", \"keep\": %g", q->fraction);
-    else fprintf(f, ", \"thresholds\": {\"node\": %g, \"edge\": %g}", q->tn, q->te);
-    fprintf(f, ",\n\"kept\": {\"nodes\": %zu, \"edges\": %zu, \"cone_nodes\": %zu, \"cone_edges\": %zu}",
-            c->n_nodes, c->n_edges, c->total_nodes, c->total_edges);
+    circuit_normalize(&norm, raw, m, &q->sr.t);
+    circuit_write_head_json(f, m, &q->sr.t, q->sr.metric, images, source, q->scores, &q->spec, c);
     if (faithfulness_json) fprintf(f, ",\n\"faithfulness\": %s", faithfulness_json);
-    fputs(",\n\"layers\": [", f);
-    for (int l = 0; l < c->n_layers; l++) {
-        const vc_layer_scores *L = &raw->l[l], *N = &norm.l[l];
-        fputs(l ? ",\n{\"name\": " : "\n{\"name\": ", f);
-        export_string(f, m->nodes[L->node].name);
-        fputs(", \"nodes\": [", f);
-        int first = 1;
-        for (int j = 0; j < L->cout; j++) {
-            if (!c->node[l][j]) continue;
-            fprintf(f, "%s{\"ch\": %d", first ? "" : ",", j);
-            write_scores(f, L->nodes[j], N->nodes[j]);
-            first = 0;
-        }
-        fputs("], \"edges\": [", f);
-        first = 1;
-        for (int j = 0; j < L->cout; j++)
-            for (int i = 0; i < L->cg; i++) {
-                size_t e = (size_t)j * L->cg + i;
-                if (!c->edge[l][e]) continue;
-                fprintf(f, "%s{\"out\": %d, \"in\": %d", first ? "" : ",", j, i);
-                write_scores(f, L->edges[e], N->edges[e]);
-                first = 0;
-            }
-        fputs("]}", f);
-    }
-    fputs("\n]}\n", f);
+    fputs(",\n\"layers\": ", f);
+    circuit_write_layers_json(f, m, &q->sr.t, raw, &norm, c);
+    fputs("}\n", f);
     fclose(f);
     scores_free(&norm);
     *len = n;
     return buf;
 }
 
-// Mirrors cmd_circuit.c's write_pruned: removed kernels zeroed, removed
-// nodes' kernels and bias zeroed; the same graph.
 int srv_write_pruned(const char *path, const vc_model *m, const vc_scores *layout, const vc_circuit *c, vc_error *err) {
-    st_out *t = calloc_check(m->n_params, sizeof(st_out));
-    float **copies = calloc_check(m->n_params, sizeof(float *));
-    for (int p = 0; p < m->n_params; p++) {
-        t[p].name = m->params[p].name;
-        t[p].rank = m->params[p].rank;
-        t[p].dim = m->params[p].dim;
-        t[p].data = m->params[p].data;
-    }
-    for (int l = 0; l < c->n_layers; l++) {
-        const vc_layer_scores *L = &layout->l[l];
-        const vc_node *n = &m->nodes[L->node];
-        int pw = n->param[VC_P_WEIGHT], pb = n->param[VC_P_BIAS];
-        size_t kk = (size_t)n->a.kernel[0] * n->a.kernel[1];
-        copies[pw] = malloc_check(m->params[pw].size * sizeof(float));
-        memcpy(copies[pw], m->params[pw].data, m->params[pw].size * sizeof(float));
-        for (int j = 0; j < L->cout; j++)
-            for (int i = 0; i < L->cg; i++)
-                if (!c->edge[l][(size_t)j * L->cg + i] || !c->node[l][j])
-                    memset(copies[pw] + ((size_t)j * L->cg + i) * kk, 0, kk * sizeof(float));
-        t[pw].data = copies[pw];
-        if (pb >= 0) {
-            copies[pb] = malloc_check(m->params[pb].size * sizeof(float));
-            for (int j = 0; j < L->cout; j++) copies[pb][j] = c->node[l][j] ? m->params[pb].data[j] : 0.0f;
-            t[pb].data = copies[pb];
-        }
-    }
-    const char *keys[1] = {"viscnn.graph"}, *vals[1] = {m->graph_json};
-    int rc = st_write(path, m->n_params, t, 1, keys, vals, err);
-    for (int p = 0; p < m->n_params; p++) free(copies[p]);
-    free(copies); free(t);
-    return rc;
+    return circuit_write_pruned(path, m, layout, c, err);
 }
 
 // Feature visualisation is issue 15 (a library function, not in this
@@ -493,22 +406,11 @@ int job_layout(vc_server *s, job *j, vc_error *err) {
     return rc;
 }
 
-// Target values of the full network over the set, cached on disk.
-static int base_values(vc_server *s, const scores_req *q, const vc_imageset *set, float **v, size_t *n, vc_error *err) {
-    uint64_t key = hash_str(scores_key(s, q), "target values");
-    size_t len;
-    char *buf = cache_read(s, "target", key, "bin", &len);
-    if (buf && len % sizeof(float) == 0 && len) {
-        *v = (float *)buf;
-        *n = len / sizeof(float);
-        return VC_OK;
-    }
-    free(buf);
-    int rc = target_activations(v, n, s->m, &q->t, NULL, NULL, set, BATCH, err);
-    if (!rc) cache_write(s, "target", key, "bin", *v, *n * sizeof(float), err);
-    return rc;
-}
-
+// The faithfulness of a circuit over the whole image set (in-sample: the
+// scores came from the same images) and the curve over kept fractions, which
+// depends on the scores only and is cached apart. The page's record:
+// {"sample", "r", "r_note"?, "rel_error", "top1_agreement"?, "curve": [{"fraction",
+// "edges", "r"}], "images", "values", "kept"}.
 int job_faithfulness(vc_server *s, job *j, vc_error *err) {
     circuit_req *q = j->arg;
     set_scores_entry *e = NULL;
@@ -517,20 +419,23 @@ int job_faithfulness(vc_server *s, job *j, vc_error *err) {
     vc_scores con = {0};
     const vc_scores *raw = NULL;
     vc_circuit c = {0};
-    float *base = NULL, *cv = NULL;
-    size_t nb = 0, nv;
+    vc_faith_ref ref = {0};
+    vc_faith fc = {0};
+    int *idx = NULL;
     int rc = ensure_scores(s, &q->sr, &e, err);
     if (!rc) rc = select_scores(e, q->scores, &con, &raw, err);
     if (!rc) rc = set_open(s, q->sr.set, &tmp, &set, err);
     if (!rc) rc = srv_circuit_extract(&c, s->m, raw, q, err);
     int total = 2 + VC_CURVE_N, step = 0;
     if (!rc && progress("faithfulness", step++, total)) rc = vc_fail(err, VC_EINPUT, "cancelled");
-    if (!rc) rc = base_values(s, &q->sr, set, &base, &nb, err);
+    if (!rc) {
+        idx = malloc_check((set->n + 1) * sizeof(int));
+        for (int k = 0; k < set->n; k++) idx[k] = k;
+        rc = faith_reference(&ref, s->m, &q->sr.t, set, idx, set->n, BATCH, err);
+    }
     if (!rc && progress("faithfulness", step++, total)) rc = vc_fail(err, VC_EINPUT, "cancelled");
-    if (!rc) rc = target_activations(&cv, &nv, s->m, &q->sr.t, raw, &c, set, BATCH, err);
-    double r = rc ? NAN : pearson(base, cv, nb);
-    // the curve depends on the scores only, not on this circuit's thresholds
-    uint64_t ckey = hash_str(hash_bytes(scores_key(s, &q->sr), &(uint64_t){0}, 8), q->scores);
+    if (!rc) rc = faith_measure(&fc, &ref, s->m, &q->sr.t, raw, &c, set, BATCH, err);
+    uint64_t ckey = hash_str(hash_bytes(scores_key(s, &q->sr), &(uint64_t){1}, 8), q->scores);
     char *curve = rc ? NULL : cache_read(s, "curve", ckey, "json", NULL);
     if (!rc && !curve) {
         char *buf = NULL;
@@ -539,17 +444,13 @@ int job_faithfulness(vc_server *s, job *j, vc_error *err) {
         fputc('[', f);
         for (int k = 0; k < VC_CURVE_N && !rc; k++) {
             if (progress("faithfulness", step++, total)) { rc = vc_fail(err, VC_EINPUT, "cancelled"); break; }
-            vc_circuit ck;
-            float *v;
-            rc = srv_curve_circuit(&ck, s->m, raw, &q->sr.t, k, err);
-            if (!rc) rc = target_activations(&v, &nv, s->m, &q->sr.t, raw, &ck, set, BATCH, err);
+            vc_faith p;
+            rc = faith_curve(&p, &vc_curve_fractions[k], 1, s->m, raw, &q->sr.t, &ref, set, BATCH, err);
             if (!rc) {
-                fprintf(f, "%s{\"fraction\": %g, \"edges\": %zu, \"r\": ", k ? ", " : "", vc_curve_fractions[k], ck.n_edges);
-                export_float(f, pearson(base, v, nb));
+                fprintf(f, "%s{\"fraction\": %g, \"edges\": %zu, \"r\": ", k ? ", " : "", vc_curve_fractions[k], p.edges);
+                export_float(f, p.r);
                 fputc('}', f);
-                free(v);
             }
-            circuit_free(&ck);
         }
         fputc(']', f);
         fclose(f);
@@ -560,15 +461,21 @@ int job_faithfulness(vc_server *s, job *j, vc_error *err) {
         char *buf = NULL;
         size_t n = 0;
         FILE *f = open_memstream(&buf, &n);
-        fputs("{\"r\": ", f);
-        export_float(f, r);
+        fputs("{\"sample\": \"in-sample\", \"r\": ", f);
+        export_float(f, fc.r);
+        if (fc.r_note) { fputs(", \"r_note\": ", f); export_string(f, fc.r_note); }
+        fputs(", \"rel_error\": ", f);
+        export_float(f, fc.rel_error);
+        if (q->sr.t.kind != VC_T_NODE) { fputs(", \"top1_agreement\": ", f); export_float(f, fc.top1); }
         fprintf(f, ", \"curve\": %s, \"images\": %d, \"values\": %zu, \"in_sample\": true, "
-                   "\"kept\": {\"nodes\": %zu, \"edges\": %zu}}", curve, set->n, nb, c.n_nodes, c.n_edges);
+                   "\"kept\": {\"nodes\": %zu, \"edges\": %zu}}", curve, fc.images, fc.values, c.n_nodes, c.n_edges);
         fclose(f);
         rc = cache_write(s, "faith", j->key, "json", buf, n, err);
         free(buf);
     }
-    free(curve); free(base); free(cv);
+    free(curve);
+    free(idx);
+    faith_reference_free(&ref);
     circuit_free(&c);
     if (con.l) scores_free(&con);
     imageset_free(&tmp);

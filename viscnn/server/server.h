@@ -188,9 +188,8 @@ typedef struct {
 typedef struct {
     scores_req sr;
     char scores[CONTRAST_MAX_LEN + 1];   // "overall", a category, or a contrast
-    char mode[64];            // as given: threshold | hierarchical | keep:F
-    vc_circuit_mode cmode;
-    double tn, te, fraction;
+    char mode[64];            // as given: threshold | hierarchical | keep:F | keep:NODES,EDGES
+    vc_circuit_spec spec;     // checked, defaults filled (circuit_spec_check)
 } circuit_req;
 
 // Adapters to the analysis library: change these when the library grows.
