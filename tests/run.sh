@@ -72,6 +72,10 @@ run "importance parity with the PyTorch oracle (dissection, replayed decisions; 
 run "bad input (AddressSanitizer)" 1 $PY tests/test_bad_input.py
 run "pth checkpoints (native .pth, hostile files)" 1 $PY tests/test_pth.py
 run "fashion default model and make data" 1 $PY tests/test_fashion.py
+# The server and browser tests read data/ (make data); a clean clone has none.
+if [ ! -d data/fashion ] || [ ! -d data/fashion-heldout ] || [ ! -d data/photos ]; then
+    scripts/make-data.sh > build/make-data.log 2>&1 || { echo "FAIL make data (scripts/make-data.sh): $(tail -1 build/make-data.log)"; fail=$((fail + 1)); }
+fi
 # The GUI: its server (bad requests under ASan, cache, timing), then the page
 # in headless Chromium (screenshots in build/test-gui/)
 run "viscnn serve (bad requests, concurrency, cache, timing)" 1 $PY tests/test_server.py
