@@ -27,7 +27,7 @@
 #include <unistd.h>
 #include <cblas.h>
 #include <omp.h>
-#include "viscnn.h"
+#include "viscnn_internal.h"
 #include "../loaders/npy.h"
 #include "../viscnn/importance.h"
 

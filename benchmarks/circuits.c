@@ -28,7 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "viscnn.h"
+#include "viscnn_internal.h"
 #include "../loaders/idx.h"
 #include "../viscnn/circuit.h"
 #include "../viscnn/imageset.h"

@@ -1,6 +1,6 @@
 // engine.h: internals shared by the engine's files (not public API).
 #pragma once
-#include "viscnn.h"
+#include "viscnn_internal.h"
 #include "util.h"
 
 struct vc_run {

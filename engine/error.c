@@ -1,7 +1,7 @@
 // error.c: filling vc_error. The library reports, the CLI decides.
 #include <stdarg.h>
 #include <stdio.h>
-#include "viscnn.h"
+#include "viscnn_internal.h"
 
 int vc_fail(vc_error *e, int code, const char *fmt, ...) {
     if (e) {

@@ -2,7 +2,7 @@
 // or a folder of class subfolders (each subfolder a category). Images are
 // .png/.jpg/.jpeg (any case); names are sorted, so order is deterministic.
 #pragma once
-#include "viscnn.h"
+#include "viscnn_internal.h"
 
 typedef struct {
     int n;

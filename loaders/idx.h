@@ -10,7 +10,7 @@
 // trailing bytes or a size mismatch between images and labels is VC_EINPUT
 // with one line that starts with the path.
 #pragma once
-#include "viscnn.h"
+#include "viscnn_internal.h"
 
 typedef struct {
     int rank;

@@ -11,7 +11,7 @@
 // absurd size) is VC_EINPUT with a one-line message that starts with the path.
 // Nothing is printed; libpng/libjpeg errors are caught (setjmp/longjmp).
 #pragma once
-#include "viscnn.h"
+#include "viscnn_internal.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -1,7 +1,7 @@
 // npy.h: NumPy .npy files (format 1.0/2.0/3.0), C order, little-endian.
 #pragma once
 #include <stddef.h>
-#include "viscnn.h"
+#include "viscnn_internal.h"
 
 typedef struct {
     int rank;

@@ -6,7 +6,7 @@
 // half-written PATH.
 #pragma once
 #include <stddef.h>
-#include "viscnn.h"
+#include "viscnn_internal.h"
 
 typedef struct npz_writer npz_writer;
 

@@ -15,7 +15,7 @@
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
-#include "viscnn.h"
+#include "viscnn_internal.h"
 
 typedef enum {
     PK_NONE, PK_BOOL, PK_INT, PK_FLOAT, PK_STR, PK_TUPLE, PK_LIST, PK_DICT,

@@ -18,7 +18,7 @@
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
-#include "viscnn.h"
+#include "viscnn_internal.h"
 #include "pickle.h"
 #include "zip.h"
 

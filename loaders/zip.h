@@ -7,7 +7,7 @@
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
-#include "viscnn.h"
+#include "viscnn_internal.h"
 
 typedef struct {
     char *name;

@@ -16,7 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "viscnn.h"
+#include "viscnn_internal.h"
 #include "../loaders/npy.h"
 #include "../loaders/npz.h"
 #include "../loaders/safetensors.h"

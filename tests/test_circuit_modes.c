@@ -23,7 +23,7 @@
 //   pearson  r of a constant series is NaN with a reason.
 #include <math.h>
 #include "testmodel.h"
-#include "viscnn.h"
+#include "viscnn_internal.h"
 #include "../viscnn/circuit.h"
 
 #define MODEL "build/testdata/circuit_modes/m.safetensors"

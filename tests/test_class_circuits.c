@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "testutil.h"
-#include "viscnn.h"
+#include "viscnn_internal.h"
 #include "../loaders/idx.h"
 #include "../viscnn/circuit.h"
 #include "../viscnn/imageset.h"

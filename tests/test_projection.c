@@ -25,7 +25,7 @@
 #include <unistd.h>
 #include <cjson/cJSON.h>
 #include "testmodel.h"
-#include "viscnn.h"
+#include "viscnn_internal.h"
 #include "../loaders/npy.h"
 #include "../loaders/safetensors.h"
 #include "../viscnn/cli/cli.h"

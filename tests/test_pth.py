@@ -246,7 +246,7 @@ def main():
     # the C-level reader tests and fuzz, under AddressSanitizer
     exe = "build/asan/test_pth"
     srcs = ["tests/test_pth.c", "loaders/pth.c", "loaders/pickle.c", "loaders/zip.c", "engine/error.c"]
-    hdrs = glob.glob("loaders/*.h") + ["tests/testutil.h", "include/viscnn.h"]
+    hdrs = glob.glob("loaders/*.h") + ["tests/testutil.h", "include/viscnn_internal.h"]
     if not os.path.exists(exe) or any(os.path.getmtime(s) > os.path.getmtime(exe) for s in srcs + hdrs):
         r = run(["cc", "-std=gnu11", "-Wall", "-Wextra", "-Iinclude", "-Itests", "-O1", "-g", "-fsanitize=address,undefined",
                  "-fno-omit-frame-pointer"] + srcs + ["-lz", "-o", exe])

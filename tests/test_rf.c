@@ -29,7 +29,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "testmodel.h"
-#include "viscnn.h"
+#include "viscnn_internal.h"
 #include "../loaders/safetensors.h"
 #include "../viscnn/cli/cli.h"
 #include "../viscnn/rf.h"

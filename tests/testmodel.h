@@ -14,7 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "testutil.h"
-#include "viscnn.h"
+#include "viscnn_internal.h"
 #include "../loaders/safetensors.h"
 
 #define MB_MAXT 64

@@ -12,7 +12,7 @@
 // The library prints nothing: progress and per-epoch results go to callbacks.
 #pragma once
 #include <stdint.h>
-#include "viscnn.h"
+#include "viscnn_internal.h"
 
 // ---- models to train --------------------------------------------------------
 // Builds a model from an architecture template (viscnn/arch.h: the graph of

@@ -8,7 +8,7 @@
 // so a new file there is a new --arch name after `make`.
 #pragma once
 #include <stddef.h>
-#include "viscnn.h"
+#include "viscnn_internal.h"
 
 typedef struct {
     const char *name;         // file name without .json

@@ -14,7 +14,7 @@
 // Out of memory returns VC_EINTERNAL.
 #pragma once
 #include <stddef.h>
-#include "viscnn.h"
+#include "viscnn_internal.h"
 
 enum { CONTRAST_MAX_LEN = 4096 };   // bytes of expression text, excluding the NUL
 

@@ -17,7 +17,7 @@
 // A box is the union over channels: the API takes no channel. (It matters
 // only below a concat, where a channel picks one branch.)
 #pragma once
-#include "viscnn.h"
+#include "viscnn_internal.h"
 
 typedef struct { int y0, x0, y1, x1; } vc_box;   // inclusive input-pixel bounds
 

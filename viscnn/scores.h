@@ -6,7 +6,7 @@
 // `in` counted within the group (in-channel = group*cg + i).
 #pragma once
 #include <stddef.h>
-#include "viscnn.h"
+#include "viscnn_internal.h"
 
 typedef struct {
     int node;                 // the conv node's index in the model

@@ -1,6 +1,6 @@
 // cli.h: shared pieces of the command-line front end (viscnn/cli/cmd_*.c).
 #pragma once
-#include "viscnn.h"
+#include "viscnn_internal.h"
 
 // Parsed "--name value" options and positional arguments of one command.
 typedef struct {

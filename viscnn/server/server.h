@@ -26,7 +26,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
-#include "viscnn.h"
+#include "viscnn_internal.h"
 #include "../imageset.h"
 #include "../projection.h"
 #include "../circuit.h"

@@ -1,4 +1,4 @@
-// viscnn.h: the public C API of viscnn, a CNN microscope.
+// viscnn_internal.h: the engine's C interface (internal: the public API is viscnn.h).
 //
 // Data path: model file -> vc_model (a DAG of named nodes, shapes inferred at
 // load) -> vc_run (one batch: forward keeps what backward needs, backward
