@@ -14,24 +14,41 @@ BLAS_LIBS = -L$(OPENBLAS_DIR) -l:libopenblas.so.0 -Wl,-rpath,$(OPENBLAS_DIR) -Wl
 LDLIBS   = $(BLAS_LIBS) -llapacke -lpng -ljpeg -lz -lcjson -lmicrohttpd -lpthread -lm
 ASAN     = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer
 
-LIB_SRC  = $(wildcard engine/*.c ops/*.c loaders/*.c train/*.c viscnn/*.c viscnn/server/*.c) $(filter-out viscnn/cli/main.c,$(wildcard viscnn/cli/*.c))
+LIB_SRC  = $(wildcard engine/*.c ops/*.c loaders/*.c train/*.c viscnn/*.c viscnn/server/*.c viscnn/api/*.c) $(filter-out viscnn/cli/main.c,$(wildcard viscnn/cli/*.c))
 # Built-in architectures (--arch NAME): every models/arch/*.json, embedded as a C file.
 ARCH_JSON = $(sort $(wildcard models/arch/*.json))
 LIB_SRC += build/gen/arch_templates.c
 LIB_OBJ  = $(LIB_SRC:%.c=build/obj/%.o)
+# The shared library (docs/api.md): soname libviscnn.so.MAJOR, file
+# libviscnn.so.MAJOR.MINOR, versions from include/viscnn.h.
+VC_MAJOR := $(shell sed -n 's/^\#define VISCNN_VERSION_MAJOR //p' include/viscnn.h)
+VC_MINOR := $(shell sed -n 's/^\#define VISCNN_VERSION_MINOR //p' include/viscnn.h)
+VC_PATCH := $(shell sed -n 's/^\#define VISCNN_VERSION_PATCH //p' include/viscnn.h)
+SO_NAME  = libviscnn.so.$(VC_MAJOR)
+SO_FILE  = build/libviscnn.so.$(VC_MAJOR).$(VC_MINOR)
 TEST_SRC = $(wildcard tests/test_*.c)
 TEST_BIN = $(TEST_SRC:tests/%.c=build/tests/%) build/tests/parity_run
 
 .PHONY: all deps test clean data
-all: deps bin/viscnn
+all: deps bin/viscnn $(SO_FILE)
 
 # Prints ✓/✗ for each dependency; installs what is missing, then re-probes.
 deps:
 	@OPENBLAS_DIR=$(OPENBLAS_DIR) NEED_TORCH=$(NEED_TORCH) NEED_WEB=$(NEED_WEB) scripts/probe.sh || (scripts/install-deps.sh && OPENBLAS_DIR=$(OPENBLAS_DIR) NEED_TORCH=$(NEED_TORCH) NEED_WEB=$(NEED_WEB) scripts/probe.sh)
 
-build/obj/%.o: %.c
+# Library objects are position-independent (they make libviscnn.so too) and
+# hide every symbol but the public API's (VC_API in include/viscnn.h).
+# Objects rebuild when these flags change (build/obj/flags holds them).
+OBJ_CC = $(CC) $(CFLAGS) -fPIC -fvisibility=hidden
+build/obj/flags: FORCE
+	@mkdir -p build/obj
+	@echo '$(OBJ_CC)' | cmp -s - $@ || echo '$(OBJ_CC)' > $@
+FORCE:
+.PHONY: FORCE
+
+build/obj/%.o: %.c build/obj/flags
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(OBJ_CC) -c $< -o $@
 
 build/gen/arch_templates.c: $(ARCH_JSON) models/arch scripts/embed_arch.sh
 	@mkdir -p build/gen
@@ -40,6 +57,11 @@ build/gen/arch_templates.c: $(ARCH_JSON) models/arch scripts/embed_arch.sh
 build/libviscnn.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
+
+$(SO_FILE): $(LIB_OBJ) Makefile
+	$(CC) $(CFLAGS) -shared -Wl,-soname,$(SO_NAME) -Wl,--no-undefined $(LIB_OBJ) -o $@ $(LDLIBS)
+	ln -sf $(notdir $@) build/$(SO_NAME)
+	ln -sf $(SO_NAME) build/libviscnn.so
 
 # Programs relink when the Makefile (link flags) changes.
 bin/viscnn: build/obj/viscnn/cli/main.o build/libviscnn.a Makefile
@@ -106,3 +128,36 @@ bench: deps bin/viscnn build/bench/bench_run
 bench-circuits: build/bench/circuits
 	build/bench/circuits
 .PHONY: bench-circuits
+
+# ---- install (docs/api.md) ----------------------------------------------------
+# make install PREFIX=/usr/local DESTDIR=: the CLI, the shared library with its
+# links, the static library, the public header, pkg-config, the docs.
+# make uninstall removes exactly the files install writes (build/install.list).
+PREFIX  ?= /usr/local
+DESTDIR ?=
+LIBDIR   = $(PREFIX)/lib
+VC_PC_LIBS = -L$(OPENBLAS_DIR) -l:libopenblas.so.0 -Wl,-rpath,$(OPENBLAS_DIR) -llapacke -lpng -ljpeg -lz -lcjson -lmicrohttpd -lpthread -lm -fopenmp
+INSTALL_DOCS = README.md $(wildcard docs/*.md)
+build/viscnn.pc: Makefile include/viscnn.h
+	@mkdir -p build
+	printf 'prefix=%s\nlibdir=%s\nincludedir=%s\n\nName: viscnn\nDescription: CNN microscope: exact per-kernel edge maps, importance, circuits\nVersion: %s\nLibs: -L$${libdir} -lviscnn\nLibs.private: %s\nCflags: -I$${includedir}\n' \
+	  '$(PREFIX)' '$(LIBDIR)' '$(PREFIX)/include' '$(VC_MAJOR).$(VC_MINOR).$(VC_PATCH)' '$(VC_PC_LIBS)' > $@
+
+install: all build/viscnn.pc
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/doc/viscnn
+	install -m 755 bin/viscnn $(DESTDIR)$(PREFIX)/bin/viscnn
+	install -m 755 $(SO_FILE) $(DESTDIR)$(LIBDIR)/$(notdir $(SO_FILE))
+	ln -sf $(notdir $(SO_FILE)) $(DESTDIR)$(LIBDIR)/$(SO_NAME)
+	ln -sf $(SO_NAME) $(DESTDIR)$(LIBDIR)/libviscnn.so
+	install -m 644 build/libviscnn.a $(DESTDIR)$(LIBDIR)/libviscnn.a
+	install -m 644 include/viscnn.h $(DESTDIR)$(PREFIX)/include/viscnn.h
+	install -m 644 build/viscnn.pc $(DESTDIR)$(LIBDIR)/pkgconfig/viscnn.pc
+	install -m 644 $(INSTALL_DOCS) $(DESTDIR)$(PREFIX)/share/doc/viscnn/
+	@echo "installed under $(DESTDIR)$(PREFIX); the man page viscnn.1 comes with the CLI's help table (not yet)"
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/viscnn $(DESTDIR)$(LIBDIR)/$(notdir $(SO_FILE)) $(DESTDIR)$(LIBDIR)/$(SO_NAME) \
+	  $(DESTDIR)$(LIBDIR)/libviscnn.so $(DESTDIR)$(LIBDIR)/libviscnn.a $(DESTDIR)$(PREFIX)/include/viscnn.h \
+	  $(DESTDIR)$(LIBDIR)/pkgconfig/viscnn.pc $(addprefix $(DESTDIR)$(PREFIX)/share/doc/viscnn/,$(notdir $(INSTALL_DOCS)))
+	-rmdir $(DESTDIR)$(PREFIX)/share/doc/viscnn 2>/dev/null
+.PHONY: install uninstall

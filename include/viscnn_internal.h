@@ -13,14 +13,12 @@
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
+#include "viscnn.h"   // the public API: status codes, vc_error, the opaque handles
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-enum { VC_OK = 0, VC_EINTERNAL = 1, VC_EINPUT = 2 };
-
-typedef struct { char msg[1024]; } vc_error;
 // Fills e (if not NULL) and returns code. printf-style.
 int vc_fail(vc_error *e, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -73,7 +71,7 @@ typedef struct {
     float mean[3], std[3];
 } vc_preprocess;
 
-typedef struct {
+struct vc_model {             // viscnn.h's opaque vc_model
     char *path, *name;
     int n_nodes;
     vc_node *nodes;           // topological order; nodes[0] is the input
@@ -87,7 +85,7 @@ typedef struct {
     size_t blob_size;
     char *graph_json;         // the viscnn.graph metadata as read (for re-export)
     size_t n_edges, n_weights;// kernels in conv layers; floats in params
-} vc_model;
+};
 
 int vc_model_load(vc_model **out, const char *path, vc_error *err);
 void vc_model_free(vc_model *m);

@@ -5,11 +5,29 @@
 #include "safetensors.h"
 #include "../engine/engine.h"
 
+static int model_from_st(vc_model **out, st_file f, const char *path, vc_error *err);
+
 int vc_model_load(vc_model **out, const char *path, vc_error *err) {
     *out = NULL;
     st_file f;
     int rc = st_read(&f, path, err);
     if (rc) return rc;
+    return model_from_st(out, f, path, err);
+}
+
+int vc_model_load_memory(vc_model **out, const void *data, size_t size, const char *name, vc_error *err) {
+    *out = NULL;
+    if (!name) name = "<memory>";
+    if (!data) return vc_fail(err, VC_EINPUT, "%s: no data", name);
+    st_file f;
+    int rc = st_read_memory(&f, data, size, name, err);
+    if (rc) return rc;
+    return model_from_st(out, f, name, err);
+}
+
+// Builds the model from a parsed file, taking its buffer (freed either way).
+static int model_from_st(vc_model **out, st_file f, const char *path, vc_error *err) {
+    int rc;
     const char *gs = st_meta(&f, "viscnn.graph");
     if (!gs) { st_free(&f); return vc_fail(err, VC_EINPUT, "%s: no viscnn.graph in the safetensors metadata (not a viscnn model)", path); }
     vc_tensor_src *t = calloc_check(f.n ? f.n : 1, sizeof *t);

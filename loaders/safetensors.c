@@ -85,6 +85,8 @@ static int parse_header(st_file *f, cJSON *h, vc_error *err) {
     return VC_OK;
 }
 
+static int st_parse(st_file *f, vc_error *err);
+
 int st_read(st_file *f, const char *path, vc_error *err) {
     memset(f, 0, sizeof *f);
     f->path = path;
@@ -99,6 +101,22 @@ int st_read(st_file *f, const char *path, vc_error *err) {
     size_t got = fread(f->buf, 1, f->size, fp);
     fclose(fp);
     if (got != f->size) { st_free(f); return vc_fail(err, VC_EINPUT, "%s: read error", path); }
+    return st_parse(f, err);
+}
+
+int st_read_memory(st_file *f, const void *data, size_t size, const char *name, vc_error *err) {
+    memset(f, 0, sizeof *f);
+    f->path = name;
+    if (size < 8) return vc_fail(err, VC_EINPUT, "%s: too short to be a safetensors file (%zu bytes)", name, size);
+    f->size = size;
+    f->buf = malloc_check(size + 1);
+    memcpy(f->buf, data, size);
+    return st_parse(f, err);
+}
+
+// Parses f->buf (f->size bytes, f->path for messages); frees f on failure.
+static int st_parse(st_file *f, vc_error *err) {
+    const char *path = f->path;
     uint64_t hl = 0;
     for (int i = 7; i >= 0; i--) hl = (hl << 8) | f->buf[i];
     if (hl == 0 || hl > f->size - 8) {

@@ -28,6 +28,8 @@ typedef struct {
 } st_file;
 
 int st_read(st_file *f, const char *path, vc_error *err);
+// The same from size bytes at data (copied); name stands for the path in messages.
+int st_read_memory(st_file *f, const void *data, size_t size, const char *name, vc_error *err);
 void st_free(st_file *f);
 const st_tensor *st_find(const st_file *f, const char *name);
 const char *st_meta(const st_file *f, const char *key);
