@@ -79,7 +79,7 @@ build/asan/viscnn: Makefile $(LIB_SRC) viscnn/cli/main.c $(wildcard include/*.h 
 
 test: NEED_TORCH=1
 test: NEED_WEB=1
-test: deps bin/viscnn build/asan/viscnn $(TEST_BIN)
+test: deps bin/viscnn $(SO_FILE) build/asan/viscnn $(TEST_BIN)
 	@NEED_TORCH=1 tests/run.sh
 
 clean:
