@@ -77,9 +77,16 @@ build/asan/viscnn: Makefile $(LIB_SRC) viscnn/cli/main.c $(wildcard include/*.h 
 	@mkdir -p build/asan
 	$(CC) -std=gnu11 -Wall -Wextra -fopenmp -Iinclude $(ASAN) $(LIB_SRC) viscnn/cli/main.c -o $@ $(LDLIBS)
 
+# The public API's thread test under ThreadSanitizer (clang; OpenMP and
+# OpenBLAS run one thread each inside it, so every thread TSan sees is one of
+# the test's own: libgomp is not instrumented). tests/test_api_tsan.sh runs it.
+build/tsan/test_api_threads: Makefile tests/test_api_threads.c $(LIB_SRC) $(wildcard include/*.h engine/*.h ops/*.h loaders/*.h train/*.h viscnn/*.h viscnn/*/*.h)
+	@mkdir -p build/tsan
+	clang -std=gnu11 -fopenmp=libgomp -Iinclude -Itests -O1 -g -fsanitize=thread -fno-omit-frame-pointer $(LIB_SRC) tests/test_api_threads.c -o $@ $(LDLIBS)
+
 test: NEED_TORCH=1
 test: NEED_WEB=1
-test: deps bin/viscnn $(SO_FILE) build/asan/viscnn $(TEST_BIN)
+test: deps bin/viscnn $(SO_FILE) build/asan/viscnn build/tsan/test_api_threads $(TEST_BIN)
 	@NEED_TORCH=1 tests/run.sh
 
 clean:

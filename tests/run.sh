@@ -63,6 +63,7 @@ run "cli" 1 tests/test_cli.sh
 # the C library (issue 21): exported symbols, install + pkg-config + examples
 run "libviscnn.so exports (abi/symbols.txt)" 1 tests/test_abi.sh
 run "C library: install, pkg-config, examples vs the CLI" 1 tests/test_install.sh
+run "C library threads under ThreadSanitizer" 1 tests/test_api_tsan.sh
 run "analysis (importance, contrasts, circuits)" 1 $PY tests/test_analysis.py
 run "circuits (modes, faithfulness, contrasts, edge ends on googlenet and resnet18)" 1 $PY tests/test_circuits.py
 # The parity verdict must not depend on the thread count (issue 19): the
