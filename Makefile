@@ -63,6 +63,17 @@ $(SO_FILE): $(LIB_OBJ) Makefile
 	ln -sf $(notdir $@) build/$(SO_NAME)
 	ln -sf $(SO_NAME) build/libviscnn.so
 
+# The installed static library: one relocatable object whose hidden symbols
+# (everything but VC_API) are made local, so that a program linking it
+# statically sees the public API alone and cannot clash with the internals.
+# (build/libviscnn.a, for bin/viscnn and the tests, keeps them visible.)
+build/dist/libviscnn.a: $(LIB_OBJ)
+	@mkdir -p build/dist
+	ld -r -o build/dist/viscnn.o $(LIB_OBJ)
+	objcopy --localize-hidden build/dist/viscnn.o
+	@rm -f $@
+	ar rcs $@ build/dist/viscnn.o
+
 # Programs relink when the Makefile (link flags) changes.
 bin/viscnn: build/obj/viscnn/cli/main.o build/libviscnn.a Makefile
 	@mkdir -p bin
@@ -151,13 +162,13 @@ build/viscnn.pc: Makefile include/viscnn.h
 	printf 'prefix=%s\nlibdir=%s\nincludedir=%s\n\nName: viscnn\nDescription: CNN microscope: exact per-kernel edge maps, importance, circuits\nVersion: %s\nLibs: -L$${libdir} -lviscnn\nLibs.private: %s\nCflags: -I$${includedir}\n' \
 	  '$(PREFIX)' '$${prefix}/lib' '$${prefix}/include' '$(VC_MAJOR).$(VC_MINOR).$(VC_PATCH)' '$(VC_PC_LIBS)' > $@
 
-install: all build/viscnn.pc
+install: all build/viscnn.pc build/dist/libviscnn.a
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/doc/viscnn
 	install -m 755 bin/viscnn $(DESTDIR)$(PREFIX)/bin/viscnn
 	install -m 755 $(SO_FILE) $(DESTDIR)$(LIBDIR)/$(notdir $(SO_FILE))
 	ln -sf $(notdir $(SO_FILE)) $(DESTDIR)$(LIBDIR)/$(SO_NAME)
 	ln -sf $(SO_NAME) $(DESTDIR)$(LIBDIR)/libviscnn.so
-	install -m 644 build/libviscnn.a $(DESTDIR)$(LIBDIR)/libviscnn.a
+	install -m 644 build/dist/libviscnn.a $(DESTDIR)$(LIBDIR)/libviscnn.a
 	install -m 644 include/viscnn.h $(DESTDIR)$(PREFIX)/include/viscnn.h
 	install -m 644 build/viscnn.pc $(DESTDIR)$(LIBDIR)/pkgconfig/viscnn.pc
 	install -m 644 $(INSTALL_DOCS) $(DESTDIR)$(PREFIX)/share/doc/viscnn/

@@ -28,6 +28,9 @@ so=$(ls "$L"/libviscnn.so.0.* 2>/dev/null)
     && ok "lib: $(basename "$so") with links libviscnn.so.0 and libviscnn.so" || fail "shared library links" "$(ls -l "$L")"
 soname=$(readelf -d "$so" | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')
 [ "$soname" = libviscnn.so.0 ] && ok "soname $soname" || fail "soname" "got '$soname'"
+ext=$(nm --defined-only --extern-only "$L/libviscnn.a" 2>/dev/null | awk 'NF == 3 {print $3}')
+[ -n "$ext" ] && [ -z "$(grep -v '^vc_' <<< "$ext")" ] && ok "lib/libviscnn.a defines only vc_* global symbols ($(wc -l <<< "$ext"))" \
+    || fail "libviscnn.a symbols" "not vc_*: $(grep -v '^vc_' <<< "$ext" | head -5 | tr '\n' ' ')"
 [ ! -e "$D$P/include/viscnn_internal.h" ] && ok "only the public header is installed" || fail "headers" "viscnn_internal.h installed"
 
 # pkg-config on the installed .pc, its prefix moved into DESTDIR
