@@ -60,10 +60,6 @@ done
 run "test_rf" 0 build/tests/test_rf
 
 run "cli" 1 tests/test_cli.sh
-# the C library (issue 21): exported symbols, install + pkg-config + examples
-run "libviscnn.so exports (abi/symbols.txt)" 1 tests/test_abi.sh
-run "C library: install, pkg-config, examples vs the CLI" 1 tests/test_install.sh
-run "C library threads under ThreadSanitizer" 1 tests/test_api_tsan.sh
 run "analysis (importance, contrasts, circuits)" 1 $PY tests/test_analysis.py
 run "circuits (modes, faithfulness, contrasts, edge ends on googlenet and resnet18)" 1 $PY tests/test_circuits.py
 # The parity verdict must not depend on the thread count (issue 19): the
@@ -80,6 +76,11 @@ run "fashion default model and make data" 1 $PY tests/test_fashion.py
 if [ ! -d data/fashion ] || [ ! -d data/fashion-heldout ] || [ ! -d data/photos ]; then
     scripts/make-data.sh > build/make-data.log 2>&1 || { echo "FAIL make data (scripts/make-data.sh): $(tail -1 build/make-data.log)"; fail=$((fail + 1)); }
 fi
+# the C library (issue 21): exported symbols, ThreadSanitizer, install +
+# pkg-config + the examples against the CLI (on data/, made above)
+run "libviscnn.so exports (abi/symbols.txt)" 1 tests/test_abi.sh
+run "C library threads under ThreadSanitizer" 1 tests/test_api_tsan.sh
+run "C library: install, pkg-config, examples vs the CLI" 1 tests/test_install.sh
 # The GUI: its server (bad requests under ASan, cache, timing), then the page
 # in headless Chromium (screenshots in build/test-gui/)
 run "viscnn serve (bad requests, concurrency, cache, timing)" 1 $PY tests/test_server.py
