@@ -8,7 +8,9 @@
 static int model_from_st(vc_model **out, st_file f, const char *path, vc_error *err);
 
 int vc_model_load(vc_model **out, const char *path, vc_error *err) {
+    if (!out) return vc_fail(err, VC_EINPUT, "vc_model_load: argument out is NULL");
     *out = NULL;
+    if (!path) return vc_fail(err, VC_EINPUT, "vc_model_load: argument path is NULL");
     st_file f;
     int rc = st_read(&f, path, err);
     if (rc) return rc;
@@ -16,6 +18,7 @@ int vc_model_load(vc_model **out, const char *path, vc_error *err) {
 }
 
 int vc_model_load_memory(vc_model **out, const void *data, size_t size, const char *name, vc_error *err) {
+    if (!out) return vc_fail(err, VC_EINPUT, "vc_model_load_memory: argument out is NULL");
     *out = NULL;
     if (!name) name = "<memory>";
     if (!data) return vc_fail(err, VC_EINPUT, "%s: no data", name);

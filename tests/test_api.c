@@ -61,6 +61,14 @@ int main(int argc, char **argv) {
     vc_model_find_node(m, "features.1", &relu, &e);
     expect_einput("vc_model_conv on a relu says what it is", vc_model_conv(m, relu, NULL, NULL, NULL, NULL, NULL, &e), &e, "relu");
     expect_einput("a NULL argument is VC_EINPUT, not a crash", vc_model_find_node(m, NULL, &k, &e), &e, "NULL");
+    vc_model *none;
+    expect_einput("vc_model_load with a NULL path", vc_model_load(&none, NULL, &e), &e, "path");
+    vc_model_free(NULL);
+    vc_session_free(NULL);
+    vc_importance_free(NULL);
+    vc_subnet_free(NULL);
+    vc_free(NULL);
+    tu_report("every free function accepts NULL", 1, "");
 
     tu_rng rng = {42};
     float *x = tu_rand(&rng, 2 * 28 * 28);
