@@ -76,6 +76,9 @@ VC_API int vc_model_size(const vc_model *m, int *n_nodes, int *output, int *n_la
 // image. Strings live as long as the model. Any output may be NULL.
 VC_API int vc_model_node(const vc_model *m, int index, const char **name, const char **op, int *c, int *h, int *w,
                          vc_error *err);
+// The nodes whose outputs node `index` takes, in order (indices < index);
+// *inputs is owned by the model. The input node has none.
+VC_API int vc_model_node_inputs(const vc_model *m, int index, int *n_inputs, const int **inputs, vc_error *err);
 VC_API int vc_model_find_node(const vc_model *m, const char *name, int *index, vc_error *err);
 VC_API int vc_model_label(const vc_model *m, int k, const char **label, vc_error *err);
 // A conv node's sizes: out-channels, in-channels per group, groups, output

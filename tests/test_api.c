@@ -55,6 +55,16 @@ int main(int argc, char **argv) {
     tu_report("list: input (1,28,28), 10 labels, label 7 is sneaker, output is the last node",
               !rc && !strcmp(op, "input") && c == 1 && h == 28 && w == 28 && n_labels == 10 && !strcmp(label, "sneaker") &&
               output == n_nodes - 1, "rc %d op %s c %d h %d w %d labels %d", rc, op, c, h, w, n_labels);
+    int n_in, add_ok = 1, conv3;
+    const int *ins;
+    vc_model_find_node(m, "features.3", &conv3, &e);
+    rc = vc_model_node_inputs(m, conv3, &n_in, &ins, &e);
+    tu_report("vc_model_node_inputs: features.3 takes features.2", !rc && n_in == 1 && ins[0] == conv3 - 1, "rc %d n_in %d", rc, n_in);
+    for (int i = 1; i < n_nodes && add_ok; i++) {
+        add_ok = !vc_model_node_inputs(m, i, &n_in, &ins, &e) && n_in >= 1;
+        for (int q = 0; add_ok && q < n_in; q++) add_ok = ins[q] >= 0 && ins[q] < i;
+    }
+    tu_report("every node but the input takes earlier nodes (a topological order)", add_ok, "%s", e.msg);
     expect_einput("vc_model_node out of range", vc_model_node(m, n_nodes, &name, NULL, NULL, NULL, NULL, &e), &e, "out of range");
     expect_einput("vc_model_find_node of an unknown name names it", vc_model_find_node(m, "features.99", &k, &e), &e, "features.99");
     int relu;

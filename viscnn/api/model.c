@@ -34,6 +34,15 @@ int vc_model_node(const vc_model *m, int index, const char **name, const char **
     return VC_OK;
 }
 
+int vc_model_node_inputs(const vc_model *m, int index, int *n_inputs, const int **inputs, vc_error *err) {
+    API_NEED(m, err);
+    int rc = check_node(m, index, __func__, err);
+    if (rc) return rc;
+    if (n_inputs) *n_inputs = m->nodes[index].n_in;
+    if (inputs) *inputs = m->nodes[index].in;
+    return VC_OK;
+}
+
 int vc_model_find_node(const vc_model *m, const char *name, int *index, vc_error *err) {
     API_NEED(m, err);
     API_NEED(name, err);
