@@ -89,7 +89,32 @@ int imageset_open_path(vc_imageset *s, const vc_model *m, const char *path, vc_e
     s->cat = malloc_check(s->n * sizeof(int));
     s->label = malloc_check(s->n * sizeof(int));
     for (int i = 0; i < s->n; i++) { s->cat[i] = s->ds.cat[i]; s->label[i] = dataset_label(&s->ds, s->cat[i], m); }
+    imageset_warn(s);
     return VC_OK;
+}
+
+void imageset_warn(const vc_imageset *s) {
+    const vc_dataset *d = &s->ds;
+    if (!d->by_folder) return;
+    if (d->n_beside)
+        fprintf(stderr, "viscnn: warning: %s: %d image%s beside the class folders belong%s to no class and %s not used (%s%s)\n",
+                s->source, d->n_beside, d->n_beside > 1 ? "s" : "", d->n_beside > 1 ? "" : "s", d->n_beside > 1 ? "are" : "is",
+                d->beside_first, d->n_beside > 1 ? ", ..." : "");
+    if (d->n_nested)
+        fprintf(stderr, "viscnn: warning: %s: %d folder%s inside class folders %s not read (%s%s); images are read one level down\n",
+                s->source, d->n_nested, d->n_nested > 1 ? "s" : "", d->n_nested > 1 ? "are" : "is", d->nested_first,
+                d->n_nested > 1 ? ", ..." : "");
+    if (d->n_empty)
+        fprintf(stderr, "viscnn: warning: %s: %d class folder%s with no images (%s%s)\n", s->source, d->n_empty,
+                d->n_empty > 1 ? "s" : "", d->empty_first, d->n_empty > 1 ? ", ..." : "");
+    int *seen = calloc_check(s->n_cat, sizeof(int));
+    for (int i = 0; i < s->n; i++)
+        if (s->label[i] < 0 && !seen[s->cat[i]]) {
+            seen[s->cat[i]] = 1;
+            fprintf(stderr, "viscnn: warning: %s: folder '%s' matches no label of the model (viscnn info lists them); "
+                            "its images are scored against the model's top class\n", s->source, s->cat_names[s->cat[i]]);
+        }
+    free(seen);
 }
 
 int imageset_indices(const vc_imageset *s, const unsigned char *cats, int *idx) {
@@ -100,6 +125,7 @@ int imageset_indices(const vc_imageset *s, const unsigned char *cats, int *idx) 
 
 int imageset_find_category(const vc_imageset *s, const char *name) {
     for (int c = 0; c < s->n_cat; c++) if (!strcmp(s->cat_names[c], name)) return c;
+    for (int c = 0; c < s->n_cat; c++) if (dataset_name_eq(s->cat_names[c], name)) return c;
     return -1;
 }
 

@@ -23,10 +23,15 @@ int imageset_open(vc_imageset *s, const vc_model *m, cli_args *a, int by_label, 
 // The --images PATH part of imageset_open (a file, a folder, class subfolders).
 int imageset_open_path(vc_imageset *s, const vc_model *m, const char *path, vc_error *err);
 void imageset_free(vc_imageset *s);
+// Warnings on stderr for what a class-folder set leaves out: images beside
+// the class folders, deeper folders, empty class folders, folders matching
+// no label (imageset_open_path calls it).
+void imageset_warn(const vc_imageset *s);
 // The indices of the images whose category c has cats[c] != 0 (cats NULL:
 // every image) into idx (room for s->n); returns how many.
 int imageset_indices(const vc_imageset *s, const unsigned char *cats, int *idx);
-// A category's index by name, or -1.
+// A category's index by name (exact, else ignoring case with ' ', '_', '-'
+// alike), or -1.
 int imageset_find_category(const vc_imageset *s, const char *name);
 // Loads images idx[0..n) into x (n, C, H, W) and their labels.
 int imageset_load(const vc_imageset *s, const int *idx, int n, float *x, int *labels, vc_error *err);
