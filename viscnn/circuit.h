@@ -152,6 +152,10 @@ extern const double vc_curve_fractions[VC_CURVE_N];
 // layers with their kept channels and identity edges, in graph order.
 void circuit_write_layers_json(FILE *f, const vc_model *m, const vc_target *t, const vc_scores *raw,
                                const vc_scores *norm, const vc_circuit *c);
+// The same restricted to the layers whose model node has show[node] != 0
+// (show: m->n_nodes flags; NULL: all), for viscnn circuit --layer.
+void circuit_write_layers_json_only(FILE *f, const vc_model *m, const vc_target *t, const vc_scores *raw,
+                                    const vc_scores *norm, const vc_circuit *c, const unsigned char *show);
 // The head of a circuit JSON document, from "{" through "kept" (no closing
 // brace; the caller adds "contrast", "faithfulness" and "layers"): target,
 // metric, images, source, model, scores (a category, "overall" or a contrast),

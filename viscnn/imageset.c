@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include "../engine/util.h"
 #include "../loaders/image.h"
@@ -21,8 +22,24 @@ void progress_set_hook(vc_progress_hook fn, void *ctx) {
 int progress(const char *label, int done, int total) {
     if (hook_fn) return hook_fn(hook_ctx, label, done, total);
     if (!isatty(2) || total <= 0) return 0;
+    // the rate counts from the first report of this bar (its first batch is done by then)
+    static _Thread_local const char *bar_label;
+    static _Thread_local int bar_total, bar_done0, bar_last;
+    static _Thread_local double bar_t0;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double now = ts.tv_sec + 1e-9 * ts.tv_nsec;
+    if (label != bar_label || total != bar_total || done < bar_last) {
+        bar_label = label; bar_total = total; bar_done0 = done; bar_t0 = now;
+    }
+    bar_last = done;
     int w = 30, f = (int)((long)done * w / total);
     fprintf(stderr, "\r%s [%.*s%*s] %d/%d", label, f, "==============================", w - f, "", done, total);
+    double rate = now > bar_t0 ? (done - bar_done0) / (now - bar_t0) : 0;
+    if (rate > 0) {
+        int eta = (int)((total - done) / rate + 0.5);
+        fprintf(stderr, "  %.1f/s  ETA %d:%02d  ", rate, eta / 60, eta % 60);
+    }
     if (done >= total) fputc('\n', stderr);
     fflush(stderr);
     return 0;
@@ -74,6 +91,15 @@ int imageset_open(vc_imageset *s, const vc_model *m, cli_args *a, int by_label, 
         s->cat_names[0] = strdup_check(b ? b + 1 : input);
     }
     return VC_OK;
+}
+
+void imageset_weights_only(vc_imageset *s, const vc_model *m) {
+    memset(s, 0, sizeof *s);
+    s->m = m;
+    s->source = "(no images: weight scores)";
+    s->n_cat = 1;
+    s->cat_names = malloc_check(sizeof(char *));
+    s->cat_names[0] = strdup_check("weights");
 }
 
 int imageset_open_path(vc_imageset *s, const vc_model *m, const char *path, vc_error *err) {

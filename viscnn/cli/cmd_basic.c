@@ -7,6 +7,7 @@
 #include <string.h>
 #include "../circuit.h"
 #include "cli.h"
+#include "picture.h"
 #include "../../engine/util.h"
 #include "../../loaders/npy.h"
 #include "../../loaders/npz.h"
@@ -155,6 +156,10 @@ int cmd_forward(int argc, char **argv, vc_error *err) {
     const char *dpath = cli_opt(&a, "decisions");
     if (!out && !dpath) return vc_fail(err, VC_EINPUT, "forward: missing -o OUT.npy (or --decisions D.npz)");
     if (!cli_opt(&a, "input")) return vc_fail(err, VC_EINPUT, "forward: missing --input IN.npy");
+    int png = out ? cli_check_ext("forward", "-o", out, (const char *const[]){".npy", ".png", NULL}, err) : 0;
+    if (png < 0) return VC_EINPUT;
+    if (dpath && cli_check_ext("forward", "--decisions", dpath, (const char *const[]){".npz", NULL}, err) < 0) return VC_EINPUT;
+    double t0 = cli_now();
     float *x = NULL;
     int N = 0, node = -1;
     rc = load_model(&m, &a, err);
@@ -162,6 +167,8 @@ int cmd_forward(int argc, char **argv, vc_error *err) {
     if (!rc) {
         node = layer ? vc_model_find(m, layer) : m->output;
         if (node < 0) rc = vc_fail(err, VC_EINPUT, "forward: --layer %s: no such layer in %s (see viscnn info)", layer, m->path);
+        else if (png && m->nodes[node].rank != 4)
+            rc = vc_fail(err, VC_EINPUT, "forward: -o %s: a picture needs a layer with maps (--layer L of shape (N,C,H,W))", out);
     }
     if (!rc) rc = cli_load_batch(m, &a, 0, NULL, &x, &N, err);
     if (!rc) rc = cli_check_unused(&a, err);
@@ -185,10 +192,24 @@ int cmd_forward(int argc, char **argv, vc_error *err) {
     if (!rc && out) {
         const vc_node *nd = &m->nodes[node];
         long long dim[4] = {N, nd->c, nd->h, nd->w};
-        rc = npy_write(out, vc_run_act(r, node), nd->rank, dim, err);
+        char what[160];
+        if (png) {   // the first image's channels, as near a square grid as they go
+            int cols = (int)ceil(sqrt((double)nd->c)), rows = (nd->c + cols - 1) / cols;
+            float *sheet = calloc_check((size_t)rows * cols * nd->h * nd->w, sizeof(float));
+            memcpy(sheet, vc_run_act(r, node), (size_t)nd->c * nd->h * nd->w * sizeof(float));
+            rc = picture_sheet(out, sheet, rows, cols, nd->h, nd->w, err);
+            free(sheet);
+            snprintf(what, sizeof what, "%d channel maps of %s for image 0 (%dx%d), a contact sheet", nd->c, nd->name, nd->h, nd->w);
+        } else {
+            rc = npy_write(out, vc_run_act(r, node), nd->rank, dim, err);
+            if (nd->rank == 4) snprintf(what, sizeof what, "%s output (%d,%d,%d,%d)", nd->name, N, nd->c, nd->h, nd->w);
+            else snprintf(what, sizeof what, "%s output (%d,%d)", nd->name, N, nd->c);
+        }
+        if (!rc) cli_wrote(out, what, t0);
     }
     if (sink.w) {
         if (!rc) rc = npz_close(sink.w, err);
+        if (!rc) cli_wrote(dpath, "the decisions of every branching node", t0);
         else npz_abort(sink.w);
     }
     free(sink.buf);

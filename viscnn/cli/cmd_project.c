@@ -39,6 +39,8 @@ int cmd_project(int argc, char **argv, vc_error *err) {
     vc_projection proj;
     if ((rc = projection_parse(&proj, pstr, err))) return rc;
     if (!out) return vc_fail(err, VC_EINPUT, "project: missing -o OUT.json");
+    if (cli_check_ext("project", "-o", out, (const char *const[]){".json", NULL}, err) < 0) return VC_EINPUT;
+    double t0 = cli_now();
     if ((rc = cli_int(&a, "batch", 8, 1, 4096, &batch, err))) return rc;
     vc_metric metric = VC_M_ACTXGRAD;
     if (mstr && (rc = metric_parse(&metric, mstr, err))) return rc;
@@ -54,7 +56,7 @@ int cmd_project(int argc, char **argv, vc_error *err) {
     vc_layout lay = {0};
     rc = target_parse(&t, m, tstr ? tstr : "loss", err);
     if (!need) {   // accepted, not used
-        cli_opt(&a, "images"); cli_opt(&a, "image"); cli_opt(&a, "input"); cli_opt(&a, "labels");
+        cli_opt(&a, "images"); cli_opt(&a, "input"); cli_opt(&a, "labels");
     }
     if (!rc && need) rc = imageset_open(&set, m, &a, 1, err);
     if (!rc) rc = cli_check_unused(&a, err);
@@ -87,8 +89,10 @@ int cmd_project(int argc, char **argv, vc_error *err) {
         projection_export_json(f, m, &g, &lay);
         fputs("}\n", f);
         rc = export_close(f, out, 1, err);
-        if (!rc) printf("project: %s, %d display layers, %d nodes -> %s\n", vc_projection_names[proj], g.n_layers,
-                        dgraph_nodes(&g), out);
+        char what[160];
+        snprintf(what, sizeof what, "%s layout of %d display layers, %d nodes", vc_projection_names[proj], g.n_layers,
+                 dgraph_nodes(&g));
+        if (!rc) cli_wrote(out, what, t0);
     }
     layout_free(&lay);
     dgraph_free(&g);
