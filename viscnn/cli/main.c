@@ -50,7 +50,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < N_COMMANDS; i++) {
         if (strcmp(argv[1], commands[i].name)) continue;
         const cli_help_entry *h = cli_help_find(argv[1]);
-        if (h && commands[i].fn && wants_help(h, argc - 2, argv + 2)) {
+        if (h && wants_help(h, argc - 2, argv + 2)) {
             cli_help_print(stdout, h);
             return 0;
         }
