@@ -1,4 +1,4 @@
-// cmd_project.c: viscnn project — where every display node goes (DESIGN §6).
+// cmd_project.c: viscnn project — where every display node goes (docs/architecture.md §6).
 //
 //   viscnn project MODEL --projection mds|mds-smooth|grid|weights
 //                  [--images PATH | --input X.npy [--labels L.npy]]
