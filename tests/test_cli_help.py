@@ -350,6 +350,20 @@ for args, out in [(["importance", M, "--images", "data/fashion/sneaker", "-o"], 
     r = run(*(args + [p]))
     report(r.returncode == 0 and wrote_line(r, p) is not None, f"feedback: {args[0]} {args[-1]} {out}: one 'wrote' line",
            r.stderr[-200:])
+p = os.path.join(tmp, "t.safetensors")
+r = run("train", "--arch", "models/arch/fashion.json", "--images", "data/fashion-heldout", "--limit", "100", "--epochs", "1", "-o", p)
+line = wrote_line(r, p)
+report(r.returncode == 0 and line is not None and "after 1 epochs" in line, "feedback: train: one 'wrote' line", r.stderr[-200:])
+pth = os.path.join(tmp, "fashion.pth")
+c = subprocess.run([PY, "-c", "import sys, torch; sys.path.insert(0, 'tools'); import vcio; "
+                    "t, _ = vcio.read_safetensors(sys.argv[1]); "
+                    "torch.save({k: torch.from_numpy(v.copy()) for k, v in t.items()}, sys.argv[2])", M, pth],
+                   capture_output=True, text=True, timeout=300)
+p = os.path.join(tmp, "conv.safetensors")
+r = run("convert", pth, "--arch", "fashion", "-o", p)
+line = wrote_line(r, p)
+report(c.returncode == 0 and r.returncode == 0 and line is not None and "--arch fashion" in line,
+       "feedback: convert: one 'wrote' line", c.stderr[-200:] + r.stderr[-200:])
 tty = subprocess.run(["script", "-qec", f"{V} importance {M} --images data/fashion --batch 100 -o {tmp}/bar.json", "/dev/null"],
                      capture_output=True, text=True, timeout=300)
 bar = tty.stdout.replace("\r", "\n")

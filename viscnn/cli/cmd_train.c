@@ -193,12 +193,15 @@ int cmd_train(int argc, char **argv, vc_error *err) {
            sched_names[cfg.sched], cfg.batch, cfg.shards, cfg.epochs, seed);
     fflush(stdout);
 
+    double t0 = cli_now();
     train_epoch *hist = calloc_check(cfg.epochs, sizeof(train_epoch));
     train_view view = {cfg.epochs, isatty(2), m, out, argc, argv, arch, &cfg, &oc, hist, tr.d.n, te.d.n, VC_OK, {{0}}};
     train_callbacks cb = {on_batch, on_epoch, &view};
     rc = train_run(m, &tr.d, te.d.n ? &te.d : NULL, &cfg, &oc, &cb, hist, err);
     if (!rc && view.save_rc) { rc = view.save_rc; *err = view.save_err; }
-    if (!rc) printf("wrote %s\n", out);
+    char what[160];
+    snprintf(what, sizeof what, "%s after %d epochs, %zu parameters", m->name, cfg.epochs, m->n_weights);
+    if (!rc) cli_wrote(out, what, t0);
     free(hist);
     train_set_free(&tr);
     train_set_free(&te);
