@@ -115,7 +115,6 @@ int imageset_open_path(vc_imageset *s, const vc_model *m, const char *path, vc_e
     s->cat = malloc_check(s->n * sizeof(int));
     s->label = malloc_check(s->n * sizeof(int));
     for (int i = 0; i < s->n; i++) { s->cat[i] = s->ds.cat[i]; s->label[i] = dataset_label(&s->ds, s->cat[i], m); }
-    imageset_warn(s);
     return VC_OK;
 }
 

@@ -27,7 +27,8 @@ int imageset_open_path(vc_imageset *s, const vc_model *m, const char *path, vc_e
 void imageset_free(vc_imageset *s);
 // Warnings on stderr for what a class-folder set leaves out: images beside
 // the class folders, deeper folders, empty class folders, folders matching
-// no label (imageset_open_path calls it).
+// no label. Callers print them once their arguments are checked, so that a
+// bad argument still fails with one line.
 void imageset_warn(const vc_imageset *s);
 // The indices of the images whose category c has cats[c] != 0 (cats NULL:
 // every image) into idx (room for s->n); returns how many.

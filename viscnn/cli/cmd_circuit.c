@@ -181,6 +181,8 @@ int cmd_circuit(int argc, char **argv, vc_error *err) {
     if (!rc && expr) rc = contrast_check(expr, &set, err);
     if (!rc && eval_path) { rc = imageset_open_path(&evs, m, eval_path, err); ev = &evs; }
     if (!rc && faith) rc = eval_indices(&eidx, &n_eval, ev, eval_path != NULL, cat, expr, &set, err);
+    if (!rc) imageset_warn(&set);
+    if (!rc && eval_path) imageset_warn(&evs);
     if (!rc) rc = importance_over_set(&ss, m, metric, &t, &set, batch, err);
     if (!rc && expr) {
         rc = contrast_scores(&con, &ss, expr, err);

@@ -82,6 +82,7 @@ int cmd_importance(int argc, char **argv, vc_error *err) {
     } else if (!rc) rc = imageset_open(&set, m, &a, by_class, err);
     if (!rc) rc = cli_check_unused(&a, err);
     if (!rc && expr) rc = contrast_check(expr, &set, err);
+    if (!rc) imageset_warn(&set);
     if (!rc) rc = importance_over_set(&ss, m, metric, &t, &set, batch, err);
     if (!rc && expr) rc = contrast_scores(&con, &ss, expr, err);
     FILE *f = rc ? NULL : export_open(out, err);

@@ -48,6 +48,7 @@ static int collect(predict_list *l, const vc_model *m, int n, const char *const 
             vc_imageset s;
             int rc = imageset_open_path(&s, m, paths[k], err);
             if (rc) return rc;
+            imageset_warn(&s);
             for (int i = 0; i < s.n; i++) list_add(l, s.ds.paths[i], s.label[i]);
             imageset_free(&s);
         } else list_add(l, paths[k], -1);

@@ -63,6 +63,7 @@ int cmd_project(int argc, char **argv, vc_error *err) {
     if (!rc && need && set.n_cat < 2)
         rc = vc_fail(err, VC_EINPUT, "project: %s needs an image set with class subfolders (2 or more categories); %s has %d%s",
                      pstr, set.source, set.n_cat, set.x ? " (give --labels L.npy to make one category per label)" : "");
+    if (!rc && need) imageset_warn(&set);
     if (!rc && need) rc = importance_over_set(&ss, m, metric, &t, &set, batch, err);
     if (!rc) {
         dgraph_build(&g, m);
