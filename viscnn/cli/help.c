@@ -50,7 +50,7 @@ void cli_help_synopsis_one(FILE *f, const cli_help_entry *h) {
     char line[4096];
     int len = snprintf(line, sizeof line, "viscnn %s %s", h->name, h->args);
     for (int k = 0; k < n_opts(h); k++) {
-        if (in_args(h, &h->opt[k])) continue;
+        if (in_args(h, &h->opt[k]) || len >= (int)sizeof line - 300) continue;
         char o[256];
         opt_text(o, sizeof o, &h->opt[k]);
         len += snprintf(line + len, sizeof line - len, " [%s]", o);
