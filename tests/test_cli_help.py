@@ -214,6 +214,15 @@ warn = r.stderr
 for what, pat in [("the unmatched folder", "folder 't-shirt' matches no label"), ("the image beside the class folders", "stray.png"),
                   ("the nested folder", "deeper"), ("the empty class folder", "empty")]:
     report(pat in warn, f"names: a warning names {what}", warn[-300:])
+r = run("eval", M, "--images", S)
+ok, why = one_line_error(r)
+report(ok and "t-shirt" in r.stderr, "names: eval on class folders with one matching no label -> exit 2, one line naming it", why)
+S2 = os.path.join(tmp, "set2")
+shutil.copytree(os.path.join(S, "SNEAKER"), os.path.join(S2, "Sneaker"))
+shutil.copy(os.path.join(S, "stray.png"), S2)
+r = run("eval", M, "--images", S2)
+report(r.returncode == 0 and "accuracy" in r.stdout and "stray.png" in r.stderr and "deeper" in r.stderr,
+       "names: eval (train's reader) warns about the stray image and the nested folder", r.stderr[-300:])
 report(d.get("accuracy", {}).get("labelled") == 9, "names: predict --json gives accuracy over the 9 labelled images",
        str(d.get("accuracy")))
 

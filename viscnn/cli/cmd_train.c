@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <cjson/cJSON.h>
 #include "cli.h"
+#include "../imageset.h"
 #include "../../train/train.h"
 #include "../../engine/util.h"
 
@@ -32,7 +33,12 @@ int cli_open_labelled(train_set *s, const vc_model *m, cli_args *a, const char *
     if (idx && !labels) return vc_fail(err, VC_EINPUT, "%s: --%s IMAGES needs --%s LABELS", a->cmd, idx_key, labels_key);
     if (labels && !idx) return vc_fail(err, VC_EINPUT, "%s: --%s goes with --%s IMAGES", a->cmd, labels_key, idx_key);
     if (idx) return train_set_open_idx(s, m, idx, labels, limit, err);
-    if (images) return train_set_open_folder(s, m, images, limit, err);
+    if (images) {
+        int rc = train_set_open_folder(s, m, images, limit, err);
+        vc_imageset w;   // the set opened: name what its class folders leave out
+        if (!rc && imageset_open_path(&w, m, images, err) == VC_OK) { imageset_warn(&w); imageset_free(&w); }
+        return rc;
+    }
     if (required) return vc_fail(err, VC_EINPUT, "%s: give --%s IMAGES --%s LABELS (IDX) or --%s FOLDER (class subfolders)",
                                  a->cmd, idx_key, labels_key, images_key);
     return VC_OK;
