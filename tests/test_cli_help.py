@@ -373,6 +373,11 @@ r = run("convert", pth, "--arch", "fashion", "-o", p)
 line = wrote_line(r, p)
 report(c.returncode == 0 and r.returncode == 0 and line is not None and "--arch fashion" in line,
        "feedback: convert: one 'wrote' line", c.stderr[-200:] + r.stderr[-200:])
+tty = subprocess.run(["script", "-qec", f"{V} train --arch models/arch/fashion.json --images data/fashion-heldout --limit 200 "
+                      f"--epochs 1 --batch 10 -o {tmp}/bar.safetensors", "/dev/null"], capture_output=True, text=True, timeout=300)
+bar = tty.stdout.replace("\r", "\n")
+report(re.search(r"epoch 1/1 \[=+\] 20/20 .* [\d.]+ img/s  ETA 0:00", bar) is not None,
+       "feedback: train's progress bar on a terminal shows images/s and ETA", bar[-300:])
 tty = subprocess.run(["script", "-qec", f"{V} importance {M} --images data/fashion --batch 100 -o {tmp}/bar.json", "/dev/null"],
                      capture_output=True, text=True, timeout=300)
 bar = tty.stdout.replace("\r", "\n")
