@@ -76,6 +76,23 @@ int dataset_open(vc_dataset *d, const char *path, vc_error *err) {
             char **ci = NULL;
             int nci = 0;
             rc = list_dir(sp, 0, &ci, &nci, err);
+            char **deeper = NULL;
+            int nd = 0;
+            if (!rc) rc = list_dir(sp, 1, &deeper, &nd, err);
+            if (!rc && nd > 0) {   // class folders are read one level deep
+                d->n_nested += nd;
+                if (!d->nested_first) {
+                    char np[8192];
+                    snprintf(np, sizeof np, "%s/%s", sp, deeper[0]);
+                    d->nested_first = strdup_check(np);
+                }
+            }
+            for (int k = 0; k < nd; k++) free(deeper[k]);
+            free(deeper);
+            if (!rc && nci == 0) {
+                d->n_empty++;
+                if (!d->empty_first) d->empty_first = strdup_check(sp);
+            }
             if (!rc && nci > 0) {
                 int c = d->n_cat++;
                 d->cat_names[c] = strdup_check(subs[s]);
@@ -87,6 +104,12 @@ int dataset_open(vc_dataset *d, const char *path, vc_error *err) {
             }
             for (int k = 0; k < nci; k++) free(ci[k]);
             free(ci);
+        }
+        if (!rc && ni > 0) {   // images beside the class folders belong to no class
+            d->n_beside = ni;
+            char ip[8192];
+            snprintf(ip, sizeof ip, "%s/%s", path, imgs[0]);
+            d->beside_first = strdup_check(ip);
         }
     } else if (!rc) {
         d->n_cat = 1;
@@ -110,14 +133,35 @@ void dataset_free(vc_dataset *d) {
     for (int i = 0; i < d->n; i++) free(d->paths[i]);
     for (int i = 0; i < d->n_cat; i++) free(d->cat_names[i]);
     free(d->paths); free(d->cat); free(d->cat_names);
+    free(d->beside_first); free(d->nested_first); free(d->empty_first);
     memset(d, 0, sizeof *d);
+}
+
+// Case folded, with ' ', '_' and '-' one character.
+static int name_char(unsigned char c) {
+    if (c == ' ' || c == '_' || c == '-') return ' ';
+    return c >= 'A' && c <= 'Z' ? c + 32 : c;
+}
+
+int dataset_name_eq(const char *a, const char *b) {
+    for (; *a && *b; a++, b++)
+        if (name_char((unsigned char)*a) != name_char((unsigned char)*b)) return 0;
+    return *a == *b;
+}
+
+int dataset_find_label(const vc_model *m, const char *name) {
+    for (int k = 0; k < m->n_labels; k++)   // an exact match wins over a loose one
+        if (!strcmp(m->labels[k], name)) return k;
+    for (int k = 0; k < m->n_labels; k++)
+        if (dataset_name_eq(m->labels[k], name)) return k;
+    return -1;
 }
 
 int dataset_label(const vc_dataset *d, int cat, const vc_model *m) {
     if (!d->by_folder) return -1;
     const char *name = d->cat_names[cat];
-    for (int k = 0; k < m->n_labels; k++)
-        if (!strcmp(m->labels[k], name)) return k;
+    int k = dataset_find_label(m, name);
+    if (k >= 0) return k;
     char *end;
     long v = strtol(name, &end, 10);
     if (end != name && !*end && v >= 0 && (size_t)v < m->nodes[m->output].size) return (int)v;

@@ -4,7 +4,7 @@
 // Edge (j, i): e_ji = W[j,i] * x_(g*cg+i) (cross-correlation with the layer's
 // stride/padding/dilation, no bias), so that sum_i e_ji + b_j = y_j.
 //
-// Fused sums (DESIGN §3): for one image n and one input channel ci, im2col of
+// Fused sums (docs/architecture.md §3): for one image n and one input channel ci, im2col of
 // that single channel gives col (kk, P); then, tile by tile over the P output
 // pixels, a block of out-channels j builds its edge-map tile
 //   acc[t] = sum_k W[j,i,k] * col[k, p0+t]           (kk FMAs per pixel)

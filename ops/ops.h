@@ -191,7 +191,7 @@ void cross_entropy_backward(float *dx, float dloss, const float *x, const int *l
 void channel_mean_forward(float *f, const float *x, int N, int C, int HW, int ch);
 void channel_mean_backward(float *dx, const float *df, int N, int C, int HW, int ch);
 
-// ---- conv2d edges (ops/conv2d_edges.c): the per-kernel maps of DESIGN §3 ---
+// ---- conv2d edges (ops/conv2d_edges.c): the per-kernel maps of docs/architecture.md §3 ---
 // Edge (j, i): e_ji = W[j,i] * x_(g*cg+i) with the layer's geometry, no bias,
 // so that sum_i e_ji + b_j = y_j. i counts within the group (cg = C/groups).
 // e: (Co/groups, Ho, Wo): the maps of input channel ci (global index) of

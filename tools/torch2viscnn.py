@@ -36,6 +36,7 @@ import json
 import math
 import operator
 import os
+import re
 import sys
 
 import torch
@@ -521,8 +522,13 @@ class Converter:
             k = self.module_calls.get(node.target, 0) + 1
             self.module_calls[node.target] = k
             return self._unique(node.target if k == 1 else f"{node.target}#{k}")
+        # fx numbers repeated functions model-wide (relu_3, cat_1); the scope
+        # already says where a node is, so drop the counter and let _unique
+        # number repeats within the scope (#2) as for modules called twice:
+        # googlenet's inception3a.branch1.relu, resnet18's layer1.1.add
         scope = node.meta.get("viscnn_scope", "")
-        return self._unique(f"{scope}.{node.name}" if scope else node.name)
+        base = re.sub(r"_\d+$", "", node.name) if node.op != "get_attr" else node.name
+        return self._unique(f"{scope}.{base}" if scope else base)
 
     # -- inputs ------------------------------------------------------------
     def _tensor_input(self, value, what="input"):

@@ -47,7 +47,7 @@ processed a few at a time (the maps hold C_in*C_out*Ho*Wo floats per image
 and layer; --mem-gb bounds them, splitting the layers over several passes
 when one image's maps do not fit).
 
-Output: the JSON of `viscnn importance` (DESIGN.md section 9):
+Output: the JSON of `viscnn importance` (docs/formats.md):
 {"metric", "target", "images", "layers": [{"name", "in_channels",
 "out_channels", "groups", "nodes": [...], "edges": [[...], ...]}],
 "categories": {NAME: {"images", "layers"}}}.  With --by-class and --labels the

@@ -1,7 +1,7 @@
 // circuit.h: circuits — the nodes (channels) and edges (kernels) of the conv
 // layers that preserve a target — their extraction from scores, dead-part
 // removal, masked runs, faithfulness and export. docs/circuits.md is the
-// exact contract; DESIGN §5 the idea.
+// exact contract; docs/architecture.md §5 the idea.
 //
 // The circuit graph is the display graph of projection.h: nodes are the
 // input's channels, the output channels of every scored conv layer and the
@@ -142,7 +142,7 @@ int faith_curve(vc_faith *out, const double *fr, int n, const vc_model *m, const
 // Pearson correlation; NAN with *note set when either series is constant.
 double pearson_r(const float *a, const float *b, size_t n, const char **note);
 
-// The default kept fractions of the curve (DESIGN §5), for --curve without a list.
+// The default kept fractions of the curve (docs/architecture.md §5), for --curve without a list.
 #define VC_CURVE_N 13
 extern const double vc_curve_fractions[VC_CURVE_N];
 
@@ -152,6 +152,10 @@ extern const double vc_curve_fractions[VC_CURVE_N];
 // layers with their kept channels and identity edges, in graph order.
 void circuit_write_layers_json(FILE *f, const vc_model *m, const vc_target *t, const vc_scores *raw,
                                const vc_scores *norm, const vc_circuit *c);
+// The same restricted to the layers whose model node has show[node] != 0
+// (show: m->n_nodes flags; NULL: all), for viscnn circuit --layer.
+void circuit_write_layers_json_only(FILE *f, const vc_model *m, const vc_target *t, const vc_scores *raw,
+                                    const vc_scores *norm, const vc_circuit *c, const unsigned char *show);
 // The head of a circuit JSON document, from "{" through "kept" (no closing
 // brace; the caller adds "contrast", "faithfulness" and "layers"): target,
 // metric, images, source, model, scores (a category, "overall" or a contrast),

@@ -24,6 +24,11 @@ static void write_scores(FILE *f, float raw, float norm) {
 
 void circuit_write_layers_json(FILE *f, const vc_model *m, const vc_target *t, const vc_scores *raw,
                                const vc_scores *norm, const vc_circuit *c) {
+    circuit_write_layers_json_only(f, m, t, raw, norm, c, NULL);
+}
+
+void circuit_write_layers_json_only(FILE *f, const vc_model *m, const vc_target *t, const vc_scores *raw,
+                                    const vc_scores *norm, const vc_circuit *c, const unsigned char *show) {
     vc_dgraph g;
     dgraph_build(&g, m);
     unsigned char **F, **B;
@@ -35,7 +40,7 @@ void circuit_write_layers_json(FILE *f, const vc_model *m, const vc_target *t, c
     int first_layer = 1;
     for (int d = 1; d < g.n_layers; d++) {
         const vc_dlayer *D = &g.l[d];
-        if (D->node > t->stop || (D->kind == VC_DL_CONV && lo[D->node] < 0)) continue;
+        if (D->node > t->stop || (D->kind == VC_DL_CONV && lo[D->node] < 0) || (show && !show[D->node])) continue;
         const char *name = m->nodes[D->node].name;
         fputs(first_layer ? "\n{\"name\": " : ",\n{\"name\": ", f);
         first_layer = 0;

@@ -1,6 +1,6 @@
 // contrast.h: contrasts, arithmetic expressions over image-category names
 // (`tiger - overall`, `2*cat - (dog + fox)/2`, `"brown bear" - overall`)
-// evaluated on per-category importance scores (DESIGN §4).
+// evaluated on per-category importance scores (docs/architecture.md §4).
 //
 // A contrast is parsed once (never evaluated as code) into its linear form,
 // sum_k coef_k * category_k + constant; products or quotients of two terms

@@ -1,4 +1,4 @@
-// export.h: writing scores as JSON and CSV (formats of DESIGN §9).
+// export.h: writing scores as JSON and CSV (formats of docs/formats.md).
 #pragma once
 #include <stdio.h>
 #include "scores.h"

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include "../engine/util.h"
 #include "../loaders/image.h"
@@ -21,8 +22,24 @@ void progress_set_hook(vc_progress_hook fn, void *ctx) {
 int progress(const char *label, int done, int total) {
     if (hook_fn) return hook_fn(hook_ctx, label, done, total);
     if (!isatty(2) || total <= 0) return 0;
+    // the rate counts from the first report of this bar (its first batch is done by then)
+    static _Thread_local const char *bar_label;
+    static _Thread_local int bar_total, bar_done0, bar_last;
+    static _Thread_local double bar_t0;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double now = ts.tv_sec + 1e-9 * ts.tv_nsec;
+    if (label != bar_label || total != bar_total || done < bar_last) {
+        bar_label = label; bar_total = total; bar_done0 = done; bar_t0 = now;
+    }
+    bar_last = done;
     int w = 30, f = (int)((long)done * w / total);
     fprintf(stderr, "\r%s [%.*s%*s] %d/%d", label, f, "==============================", w - f, "", done, total);
+    double rate = now > bar_t0 ? (done - bar_done0) / (now - bar_t0) : 0;
+    if (rate > 0) {
+        int eta = (int)((total - done) / rate + 0.5);
+        fprintf(stderr, "  %.1f/s  ETA %d:%02d  ", rate, eta / 60, eta % 60);
+    }
     if (done >= total) fputc('\n', stderr);
     fflush(stderr);
     return 0;
@@ -76,6 +93,15 @@ int imageset_open(vc_imageset *s, const vc_model *m, cli_args *a, int by_label, 
     return VC_OK;
 }
 
+void imageset_weights_only(vc_imageset *s, const vc_model *m) {
+    memset(s, 0, sizeof *s);
+    s->m = m;
+    s->source = "(no images: weight scores)";
+    s->n_cat = 1;
+    s->cat_names = malloc_check(sizeof(char *));
+    s->cat_names[0] = strdup_check("weights");
+}
+
 int imageset_open_path(vc_imageset *s, const vc_model *m, const char *path, vc_error *err) {
     memset(s, 0, sizeof *s);
     s->m = m;
@@ -92,6 +118,30 @@ int imageset_open_path(vc_imageset *s, const vc_model *m, const char *path, vc_e
     return VC_OK;
 }
 
+void imageset_warn(const vc_imageset *s) {
+    const vc_dataset *d = &s->ds;
+    if (!d->by_folder) return;
+    if (d->n_beside)
+        fprintf(stderr, "viscnn: warning: %s: %d image%s beside the class folders belong%s to no class and %s not used (%s%s)\n",
+                s->source, d->n_beside, d->n_beside > 1 ? "s" : "", d->n_beside > 1 ? "" : "s", d->n_beside > 1 ? "are" : "is",
+                d->beside_first, d->n_beside > 1 ? ", ..." : "");
+    if (d->n_nested)
+        fprintf(stderr, "viscnn: warning: %s: %d folder%s inside class folders %s not read (%s%s); images are read one level down\n",
+                s->source, d->n_nested, d->n_nested > 1 ? "s" : "", d->n_nested > 1 ? "are" : "is", d->nested_first,
+                d->n_nested > 1 ? ", ..." : "");
+    if (d->n_empty)
+        fprintf(stderr, "viscnn: warning: %s: %d class folder%s with no images (%s%s)\n", s->source, d->n_empty,
+                d->n_empty > 1 ? "s" : "", d->empty_first, d->n_empty > 1 ? ", ..." : "");
+    int *seen = calloc_check(s->n_cat, sizeof(int));
+    for (int i = 0; i < s->n; i++)
+        if (s->label[i] < 0 && !seen[s->cat[i]]) {
+            seen[s->cat[i]] = 1;
+            fprintf(stderr, "viscnn: warning: %s: folder '%s' matches no label of the model (viscnn info lists them); "
+                            "its images are scored against the model's top class\n", s->source, s->cat_names[s->cat[i]]);
+        }
+    free(seen);
+}
+
 int imageset_indices(const vc_imageset *s, const unsigned char *cats, int *idx) {
     int n = 0;
     for (int i = 0; i < s->n; i++) if (!cats || cats[s->cat[i]]) idx[n++] = i;
@@ -100,6 +150,7 @@ int imageset_indices(const vc_imageset *s, const unsigned char *cats, int *idx) 
 
 int imageset_find_category(const vc_imageset *s, const char *name) {
     for (int c = 0; c < s->n_cat; c++) if (!strcmp(s->cat_names[c], name)) return c;
+    for (int c = 0; c < s->n_cat; c++) if (dataset_name_eq(s->cat_names[c], name)) return c;
     return -1;
 }
 

@@ -20,13 +20,21 @@ typedef struct vc_imageset {
 
 // by_label: with --input and --labels, make one category per label value.
 int imageset_open(vc_imageset *s, const vc_model *m, cli_args *a, int by_label, vc_error *err);
+// An empty set of one category, for the weight metric (which reads no image).
+void imageset_weights_only(vc_imageset *s, const vc_model *m);
 // The --images PATH part of imageset_open (a file, a folder, class subfolders).
 int imageset_open_path(vc_imageset *s, const vc_model *m, const char *path, vc_error *err);
 void imageset_free(vc_imageset *s);
+// Warnings on stderr for what a class-folder set leaves out: images beside
+// the class folders, deeper folders, empty class folders, folders matching
+// no label. Callers print them once their arguments are checked, so that a
+// bad argument still fails with one line.
+void imageset_warn(const vc_imageset *s);
 // The indices of the images whose category c has cats[c] != 0 (cats NULL:
 // every image) into idx (room for s->n); returns how many.
 int imageset_indices(const vc_imageset *s, const unsigned char *cats, int *idx);
-// A category's index by name, or -1.
+// A category's index by name (exact, else ignoring case with ' ', '_', '-'
+// alike), or -1.
 int imageset_find_category(const vc_imageset *s, const char *name);
 // Loads images idx[0..n) into x (n, C, H, W) and their labels.
 int imageset_load(const vc_imageset *s, const int *idx, int n, float *x, int *labels, vc_error *err);
@@ -63,7 +71,8 @@ int contrast_terms(const char *expr, const vc_imageset *set, double *coef, vc_er
 // are negative before the clamp, i.e. set to 0 by contrast_scores.
 int contrast_clamped(size_t *clamped, size_t *total, const vc_set_scores *ss, const char *expr, vc_error *err);
 
-// A progress bar on stderr when it is a terminal: "label [=====     ] i/n".
+// A progress bar on stderr when it is a terminal: "label [=====     ] i/n
+// R/s  ETA m:ss" (the rate counted from the bar's first report).
 // While this thread has a progress hook (progress_set_hook), the hook gets
 // the report instead, and a nonzero return from it asks the caller to stop:
 // progress() returns it, and the loops that report (importance_over_set)

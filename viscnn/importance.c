@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "../engine/util.h"
+#include "../loaders/dataset.h"
 #include "../ops/ops.h"
 
 const char *const vc_metric_names[VC_M_COUNT] = {"actxgrad", "act", "grad", "taylor", "weight", "snip"};
@@ -39,11 +40,20 @@ int target_parse(vc_target *t, const vc_model *m, const char *s, vc_error *err) 
     t->node = t->stop = m->output;
     if (!strcmp(s, "loss")) { t->kind = VC_T_LOSS; return VC_OK; }
     if (!strncmp(s, "class:", 6)) {
-        char *end;
+        char *end, name[256];
         long k = strtol(s + 6, &end, 10);
         long K = (long)m->nodes[m->output].size;
-        if (end == s + 6 || *end || k < 0 || k >= K)
-            return vc_fail(err, VC_EINPUT, "--target %s: class must be an integer in [0, %ld)", s, K);
+        size_t nl = strlen(s + 6);   // class:NAME, NAME possibly in quotes that reached us
+        if (nl >= 2 && (s[6] == '"' || s[6] == '\'') && s[6 + nl - 1] == s[6]) snprintf(name, sizeof name, "%.*s", (int)nl - 2, s + 7);
+        else snprintf(name, sizeof name, "%s", s + 6);
+        if (end == s + 6 || *end) k = name[0] ? dataset_find_label(m, name) : -1;
+        if (k < 0 && !m->n_labels && (end == s + 6 || *end))
+            return vc_fail(err, VC_EINPUT, "--target %s: the model has no labels: give class:K with K in [0, %ld)", s, K);
+        if (k < 0 && (end == s + 6 || *end))
+            return vc_fail(err, VC_EINPUT, "--target %s: no label '%s' in the model (viscnn info lists its %d labels)", s, name,
+                           m->n_labels);
+        if (k < 0 || k >= K)
+            return vc_fail(err, VC_EINPUT, "--target %s: class must be an integer in [0, %ld) or a label", s, K);
         t->kind = VC_T_CLASS;
         t->ch = (int)k;
         return VC_OK;

@@ -1,5 +1,5 @@
 // importance.h: node and edge importance toward a target (docs/importance.md
-// is the exact contract; DESIGN §4 the idea).
+// is the exact contract; docs/architecture.md §4 the idea).
 #pragma once
 #include "scores.h"
 

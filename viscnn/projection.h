@@ -1,4 +1,4 @@
-// projection.h: the graph as the GUI draws it (DESIGN §6), and where each of
+// projection.h: the graph as the GUI draws it (docs/architecture.md §6), and where each of
 // its nodes goes within its layer.
 //
 // Display graph. Display layers, in graph order (depth x = layer index):

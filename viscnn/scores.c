@@ -1,5 +1,6 @@
 // scores.c: allocation and element-wise arithmetic of vc_scores.
 #include "scores.h"
+#include <stdlib.h>
 #include <string.h>
 #include "../engine/util.h"
 
@@ -81,4 +82,27 @@ void scores_unflatten(vc_scores *s, const float *in) {
         memcpy(L->nodes, in, L->cout * sizeof(float)); in += L->cout;
         memcpy(L->edges, in, ne * sizeof(float)); in += ne;
     }
+}
+
+const vc_scores *scores_view(vc_scores_view *v, const vc_scores *src, const vc_model *m, const char *const *names, int n) {
+    free(v->s.l);
+    v->s.l = malloc_check((size_t)(src->n_layers ? src->n_layers : 1) * sizeof(vc_layer_scores));
+    v->s.n_layers = 0;
+    for (int l = 0; l < src->n_layers; l++) {
+        int keep = n == 0;
+        for (int k = 0; k < n && !keep; k++) keep = vc_model_find(m, names[k]) == src->l[l].node;
+        if (keep) v->s.l[v->s.n_layers++] = src->l[l];
+    }
+    return &v->s;
+}
+
+int scores_view_check(const vc_model *m, const char *const *names, int n, const char *cmd, vc_error *err) {
+    for (int k = 0; k < n; k++) {
+        int node = vc_model_find(m, names[k]);
+        if (node < 0) return vc_fail(err, VC_EINPUT, "%s: --layer %s: no such layer in %s (see viscnn info)", cmd, names[k], m->path);
+        if (m->nodes[node].op != VC_OP_CONV2D)
+            return vc_fail(err, VC_EINPUT, "%s: --layer %s is a %s; scores belong to conv2d layers", cmd, names[k],
+                           vc_op_names[m->nodes[node].op]);
+    }
+    return VC_OK;
 }

@@ -34,3 +34,11 @@ void scores_axpby(vc_scores *dst, float a, const vc_scores *src, float b);
 size_t scores_count(const vc_scores *s);
 void scores_flatten(const vc_scores *s, float *out);
 void scores_unflatten(vc_scores *s, const float *in);
+
+// A view of some layers of a scores set (--layer L, repeatable): the layer
+// entries are copied, their arrays shared with the source. names NULL or
+// n = 0: every layer. Free v->s.l (only) when done.
+typedef struct { vc_scores s; } vc_scores_view;
+const vc_scores *scores_view(vc_scores_view *v, const vc_scores *src, const vc_model *m, const char *const *names, int n);
+// Fails unless every name is a conv layer of m ("CMD: --layer NAME: ...").
+int scores_view_check(const vc_model *m, const char *const *names, int n, const char *cmd, vc_error *err);

@@ -1,34 +1,55 @@
 // cli.c: argument parsing and batch loading shared by the commands.
 #include "cli.h"
+#include "help_table.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include "../../engine/util.h"
 #include "../../loaders/image.h"
 #include "../../loaders/npy.h"
 
+// Options are checked against the help table (help_table.c): an option it
+// does not list for the command is refused here, so the code can accept no
+// undocumented option. `flags` (NULL-terminated, may be NULL) is what callers
+// used to pass before the table knew; each must be a flag there.
 int cli_parse(cli_args *a, const char *cmd, int argc, char **argv, const char *const *flags, vc_error *err) {
     memset(a, 0, sizeof *a);
     a->cmd = cmd;
+    const cli_help_entry *h = cli_help_find(cmd);
+    if (!h) return vc_fail(err, VC_EINTERNAL, "%s: the command has no entry in the help table (viscnn/cli/help_table.c)", cmd);
+    for (int f = 0; flags && flags[f]; f++) {
+        const cli_option *o = cli_help_option(h, flags[f]);
+        if (!o || o->arg) return vc_fail(err, VC_EINTERNAL, "%s: --%s is no flag in the help table", cmd, flags[f]);
+    }
     for (int i = 0; i < argc; i++) {
         const char *s = argv[i];
-        if (s[0] == '-' && s[1] == '-' && s[2]) {
-            if (a->n_opt >= 64) return vc_fail(err, VC_EINPUT, "%s: too many options", cmd);
-            int is_flag = 0;
-            for (int f = 0; flags && flags[f]; f++) if (!strcmp(flags[f], s + 2)) is_flag = 1;
-            a->key[a->n_opt] = s + 2;
-            if (!is_flag) {
-                if (i + 1 >= argc) return vc_fail(err, VC_EINPUT, "%s: option --%s needs a value", cmd, s + 2);
-                a->val[a->n_opt] = argv[++i];
-            }
-            a->n_opt++;
-        } else if (!strcmp(s, "-o")) {
-            if (i + 1 >= argc) return vc_fail(err, VC_EINPUT, "%s: option -o needs a value", cmd);
-            a->key[a->n_opt] = "o";
-            a->val[a->n_opt++] = argv[++i];
-        } else {
+        int long_opt = s[0] == '-' && s[1] == '-' && s[2];
+        if (!long_opt && strcmp(s, "-o")) {
             if (a->n_pos >= 256) return vc_fail(err, VC_EINPUT, "%s: too many arguments", cmd);
             a->pos[a->n_pos++] = s;
+            continue;
         }
+        if (a->n_opt >= 64) return vc_fail(err, VC_EINPUT, "%s: too many options", cmd);
+        const char *name = s + (long_opt ? 2 : 1), *eq = long_opt ? strchr(name, '=') : NULL;
+        size_t nl = eq ? (size_t)(eq - name) : strlen(name);
+        char key[64];
+        if (nl >= sizeof key) nl = sizeof key - 1;
+        memcpy(key, name, nl);
+        key[nl] = 0;
+        const cli_option *o = cli_help_option(h, key);
+        if (o && long_opt != (cli_dash(o->name)[1] == '-')) o = NULL;   // -o only, never --o
+        if (!o) return vc_fail(err, VC_EINPUT, "%s: unknown option %.*s (viscnn %s --help lists them)", cmd,
+                               (int)(nl + (long_opt ? 2 : 1)), s, cmd);
+        a->key[a->n_opt] = o->name;
+        if (!o->arg && eq) return vc_fail(err, VC_EINPUT, "%s: option --%s takes no value", cmd, o->name);
+        if (o->arg) {
+            if (eq) a->val[a->n_opt] = eq + 1;
+            else if (i + 1 < argc) a->val[a->n_opt] = argv[++i];
+            else return vc_fail(err, VC_EINPUT, "%s: option %s needs a value (%s)", cmd, s, o->arg);
+        }
+        a->n_opt++;
     }
     return VC_OK;
 }
@@ -40,6 +61,13 @@ const char *cli_opt(cli_args *a, const char *name) {
     return v;
 }
 
+int cli_opt_all(cli_args *a, const char *name, const char **out, int max) {
+    int n = 0;
+    for (int i = 0; i < a->n_opt; i++)
+        if (!strcmp(a->key[i], name)) { a->used[i] = 1; if (n < max) out[n] = a->val[i]; n++; }
+    return n;
+}
+
 int cli_flag(cli_args *a, const char *name) {
     int on = 0;
     for (int i = 0; i < a->n_opt; i++)
@@ -49,7 +77,8 @@ int cli_flag(cli_args *a, const char *name) {
 
 int cli_check_unused(cli_args *a, vc_error *err) {
     for (int i = 0; i < a->n_opt; i++)
-        if (!a->used[i]) return vc_fail(err, VC_EINPUT, "%s: unknown option %s%s", a->cmd, a->key[i][1] ? "--" : "-", a->key[i]);
+        if (!a->used[i]) return vc_fail(err, VC_EINPUT, "%s: option %s%s does not apply here (viscnn %s --help says when it does)", a->cmd,
+                                    cli_dash(a->key[i]), a->key[i], a->cmd);
     return VC_OK;
 }
 
@@ -98,4 +127,30 @@ int cli_load_batch(const vc_model *m, cli_args *a, int n_images, const char *con
     *x = buf;
     *N = n_images;
     return VC_OK;
+}
+
+double cli_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+void cli_wrote(const char *path, const char *what, double t0) {
+    struct stat st;
+    double size = stat(path, &st) == 0 ? (double)st.st_size : 0;
+    const char *unit = "bytes";
+    if (size >= 1e6) { size /= 1e6; unit = "MB"; }
+    else if (size >= 1e3) { size /= 1e3; unit = "kB"; }
+    fprintf(stderr, "wrote %s: %s, %.*f %s, %.2f s\n", path, what, strcmp(unit, "bytes") ? 1 : 0, size, unit, cli_now() - t0);
+}
+
+int cli_check_ext(const char *cmd, const char *opt, const char *path, const char *const *exts, vc_error *err) {
+    const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
+    for (int k = 0; exts[k]; k++)
+        if (dot && (!slash || dot > slash) && dot != path && !strcmp(dot, exts[k])) return k;
+    char list[256] = "";
+    for (int k = 0; exts[k]; k++)
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", k ? (exts[k + 1] ? ", " : " or ") : "", exts[k]);
+    vc_fail(err, VC_EINPUT, "%s: %s %s: the output must end in %s", cmd, opt, path, list);
+    return -1;
 }

@@ -12,10 +12,14 @@ typedef struct {
     int used[64];
 } cli_args;
 
-// flags: names of options that take no value (NULL-terminated).
+// Parses against the help table (help_table.c): unknown options fail;
+// "--name value", "--name=value", "-o FILE". flags: optional list of the
+// command's flags, checked against the table.
 int cli_parse(cli_args *a, const char *cmd, int argc, char **argv, const char *const *flags, vc_error *err);
 const char *cli_opt(cli_args *a, const char *name);      // value or NULL
 int cli_flag(cli_args *a, const char *name);
+// Every value of a repeatable option, in order, into out[0..max); returns the count.
+int cli_opt_all(cli_args *a, const char *name, const char **out, int max);
 // Fails when an option was given that the command never asked for.
 int cli_check_unused(cli_args *a, vc_error *err);
 int cli_int(cli_args *a, const char *name, int def, int lo, int hi, int *out, vc_error *err);
@@ -24,6 +28,15 @@ int cli_int(cli_args *a, const char *name, int def, int lo, int hi, int *out, vc
 // paths), preprocessed as the model says. x: (N, C, H, W), malloc'd.
 int cli_load_batch(const vc_model *m, cli_args *a, int n_images, const char *const *images,
                    float **x, int *N, vc_error *err);
+
+// Seconds on a monotonic clock.
+double cli_now(void);
+// One line on stderr for a file a command wrote: "wrote PATH: WHAT, SIZE, TIME"
+// (what: the count and kind of the contents; time since t0 from cli_now).
+void cli_wrote(const char *path, const char *what, double t0);
+// The index of path's extension in exts (NULL-terminated, e.g. ".json"),
+// or -1 with err "CMD: OPT PATH: the output must end in .json or .csv".
+int cli_check_ext(const char *cmd, const char *opt, const char *path, const char *const *exts, vc_error *err);
 
 int cmd_info(int argc, char **argv, vc_error *err);
 int cmd_predict(int argc, char **argv, vc_error *err);

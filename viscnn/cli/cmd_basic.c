@@ -1,4 +1,4 @@
-// cmd_basic.c: viscnn info | predict | forward — looking at a model and
+// cmd_basic.c: viscnn info | forward — looking at a model and
 // running it, with no analysis on top (forward --decisions: the branches it
 // took, for replay in the float64 reference; docs/parity.md).
 #include <math.h>
@@ -7,9 +7,11 @@
 #include <string.h>
 #include "../circuit.h"
 #include "cli.h"
+#include "picture.h"
 #include "../../engine/util.h"
 #include "../../loaders/npy.h"
 #include "../../loaders/npz.h"
+#include "../export.h"
 
 static int load_model(vc_model **m, cli_args *a, vc_error *err) {
     if (a->n_pos < 1) return vc_fail(err, VC_EINPUT, "%s: missing MODEL argument", a->cmd);
@@ -21,13 +23,65 @@ static void shape_str(char *s, size_t n, const vc_node *nd) {
     else snprintf(s, n, "(N,%d,%d,%d)", nd->c, nd->h, nd->w);
 }
 
+static int conv_channels(const vc_model *m) {
+    int channels = m->nodes[0].c;
+    for (int i = 1; i < m->n_nodes; i++) if (m->nodes[i].op == VC_OP_CONV2D) channels += m->nodes[i].c;
+    return channels;
+}
+
+static size_t node_params(const vc_model *m, const vc_node *n) {
+    size_t np = 0;
+    for (int r = 0; r < VC_P_COUNT; r++) if (n->param[r] >= 0) np += m->params[n->param[r]].size;
+    return np;
+}
+
+static void info_json(const vc_model *m) {
+    FILE *f = stdout;
+    const vc_node *in = &m->nodes[0], *o = &m->nodes[m->output];
+    fputs("{\"model\": ", f);
+    export_string(f, m->name);
+    fputs(", \"path\": ", f);
+    export_string(f, m->path);
+    fputs(", \"input\": {\"name\": ", f);
+    export_string(f, in->name);
+    fprintf(f, ", \"shape\": [%d, %d, %d], \"resize\": %d, \"crop\": %d, \"mean\": [", in->c, in->h, in->w, m->pre.resize,
+            m->pre.crop);
+    for (int c = 0; c < m->pre.channels && c < 3; c++) { if (c) fputs(", ", f); export_float(f, m->pre.mean[c]); }
+    fputs("], \"std\": [", f);
+    for (int c = 0; c < m->pre.channels && c < 3; c++) { if (c) fputs(", ", f); export_float(f, m->pre.std[c]); }
+    fputs("]},\n\"layers\": [", f);
+    for (int i = 1; i < m->n_nodes; i++) {
+        const vc_node *n = &m->nodes[i];
+        fputs(i > 1 ? ",\n {\"name\": " : "\n {\"name\": ", f);
+        export_string(f, n->name);
+        fprintf(f, ", \"op\": \"%s\", \"shape\": ", vc_op_names[n->op]);
+        if (n->rank == 2) fprintf(f, "[%d]", n->c);
+        else fprintf(f, "[%d, %d, %d]", n->c, n->h, n->w);
+        fprintf(f, ", \"params\": %zu, \"inputs\": [", node_params(m, n));
+        for (int k = 0; k < n->n_in; k++) { if (k) fputs(", ", f); export_string(f, m->nodes[n->in[k]].name); }
+        fputs("]}", f);
+    }
+    fputs("],\n\"output\": ", f);
+    export_string(f, o->name);
+    fputs(", \"labels\": [", f);
+    for (int k = 0; k < m->n_labels; k++) { if (k) fputs(", ", f); export_string(f, m->labels[k]); }
+    fprintf(f, "], \"nodes\": %d, \"edges\": %zu, \"parameters\": %zu}\n", conv_channels(m), m->n_edges, m->n_weights);
+}
+
 int cmd_info(int argc, char **argv, vc_error *err) {
     cli_args a;
     vc_model *m = NULL;
     int rc = cli_parse(&a, "info", argc, argv, NULL, err);
+    int json = rc ? 0 : cli_flag(&a, "json");
     if (!rc) rc = cli_check_unused(&a, err);
+    if (!rc && a.n_pos > 1) rc = vc_fail(err, VC_EINPUT, "info: unexpected argument '%s'", a.pos[1]);
     if (!rc) rc = load_model(&m, &a, err);
     if (rc) return rc;
+    if (json) {
+        info_json(m);
+        vc_model_free(m);
+        return VC_OK;
+    }
     printf("model %s (%s)\n", m->name, m->path);
     printf("input %s: (N,%d,%d,%d)", m->nodes[0].name, m->nodes[0].c, m->nodes[0].h, m->nodes[0].w);
     if (m->pre.resize || m->pre.crop) printf("  resize %d, crop %d", m->pre.resize, m->pre.crop);
@@ -36,79 +90,34 @@ int cmd_info(int argc, char **argv, vc_error *err) {
     printf("]  std [%g", m->pre.std[0]);
     for (int c = 1; c < m->pre.channels && c < 3; c++) printf(", %g", m->pre.std[c]);
     printf("]\n\n%4s  %-28s %-19s %-20s %10s  %s\n", "#", "layer", "op", "output", "params", "inputs");
-    size_t channels = m->nodes[0].c;
     for (int i = 1; i < m->n_nodes; i++) {
         const vc_node *n = &m->nodes[i];
         char shp[64], ins[256] = "";
         shape_str(shp, sizeof shp, n);
-        size_t np = 0;
-        for (int r = 0; r < VC_P_COUNT; r++) if (n->param[r] >= 0) np += m->params[n->param[r]].size;
         for (int k = 0; k < n->n_in && strlen(ins) < 200; k++)
             snprintf(ins + strlen(ins), sizeof ins - strlen(ins), "%s%s", k ? ", " : "", m->nodes[n->in[k]].name);
-        printf("%4d  %-28s %-19s %-20s %10zu  %s\n", i, n->name, vc_op_names[n->op], shp, np, ins);
-        if (n->op == VC_OP_CONV2D) channels += n->c;
+        printf("%4d  %-28s %-19s %-20s %10zu  %s\n", i, n->name, vc_op_names[n->op], shp, node_params(m, n), ins);
     }
     const vc_node *o = &m->nodes[m->output];
     char shp[64];
     shape_str(shp, sizeof shp, o);
     printf("\noutput %s %s%s\n", o->name, shp, m->n_labels ? ", with labels" : "");
-    printf("layers: %d\nnodes (channels of the input and of conv layers): %zu\nedges (2-D conv kernels): %zu\nparameters: %zu\n",
-           m->n_nodes - 1, channels, m->n_edges, m->n_weights);
+    if (m->n_labels) {   // the names class:NAME and class folders are matched against
+        printf("labels (%d):", m->n_labels);
+        int col = 12;
+        for (int k = 0; k < m->n_labels; k++) {
+            char item[320];
+            int l = snprintf(item, sizeof item, "  %d %s", k, m->labels[k]);
+            if (col + l > 100) { printf("\n "); col = 1; }
+            fputs(item, stdout);
+            col += l;
+        }
+        printf("\n");
+    }
+    printf("layers: %d\nnodes (channels of the input and of conv layers): %d\nedges (2-D conv kernels): %zu\nparameters: %zu\n",
+           m->n_nodes - 1, conv_channels(m), m->n_edges, m->n_weights);
     vc_model_free(m);
     return VC_OK;
-}
-
-int cmd_predict(int argc, char **argv, vc_error *err) {
-    cli_args a;
-    vc_model *m = NULL;
-    int rc = cli_parse(&a, "predict", argc, argv, NULL, err);
-    if (rc) return rc;
-    int top;
-    const char *save = cli_opt(&a, "save-input");
-    if ((rc = cli_int(&a, "top", 5, 1, 1000000, &top, err))) return rc;
-    float *x = NULL;
-    int N = 0;
-    if (!rc) rc = load_model(&m, &a, err);
-    if (!rc) rc = cli_load_batch(m, &a, a.n_pos - 1, a.pos + 1, &x, &N, err);
-    if (!rc) rc = cli_check_unused(&a, err);
-    if (!rc && save) {
-        long long dim[4] = {N, m->nodes[0].c, m->nodes[0].h, m->nodes[0].w};
-        rc = npy_write(save, x, 4, dim, err);
-    }
-    vc_run *r = NULL;
-    if (!rc) {
-        r = vc_run_new(m, N);
-        rc = vc_forward(r, x, m->output, VC_FWD_NOGRAD, err);
-    }
-    if (!rc) {
-        const float *y = vc_run_act(r, m->output);
-        int K = (int)m->nodes[m->output].size;
-        if (top > K) top = K;
-        int *idx = malloc_check(K * sizeof(int));
-        for (int n = 0; n < N; n++) {
-            const float *yn = y + (size_t)n * K;
-            double mx = -INFINITY, s = 0;
-            for (int k = 0; k < K; k++) if (yn[k] > mx) mx = yn[k];
-            for (int k = 0; k < K; k++) s += exp((double)yn[k] - mx);
-            for (int k = 0; k < K; k++) idx[k] = k;
-            for (int t = 0; t < top; t++)   // partial selection sort: ties keep the lower index
-                for (int k = t + 1; k < K; k++)
-                    if (yn[idx[k]] > yn[idx[t]] || (yn[idx[k]] == yn[idx[t]] && idx[k] < idx[t])) {
-                        int tmp = idx[t]; idx[t] = idx[k]; idx[k] = tmp;
-                    }
-            printf("%s\n", a.n_pos > 1 ? a.pos[1 + n] : "input");
-            for (int t = 0; t < top; t++) {
-                int k = idx[t];
-                printf("  %d. %5d  %.4f  %s\n", t + 1, k, exp((double)yn[k] - mx) / s,
-                       k < m->n_labels ? m->labels[k] : "");
-            }
-        }
-        free(idx);
-    }
-    vc_run_free(r);
-    free(x);
-    vc_model_free(m);
-    return rc;
 }
 
 // --decisions D.npz: every branching node's decisions (vc_run_decisions), one
@@ -147,6 +156,10 @@ int cmd_forward(int argc, char **argv, vc_error *err) {
     const char *dpath = cli_opt(&a, "decisions");
     if (!out && !dpath) return vc_fail(err, VC_EINPUT, "forward: missing -o OUT.npy (or --decisions D.npz)");
     if (!cli_opt(&a, "input")) return vc_fail(err, VC_EINPUT, "forward: missing --input IN.npy");
+    int png = out ? cli_check_ext("forward", "-o", out, (const char *const[]){".npy", ".png", NULL}, err) : 0;
+    if (png < 0) return VC_EINPUT;
+    if (dpath && cli_check_ext("forward", "--decisions", dpath, (const char *const[]){".npz", NULL}, err) < 0) return VC_EINPUT;
+    double t0 = cli_now();
     float *x = NULL;
     int N = 0, node = -1;
     rc = load_model(&m, &a, err);
@@ -154,6 +167,8 @@ int cmd_forward(int argc, char **argv, vc_error *err) {
     if (!rc) {
         node = layer ? vc_model_find(m, layer) : m->output;
         if (node < 0) rc = vc_fail(err, VC_EINPUT, "forward: --layer %s: no such layer in %s (see viscnn info)", layer, m->path);
+        else if (png && m->nodes[node].rank != 4)
+            rc = vc_fail(err, VC_EINPUT, "forward: -o %s: a picture needs a layer with maps (--layer L of shape (N,C,H,W))", out);
     }
     if (!rc) rc = cli_load_batch(m, &a, 0, NULL, &x, &N, err);
     if (!rc) rc = cli_check_unused(&a, err);
@@ -177,10 +192,24 @@ int cmd_forward(int argc, char **argv, vc_error *err) {
     if (!rc && out) {
         const vc_node *nd = &m->nodes[node];
         long long dim[4] = {N, nd->c, nd->h, nd->w};
-        rc = npy_write(out, vc_run_act(r, node), nd->rank, dim, err);
+        char what[160];
+        if (png) {   // the first image's channels, as near a square grid as they go
+            int cols = (int)ceil(sqrt((double)nd->c)), rows = (nd->c + cols - 1) / cols;
+            float *sheet = calloc_check((size_t)rows * cols * nd->h * nd->w, sizeof(float));
+            memcpy(sheet, vc_run_act(r, node), (size_t)nd->c * nd->h * nd->w * sizeof(float));
+            rc = picture_sheet(out, sheet, rows, cols, nd->h, nd->w, err);
+            free(sheet);
+            snprintf(what, sizeof what, "%d channel maps of %s for image 0 (%dx%d), a contact sheet", nd->c, nd->name, nd->h, nd->w);
+        } else {
+            rc = npy_write(out, vc_run_act(r, node), nd->rank, dim, err);
+            if (nd->rank == 4) snprintf(what, sizeof what, "%s output (%d,%d,%d,%d)", nd->name, N, nd->c, nd->h, nd->w);
+            else snprintf(what, sizeof what, "%s output (%d,%d)", nd->name, N, nd->c);
+        }
+        if (!rc) cli_wrote(out, what, t0);
     }
     if (sink.w) {
         if (!rc) rc = npz_close(sink.w, err);
+        if (!rc) cli_wrote(dpath, "the decisions of every branching node", t0);
         else npz_abort(sink.w);
     }
     free(sink.buf);

@@ -12,9 +12,10 @@
 #define MAX_CURVE 64
 
 // One line per layer: kept nodes and edges, and the strongest kept edge.
-static void print_summary(const vc_model *m, const vc_scores *raw, const vc_circuit *c) {
+static void print_summary(const vc_model *m, const vc_scores *raw, const vc_circuit *c, const unsigned char *show) {
     for (int l = 0; l < c->n_layers; l++) {
         const vc_layer_scores *L = &raw->l[l];
+        if (show && !show[L->node]) continue;
         int nodes = 0, edges = 0, bj = -1, bi = -1;
         for (int j = 0; j < L->cout; j++) nodes += c->node[l][j];
         for (int j = 0; j < L->cout; j++)
@@ -121,6 +122,13 @@ int cmd_circuit(int argc, char **argv, vc_error *err) {
     int faith = cli_flag(&a, "faithfulness"), batch, n_curve = 0, iterative;
     double curve_fr[MAX_CURVE];
     if (!out) return vc_fail(err, VC_EINPUT, "circuit: missing -o OUT.json");
+    if (cli_check_ext("circuit", "-o", out, (const char *const[]){".json", NULL}, err) < 0) return VC_EINPUT;
+    if (pruned && cli_check_ext("circuit", "--pruned", pruned, (const char *const[]){".safetensors", NULL}, err) < 0)
+        return VC_EINPUT;
+    const char *layers[64];
+    int n_layers = cli_opt_all(&a, "layer", layers, 64);
+    if (n_layers > 64) return vc_fail(err, VC_EINPUT, "circuit: at most 64 --layer options");
+    double t0 = cli_now();
     if ((rc = cli_int(&a, "batch", 8, 1, 4096, &batch, err))) return rc;
     if ((rc = cli_int(&a, "iterative", 0, 1, 100, &iterative, err))) return rc;
     if (eval_path && !faith) return vc_fail(err, VC_EINPUT, "circuit: --eval-images goes with --faithfulness (it says where to measure)");
@@ -158,7 +166,14 @@ int cmd_circuit(int argc, char **argv, vc_error *err) {
     int *eidx = NULL, n_eval = 0;
     size_t clamped = 0, n_scores = 0;
     const vc_imageset *ev = &set;
+    unsigned char *show = NULL;   // --layer: the layers printed and written
     rc = target_parse(&t, m, tstr ? tstr : "loss", err);
+    if (n_layers) show = calloc_check(m->n_nodes, 1);
+    for (int k = 0; !rc && k < n_layers; k++) {
+        int node = vc_model_find(m, layers[k]);
+        if (node <= 0) rc = vc_fail(err, VC_EINPUT, "circuit: --layer %s: no such layer in %s (see viscnn info)", layers[k], m->path);
+        else show[node] = 1;
+    }
     if (!rc) rc = imageset_open(&set, m, &a, 1, err);
     if (!rc) rc = cli_check_unused(&a, err);
     if (!rc && cat && strcmp(cat, "overall") && imageset_find_category(&set, cat) < 0)
@@ -166,6 +181,8 @@ int cmd_circuit(int argc, char **argv, vc_error *err) {
     if (!rc && expr) rc = contrast_check(expr, &set, err);
     if (!rc && eval_path) { rc = imageset_open_path(&evs, m, eval_path, err); ev = &evs; }
     if (!rc && faith) rc = eval_indices(&eidx, &n_eval, ev, eval_path != NULL, cat, expr, &set, err);
+    if (!rc) imageset_warn(&set);
+    if (!rc && eval_path) imageset_warn(&evs);
     if (!rc) rc = importance_over_set(&ss, m, metric, &t, &set, batch, err);
     if (!rc && expr) {
         rc = contrast_scores(&con, &ss, expr, err);
@@ -198,6 +215,7 @@ int cmd_circuit(int argc, char **argv, vc_error *err) {
         if (!rc && n_curve) rc = faith_curve(curve, curve_fr, n_curve, m, single, &t, &ref, ev, batch, err);
     }
     if (!rc && pruned) rc = circuit_write_pruned(pruned, m, raw, &c, err);
+    if (!rc && pruned) cli_wrote(pruned, "the circuit as a model (the rest zeroed)", t0);
     FILE *f = rc ? NULL : export_open(out, err);
     if (!rc && !f) rc = VC_EINPUT;
     if (!rc) {
@@ -208,10 +226,10 @@ int cmd_circuit(int argc, char **argv, vc_error *err) {
         if (expr) fprintf(f, ",\n\"contrast\": {\"clamped\": %zu, \"scores\": %zu}", clamped, n_scores);
         if (faith) circuit_write_faithfulness_json(f, &t, eval_path != NULL, ev->source, &fc, curve, curve_fr, n_curve);
         fputs(",\n\"layers\": ", f);
-        circuit_write_layers_json(f, m, &t, raw, &norm, &c);
+        circuit_write_layers_json_only(f, m, &t, raw, &norm, &c, show);
         fputs("}\n", f);
         rc = export_close(f, out, 1, err);
-        print_summary(m, raw, &c);
+        print_summary(m, raw, &c, show);
         printf("circuit (%s, %s): %zu of %zu nodes, %zu of %zu edges (selected %zu nodes, %zu edges; dead parts removed)",
                vc_metric_names[metric], mode_text, c.n_nodes, c.total_nodes, c.n_edges, c.total_edges, c.sel_nodes, c.sel_edges);
         printf(" -> %s\n", out);
@@ -232,6 +250,13 @@ int cmd_circuit(int argc, char **argv, vc_error *err) {
             }
         }
     }
+    if (!rc) {
+        char what[160];
+        snprintf(what, sizeof what, "a circuit of %zu nodes and %zu edges%s%s", c.n_nodes, c.n_edges, faith ? ", with faithfulness" : "",
+                 show ? " (the --layer layers only)" : "");
+        cli_wrote(out, what, t0);
+    }
+    free(show);
     free(eidx);
     faith_reference_free(&ref);
     circuit_free(&c);

@@ -17,13 +17,16 @@ int cmd_convert(int argc, char **argv, vc_error *err) {
     if (!out) return vc_fail(err, VC_EINPUT, "convert: missing -o OUT.safetensors");
     if ((rc = cli_check_unused(&a, err))) return rc;
     vc_convert_info info;
+    double t0 = cli_now();
     if ((rc = vc_convert_pth(a.pos[0], arch, out, &info, err))) return rc;
     if (info.n_ignored)
         fprintf(stderr, "viscnn convert: note: ignored %d tensor%s of %s that %s does not use, e.g. '%s'\n", info.n_ignored,
                 info.n_ignored == 1 ? "" : "s", a.pos[0], arch, info.ignored_example);
-    printf("wrote %s: --arch %s, %d tensors (%zu values) from %s (%s format%s%s%s)\n", out, arch, info.n_written,
-           info.n_values, a.pos[0], info.legacy ? "legacy" : "zip", info.nested ? ", nested under '" : "",
-           info.nested ? info.nested : "", info.nested ? "'" : "");
+    char what[1024];
+    snprintf(what, sizeof what, "--arch %s, %d tensors (%zu values) from %s (%s format%s%s%s)", arch, info.n_written,
+             info.n_values, a.pos[0], info.legacy ? "legacy" : "zip", info.nested ? ", nested under '" : "",
+             info.nested ? info.nested : "", info.nested ? "'" : "");
+    cli_wrote(out, what, t0);
     if (info.stripped_module) fprintf(stderr, "viscnn convert: note: removed the 'module.' prefix of every key\n");
     return VC_OK;
 }

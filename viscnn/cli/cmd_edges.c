@@ -4,7 +4,9 @@
 // (I counted within the group); OUT.grad.npy: (J, Ho, Wo).
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include "cli.h"
+#include "picture.h"
 #include "../imageset.h"
 #include "../../engine/util.h"
 #include "../../loaders/npy.h"
@@ -52,7 +54,14 @@ int cmd_edges(int argc, char **argv, vc_error *err) {
     if (!out) return vc_fail(err, VC_EINPUT, "edges: missing -o OUT.npy");
     if (!layer) return vc_fail(err, VC_EINPUT, "edges: missing --layer L (a conv layer)");
     size_t ol = strlen(out);
-    if (ol < 5 || strcmp(out + ol - 4, ".npy")) return vc_fail(err, VC_EINPUT, "edges: -o %s: the output must end in .npy", out);
+    int png = cli_check_ext("edges", "-o", out, (const char *const[]){".npy", ".png", NULL}, err);
+    if (png < 0) return VC_EINPUT;
+    if (png && want_grad) return vc_fail(err, VC_EINPUT, "edges: --grad writes OUT.grad.npy beside OUT.npy; give -o OUT.npy");
+    const char *image = cli_opt(&a, "image");
+    struct stat st;   // one image: refuse a folder before anything walks it
+    if (image && stat(image, &st) == 0 && S_ISDIR(st.st_mode))
+        return vc_fail(err, VC_EINPUT, "edges: --image %s is a folder; give one image file", image);
+    double t0 = cli_now();
     vc_model *m;
     if ((rc = vc_model_load(&m, a.pos[0], err))) return rc;
     vc_imageset set = {0};
@@ -113,7 +122,11 @@ int cmd_edges(int argc, char **argv, vc_error *err) {
                         memcpy(maps + ((size_t)q * ni + b) * P, e + (size_t)(J[q] % Cog) * P, P * sizeof(float));
             }
         long long dim[4] = {nj, ni, d.Ho, d.Wo};
-        rc = npy_write(out, maps, 4, dim, err);
+        rc = png ? picture_sheet(out, maps, nj, ni, d.Ho, d.Wo, err) : npy_write(out, maps, 4, dim, err);
+        char what[160];
+        snprintf(what, sizeof what, "%d edge maps of %s (%d out x %d in, %dx%d)%s", nj * ni, layer, nj, ni, d.Ho, d.Wo,
+                 png ? ", a contact sheet" : "");
+        if (!rc) cli_wrote(out, what, t0);
         if (!rc && want_grad) {
             const float *g = vc_run_grad(r, node);
             gout = calloc_check((size_t)nj * P, sizeof(float));
@@ -122,6 +135,8 @@ int cmd_edges(int argc, char **argv, vc_error *err) {
             snprintf(gp, sizeof gp, "%.*s.grad.npy", (int)(ol - 4), out);
             long long gd[3] = {nj, d.Ho, d.Wo};
             rc = npy_write(gp, gout, 3, gd, err);
+            snprintf(what, sizeof what, "%d gradient maps g_j of %s (%dx%d)", nj, layer, d.Ho, d.Wo);
+            if (!rc) cli_wrote(gp, what, t0);
         }
     }
     free(J); free(I); free(x); free(e); free(maps); free(gout); free(seed);

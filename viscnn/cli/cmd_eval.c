@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli.h"
+#include "../export.h"
 #include "../imageset.h"
 #include "../../train/train.h"
 #include "../../engine/util.h"
@@ -18,6 +19,7 @@ int cmd_eval(int argc, char **argv, vc_error *err) {
     int batch, limit;
     if ((rc = cli_int(&a, "batch", 500, 1, 1 << 20, &batch, err)) || (rc = cli_int(&a, "limit", 0, 0, 2147483647, &limit, err)))
         return rc;
+    int json = cli_flag(&a, "json");
     vc_model *m = NULL;
     if ((rc = vc_model_load(&m, a.pos[0], err))) return rc;
     train_set s;
@@ -55,10 +57,27 @@ int cmd_eval(int argc, char **argv, vc_error *err) {
             tot[s.d.labels[i]]++;
             if (pred[i] == s.d.labels[i]) { hit[s.d.labels[i]]++; correct++; }
         }
-        printf("accuracy %.2f%% (%ld/%d)\n", 100.0 * correct / (s.d.n ? s.d.n : 1), correct, s.d.n);
-        for (int k = 0; k < K; k++)
-            if (tot[k])
-                printf("  %3d %-24s %6.2f%% (%ld/%ld)\n", k, k < m->n_labels ? m->labels[k] : "", 100.0 * hit[k] / tot[k], hit[k], tot[k]);
+        if (json) {
+            printf("{\"model\": ");
+            export_string(stdout, m->path);
+            printf(", \"images\": %d, \"correct\": %ld, \"accuracy\": %.6f, \"classes\": [", s.d.n, correct,
+                   (double)correct / (s.d.n ? s.d.n : 1));
+            int first = 1;
+            for (int k = 0; k < K; k++) {
+                if (!tot[k]) continue;
+                printf("%s\n {\"class\": %d, \"name\": ", first ? "" : ",", k);
+                export_string(stdout, k < m->n_labels ? m->labels[k] : "");
+                printf(", \"images\": %ld, \"correct\": %ld, \"accuracy\": %.6f}", tot[k], hit[k], (double)hit[k] / tot[k]);
+                first = 0;
+            }
+            printf("]}\n");
+        } else {
+            printf("accuracy %.2f%% (%ld/%d)\n", 100.0 * correct / (s.d.n ? s.d.n : 1), correct, s.d.n);
+            for (int k = 0; k < K; k++)
+                if (tot[k])
+                    printf("  %3d %-24s %6.2f%% (%ld/%ld)\n", k, k < m->n_labels ? m->labels[k] : "", 100.0 * hit[k] / tot[k],
+                           hit[k], tot[k]);
+        }
         free(hit);
         free(tot);
     }

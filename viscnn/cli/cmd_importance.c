@@ -58,10 +58,12 @@ int cmd_importance(int argc, char **argv, vc_error *err) {
                *expr = cli_opt(&a, "contrast");
     int by_class = cli_flag(&a, "by-class"), batch;
     if (!out) return vc_fail(err, VC_EINPUT, "importance: missing -o OUT.json|OUT.csv");
-    size_t ol = strlen(out);
-    int csv = ol > 4 && !strcmp(out + ol - 4, ".csv");
-    if (!csv && !(ol > 5 && !strcmp(out + ol - 5, ".json")))
-        return vc_fail(err, VC_EINPUT, "importance: -o %s: the output must end in .json or .csv", out);
+    int csv = cli_check_ext("importance", "-o", out, (const char *const[]){".json", ".csv", NULL}, err);
+    if (csv < 0) return VC_EINPUT;
+    const char *layers[64];
+    int n_layers = cli_opt_all(&a, "layer", layers, 64);
+    if (n_layers > 64) return vc_fail(err, VC_EINPUT, "importance: at most 64 --layer options");
+    double t0 = cli_now();
     if ((rc = cli_int(&a, "batch", 8, 1, 4096, &batch, err))) return rc;
     vc_metric metric = VC_M_ACTXGRAD;
     if (mstr && (rc = metric_parse(&metric, mstr, err))) return rc;
@@ -71,19 +73,26 @@ int cmd_importance(int argc, char **argv, vc_error *err) {
     vc_imageset set = {0};
     vc_set_scores ss = {0};
     vc_scores con = {0};
+    vc_scores_view view = {0};
     rc = target_parse(&t, m, tstr ? tstr : "loss", err);
-    if (!rc) rc = imageset_open(&set, m, &a, by_class, err);
+    if (!rc) rc = scores_view_check(m, layers, n_layers, "importance", err);
+    if (!rc && metric == VC_M_WEIGHT && !cli_opt(&a, "images") && !cli_opt(&a, "input")) {
+        if (by_class || expr) rc = vc_fail(err, VC_EINPUT, "importance: --by-class and --contrast need images (categories)");
+        else imageset_weights_only(&set, m);   // weight scores read no image
+    } else if (!rc) rc = imageset_open(&set, m, &a, by_class, err);
     if (!rc) rc = cli_check_unused(&a, err);
     if (!rc && expr) rc = contrast_check(expr, &set, err);
+    if (!rc) imageset_warn(&set);
     if (!rc) rc = importance_over_set(&ss, m, metric, &t, &set, batch, err);
     if (!rc && expr) rc = contrast_scores(&con, &ss, expr, err);
     FILE *f = rc ? NULL : export_open(out, err);
     if (!rc && !f) rc = VC_EINPUT;
     if (!rc && csv) {
         fprintf(f, by_class || expr ? "kind,layer,out,in,score,category\n" : "kind,layer,out,in,score\n");
-        export_scores_csv(f, m, &ss.overall, by_class || expr ? "overall" : NULL);
-        for (int c = 0; by_class && c < ss.n_cat; c++) export_scores_csv(f, m, &ss.cat[c], ss.cat_names[c]);
-        if (expr) export_scores_csv(f, m, &con, expr);
+        export_scores_csv(f, m, scores_view(&view, &ss.overall, m, layers, n_layers), by_class || expr ? "overall" : NULL);
+        for (int c = 0; by_class && c < ss.n_cat; c++)
+            export_scores_csv(f, m, scores_view(&view, &ss.cat[c], m, layers, n_layers), ss.cat_names[c]);
+        if (expr) export_scores_csv(f, m, scores_view(&view, &con, m, layers, n_layers), expr);
         rc = export_close(f, out, 1, err);
     } else if (!rc) {
         fprintf(f, "{\"metric\": \"%s\", \"target\": ", vc_metric_names[metric]);
@@ -93,14 +102,14 @@ int cmd_importance(int argc, char **argv, vc_error *err) {
         fputs(", \"model\": ", f);
         export_string(f, m->path);
         fputs(",\n\"layers\": ", f);
-        export_layers_json(f, m, &ss.overall);
+        export_layers_json(f, m, scores_view(&view, &ss.overall, m, layers, n_layers));
         if (by_class) {
             fputs(",\n\"categories\": {", f);
             for (int c = 0; c < ss.n_cat; c++) {
                 fputs(c ? ",\n" : "\n", f);
                 export_string(f, ss.cat_names[c]);
                 fprintf(f, ": {\"images\": %d, \"layers\": ", ss.cat_images[c]);
-                export_layers_json(f, m, &ss.cat[c]);
+                export_layers_json(f, m, scores_view(&view, &ss.cat[c], m, layers, n_layers));
                 fputc('}', f);
             }
             fputs("}", f);
@@ -109,12 +118,21 @@ int cmd_importance(int argc, char **argv, vc_error *err) {
             fputs(",\n\"contrast\": {\"expression\": ", f);
             export_string(f, expr);
             fputs(", \"layers\": ", f);
-            export_layers_json(f, m, &con);
+            export_layers_json(f, m, scores_view(&view, &con, m, layers, n_layers));
             fputc('}', f);
         }
         fputs("}\n", f);
         rc = export_close(f, out, 1, err);
     }
+    if (!rc) {
+        char what[200];
+        char over[64] = "from the weights alone";
+        if (ss.images || metric != VC_M_WEIGHT) snprintf(over, sizeof over, "over %d images", ss.images);
+        snprintf(what, sizeof what, "%s scores of %d layer%s %s%s%s", vc_metric_names[metric], view.s.n_layers,
+                 view.s.n_layers == 1 ? "" : "s", over, by_class ? ", per class" : "", expr ? ", a contrast" : "");
+        cli_wrote(out, what, t0);
+    }
+    free(view.s.l);
     if (con.l) scores_free(&con);
     set_scores_free(&ss);
     imageset_free(&set);

@@ -1,4 +1,4 @@
-// cmd_project.c: viscnn project — where every display node goes (DESIGN §6).
+// cmd_project.c: viscnn project — where every display node goes (docs/architecture.md §6).
 //
 //   viscnn project MODEL --projection mds|mds-smooth|grid|weights
 //                  [--images PATH | --input X.npy [--labels L.npy]]
@@ -39,6 +39,8 @@ int cmd_project(int argc, char **argv, vc_error *err) {
     vc_projection proj;
     if ((rc = projection_parse(&proj, pstr, err))) return rc;
     if (!out) return vc_fail(err, VC_EINPUT, "project: missing -o OUT.json");
+    if (cli_check_ext("project", "-o", out, (const char *const[]){".json", NULL}, err) < 0) return VC_EINPUT;
+    double t0 = cli_now();
     if ((rc = cli_int(&a, "batch", 8, 1, 4096, &batch, err))) return rc;
     vc_metric metric = VC_M_ACTXGRAD;
     if (mstr && (rc = metric_parse(&metric, mstr, err))) return rc;
@@ -54,13 +56,14 @@ int cmd_project(int argc, char **argv, vc_error *err) {
     vc_layout lay = {0};
     rc = target_parse(&t, m, tstr ? tstr : "loss", err);
     if (!need) {   // accepted, not used
-        cli_opt(&a, "images"); cli_opt(&a, "image"); cli_opt(&a, "input"); cli_opt(&a, "labels");
+        cli_opt(&a, "images"); cli_opt(&a, "input"); cli_opt(&a, "labels");
     }
     if (!rc && need) rc = imageset_open(&set, m, &a, 1, err);
     if (!rc) rc = cli_check_unused(&a, err);
     if (!rc && need && set.n_cat < 2)
         rc = vc_fail(err, VC_EINPUT, "project: %s needs an image set with class subfolders (2 or more categories); %s has %d%s",
                      pstr, set.source, set.n_cat, set.x ? " (give --labels L.npy to make one category per label)" : "");
+    if (!rc && need) imageset_warn(&set);
     if (!rc && need) rc = importance_over_set(&ss, m, metric, &t, &set, batch, err);
     if (!rc) {
         dgraph_build(&g, m);
@@ -87,8 +90,10 @@ int cmd_project(int argc, char **argv, vc_error *err) {
         projection_export_json(f, m, &g, &lay);
         fputs("}\n", f);
         rc = export_close(f, out, 1, err);
-        if (!rc) printf("project: %s, %d display layers, %d nodes -> %s\n", vc_projection_names[proj], g.n_layers,
-                        dgraph_nodes(&g), out);
+        char what[160];
+        snprintf(what, sizeof what, "%s layout of %d display layers, %d nodes", vc_projection_names[proj], g.n_layers,
+                 dgraph_nodes(&g));
+        if (!rc) cli_wrote(out, what, t0);
     }
     layout_free(&lay);
     dgraph_free(&g);

@@ -1,8 +1,14 @@
 // cmd_rf.c: viscnn rf MODEL --layer L --y Y --x X — the receptive field of one
 // unit as one line: the input pixels connected to it, then the unclipped box
 // (which may reach into padding) and, when the layer has one, its jump.
+// --json prints the same as JSON; --image IMG -o RF.png draws the field.
 #include <stdio.h>
+#include <stdlib.h>
 #include "cli.h"
+#include "picture.h"
+#include "../export.h"
+#include "../../engine/util.h"
+#include "../../loaders/image.h"
 #include "../rf.h"
 
 int cmd_rf(int argc, char **argv, vc_error *err) {
@@ -10,7 +16,12 @@ int cmd_rf(int argc, char **argv, vc_error *err) {
     vc_model *m = NULL;
     int rc = cli_parse(&a, "rf", argc, argv, NULL, err);
     if (rc) return rc;
-    const char *layer = cli_opt(&a, "layer"), *ys = cli_opt(&a, "y"), *xs = cli_opt(&a, "x");
+    const char *layer = cli_opt(&a, "layer"), *ys = cli_opt(&a, "y"), *xs = cli_opt(&a, "x"), *image = cli_opt(&a, "image"),
+               *out = cli_opt(&a, "o");
+    int json = cli_flag(&a, "json");
+    double t0 = cli_now();
+    if (!!image != !!out) return vc_fail(err, VC_EINPUT, "rf: --image IMG and -o RF.png go together (the picture and where to write it)");
+    if (out && cli_check_ext("rf", "-o", out, (const char *const[]){".png", NULL}, err) < 0) return VC_EINPUT;
     int y, x;
     if ((rc = cli_int(&a, "y", 0, -1000000000, 1000000000, &y, err)) ||
         (rc = cli_int(&a, "x", 0, -1000000000, 1000000000, &x, err)) || (rc = cli_check_unused(&a, err)))
@@ -30,7 +41,15 @@ int cmd_rf(int argc, char **argv, vc_error *err) {
     vc_rf_geom g;
     if (!rc) rc = rf_unit(m, node, y, x, &box, &cl, err);
     if (!rc) rc = rf_geom(m, node, &g, err);
-    if (!rc) {
+    if (!rc && json) {
+        printf("{\"layer\": ");
+        export_string(stdout, n->name);
+        printf(", \"y\": %d, \"x\": %d, \"empty\": %s, \"rows\": [%d, %d], \"cols\": [%d, %d], "
+               "\"unclipped\": {\"rows\": [%d, %d], \"cols\": [%d, %d]}",
+               y, x, rf_box_empty(cl) ? "true" : "false", cl.y0, cl.y1, cl.x0, cl.x1, box.y0, box.y1, box.x0, box.x1);
+        if (g.affine && n->rank == 4) printf(", \"jump\": [%d, %d]", g.jump[0], g.jump[1]);
+        printf("}\n");
+    } else if (!rc) {
         if (n->rank == 4) printf("%s (y=%d, x=%d): ", n->name, y, x);
         else printf("%s: ", n->name);
         if (rf_box_empty(cl)) printf("no input pixels (the unit reads only padding)");
@@ -39,6 +58,16 @@ int cmd_rf(int argc, char **argv, vc_error *err) {
                box.y1 - box.y0 + 1, box.x1 - box.x0 + 1);
         if (g.affine && n->rank == 4) printf(", jump %dx%d", g.jump[0], g.jump[1]);
         printf("\n");
+    }
+    if (!rc && image) {   // the field on the image as the model sees it (resized, cropped)
+        const vc_node *in = &m->nodes[0];
+        float *xi = malloc_check(in->size * sizeof(float));
+        rc = image_preprocess(xi, image, &m->pre, in->h, in->w, err);
+        if (!rc) rc = picture_rf(out, xi, in->c, in->h, in->w, &m->pre, cl, err);
+        free(xi);
+        char what[160];
+        snprintf(what, sizeof what, "the receptive field of %s (y=%d, x=%d) on %s (%dx%d)", n->name, y, x, image, in->h, in->w);
+        if (!rc) cli_wrote(out, what, t0);
     }
     vc_model_free(m);
     return rc;

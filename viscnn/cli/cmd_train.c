@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <cjson/cJSON.h>
 #include "cli.h"
+#include "../imageset.h"
 #include "../../train/train.h"
 #include "../../engine/util.h"
 
@@ -32,7 +33,12 @@ int cli_open_labelled(train_set *s, const vc_model *m, cli_args *a, const char *
     if (idx && !labels) return vc_fail(err, VC_EINPUT, "%s: --%s IMAGES needs --%s LABELS", a->cmd, idx_key, labels_key);
     if (labels && !idx) return vc_fail(err, VC_EINPUT, "%s: --%s goes with --%s IMAGES", a->cmd, labels_key, idx_key);
     if (idx) return train_set_open_idx(s, m, idx, labels, limit, err);
-    if (images) return train_set_open_folder(s, m, images, limit, err);
+    if (images) {
+        int rc = train_set_open_folder(s, m, images, limit, err);
+        vc_imageset w;   // the set opened: name what its class folders leave out
+        if (!rc && imageset_open_path(&w, m, images, err) == VC_OK) { imageset_warn(&w); imageset_free(&w); }
+        return rc;
+    }
     if (required) return vc_fail(err, VC_EINPUT, "%s: give --%s IMAGES --%s LABELS (IDX) or --%s FOLDER (class subfolders)",
                                  a->cmd, idx_key, labels_key, images_key);
     return VC_OK;
@@ -51,6 +57,8 @@ typedef struct {
     const train_optim_cfg *oc;
     train_epoch *hist;
     int n_train, n_test;
+    int bar_epoch;            // the epoch the bar's clock started on
+    double bar_t0;
     int save_rc;              // first failure to write the model
     vc_error save_err;
 } train_view;
@@ -60,17 +68,21 @@ static char *train_record(int argc, char **argv, const char *arch, const train_c
 
 static void on_batch(void *ctx, int epoch, int b, int nb, double loss, double acc) {
     train_view *v = ctx;
-    if (!v->bar || (b % 10 && b != nb)) return;
+    if (!v->bar) return;
+    if (epoch != v->bar_epoch) { v->bar_epoch = epoch; v->bar_t0 = cli_now(); }
+    if (b % 10 && b != nb) return;
     int w = 30, f = (int)((long)b * w / nb);
-    fprintf(stderr, "\repoch %d/%d [%.*s%*s] %d/%d  loss %.4f  acc %.2f%%", epoch, v->epochs, f,
-            "==============================", w - f, "", b, nb, loss, 100 * acc);
+    double dt = cli_now() - v->bar_t0, rate = dt > 0 ? b / dt : 0;   // batches/s over this epoch
+    int eta = rate > 0 ? (int)((nb - b) / rate + 0.5) : 0;
+    fprintf(stderr, "\repoch %d/%d [%.*s%*s] %d/%d  loss %.4f  acc %.2f%%  %.0f img/s  ETA %d:%02d ", epoch, v->epochs, f,
+            "==============================", w - f, "", b, nb, loss, 100 * acc, rate * v->cfg->batch, eta / 60, eta % 60);
     if (b == nb) fprintf(stderr, "  testing...");
     fflush(stderr);
 }
 
 static void on_epoch(void *ctx, const train_epoch *e) {
     train_view *v = ctx;
-    if (v->bar) fprintf(stderr, "\r%*s\r", 100, "");
+    if (v->bar) fprintf(stderr, "\r%*s\r", 130, "");
     printf("epoch %d/%d  loss %.4f  train %.2f%%", e->epoch, v->epochs, e->loss, 100 * e->train_acc);
     if (e->test_acc >= 0) printf("  test %.2f%%", 100 * e->test_acc);
     printf("  lr %.6g  %.1f s\n", e->lr, e->seconds);
@@ -193,12 +205,15 @@ int cmd_train(int argc, char **argv, vc_error *err) {
            sched_names[cfg.sched], cfg.batch, cfg.shards, cfg.epochs, seed);
     fflush(stdout);
 
+    double t0 = cli_now();
     train_epoch *hist = calloc_check(cfg.epochs, sizeof(train_epoch));
-    train_view view = {cfg.epochs, isatty(2), m, out, argc, argv, arch, &cfg, &oc, hist, tr.d.n, te.d.n, VC_OK, {{0}}};
+    train_view view = {cfg.epochs, isatty(2), m, out, argc, argv, arch, &cfg, &oc, hist, tr.d.n, te.d.n, 0, 0, VC_OK, {{0}}};
     train_callbacks cb = {on_batch, on_epoch, &view};
     rc = train_run(m, &tr.d, te.d.n ? &te.d : NULL, &cfg, &oc, &cb, hist, err);
     if (!rc && view.save_rc) { rc = view.save_rc; *err = view.save_err; }
-    if (!rc) printf("wrote %s\n", out);
+    char what[160];
+    snprintf(what, sizeof what, "%s after %d epochs, %zu parameters", m->name, cfg.epochs, m->n_weights);
+    if (!rc) cli_wrote(out, what, t0);
     free(hist);
     train_set_free(&tr);
     train_set_free(&te);

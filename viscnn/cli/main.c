@@ -1,45 +1,10 @@
-// main.c: the viscnn command line. Each command lives in viscnn/cli/cmd_*.c;
+// main.c: the viscnn command line. Each command lives in viscnn/cli/cmd_*.c,
+// its help and options in viscnn/cli/help_table.c;
 // errors come back as a vc_error and become one line on stderr.
 #include <stdio.h>
 #include <string.h>
 #include "cli.h"
-
-static const char *usage =
-    "usage: viscnn COMMAND ...\n"
-    "  info MODEL                                     layers, shapes, nodes, edges, parameters\n"
-    "  predict MODEL IMAGE... [--top K] [--save-input X.npy]\n"
-    "                                                 top-K classes for PNG/JPEG images\n"
-    "  predict MODEL --input X.npy                    the same on a preprocessed (N,C,H,W) batch\n"
-    "  forward MODEL --input IN.npy [--layer L] [--circuit C.json] [--decisions D.npz] -o OUT.npy\n"
-    "                                                 raw output (N,K), or layer L's (N,C,H,W)\n"
-    "  rf MODEL --layer L --y Y --x X                 input pixels that unit (Y, X) of layer L sees\n"
-    "  importance MODEL (--images PATH | --input X.npy [--labels L.npy]) [--target T] [--metric M]\n"
-    "             [--by-class] [--contrast EXPR] [--batch B] -o OUT.json|OUT.csv\n"
-    "                                                 node and edge importance (T: loss | class:K | node:LAYER:CH;\n"
-    "                                                 M: actxgrad | act | grad | taylor | weight | snip)\n"
-    "  edges MODEL (--image IMG | --input X.npy) --layer L [--out J] [--in I] [--grad] [--target T] -o OUT.npy\n"
-    "                                                 exact per-kernel maps (J, I, Ho, Wo); --grad adds OUT.grad.npy\n"
-    "  circuit MODEL (--images PATH | --input X.npy) [--target T] [--metric M (default taylor)]\n"
-    "          --mode threshold|hierarchical|keep:F|keep:NODES,EDGES [--node-threshold t] [--edge-threshold t]\n"
-    "          [--iterative K] [--category NAME | --contrast EXPR] [--pruned OUT.safetensors]\n"
-    "          [--faithfulness [--eval-images PATH] [--curve [F,F,...]]] -o OUT.json\n"
-    "                                                 the subgraph that preserves the target, and how faithfully\n"
-    "                                                 (docs/circuits.md)\n"
-    "  project MODEL --projection mds|mds-smooth|grid|weights [--images PATH | --input X.npy --labels L.npy]\n"
-    "          [--target T] [--metric M] [--batch B] -o OUT.json\n"
-    "                                                 (y, z) of every display node per layer (mds: class subfolders)\n"
-    "  serve MODEL --images PATH [--host 127.0.0.1] [--port 8050] [--cache DIR] [--target T]\n"
-    "                                                 the browser GUI (binds 127.0.0.1 unless told otherwise)\n"
-    "  convert IN.pth --arch NAME -o OUT.safetensors  a PyTorch state dict (zip or legacy torch.save) as a model\n"
-    "                                                 (NAME: alexnet, vgg11, vgg16, resnet18, googlenet, ... or T.json)\n"
-    "  train --arch TEMPLATE.json|MODEL (--idx IMAGES --labels LABELS | --images FOLDER)\n"
-    "        [--test-idx IMAGES --test-labels LABELS | --test-images FOLDER] [--epochs E] [--batch B]\n"
-    "        [--optimizer sgd|adam|adamw] [--lr LR] [--momentum M] [--nesterov] [--weight-decay WD]\n"
-    "        [--schedule none|cosine|step:E:G] [--seed S] [--shards S] [--limit N] -o OUT.safetensors\n"
-    "                                                 train a model (IDX: MNIST-style .gz files)\n"
-    "  eval MODEL (--idx IMAGES --labels LABELS | --images FOLDER | --input X.npy --labels L.npy) [--batch B]\n"
-    "                                                 accuracy, overall and per class\n"
-    "Exit status: 0 ok, 2 bad input (one-line reason on stderr), 1 internal error.\n";
+#include "help.h"
 
 static const struct { const char *name; int (*fn)(int, char **, vc_error *); } commands[] = {
     {"info", cmd_info}, {"predict", cmd_predict}, {"forward", cmd_forward},
@@ -50,7 +15,23 @@ static const struct { const char *name; int (*fn)(int, char **, vc_error *); } c
     {"serve", cmd_serve},
     {"convert", cmd_convert},
     {"train", cmd_train}, {"eval", cmd_eval},
+    {"help", NULL},   // cli_help_command (help.c), which is given these names
 };
+#define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
+
+// Whether a command's arguments ask for its help (-h or --help where an
+// option may stand, not as another option's value).
+static int wants_help(const cli_help_entry *h, int argc, char **argv) {
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return 1;
+        const char *s = argv[i];
+        if (s[0] != '-' || strchr(s, '=')) continue;
+        const cli_option *o = cli_help_option(h, s + (s[1] == '-' ? 2 : 1));
+        if (o && (s[1] == '-') != (cli_dash(o->name)[1] == '-')) o = NULL;
+        if (o && o->arg) i++;
+    }
+    return 0;
+}
 
 int main(int argc, char **argv) {
     vc_malloc_keep();
@@ -58,14 +39,26 @@ int main(int argc, char **argv) {
         fputs("viscnn: missing COMMAND (try viscnn --help)\n", stderr);
         return 2;
     }
-    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
-        fputs(usage, stdout);
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        cli_help_overview(stdout);
         return 0;
     }
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+    if (!strcmp(argv[1], "--version")) {
+        puts("viscnn " VISCNN_VERSION);
+        return 0;
+    }
+    for (int i = 0; i < N_COMMANDS; i++) {
         if (strcmp(argv[1], commands[i].name)) continue;
+        const cli_help_entry *h = cli_help_find(argv[1]);
+        if (h && wants_help(h, argc - 2, argv + 2)) {
+            cli_help_print(stdout, h);
+            return 0;
+        }
         vc_error err = {{0}};
-        int rc = commands[i].fn(argc - 2, argv + 2, &err);
+        const char *names[N_COMMANDS];
+        for (int k = 0; k < N_COMMANDS; k++) names[k] = commands[k].name;
+        int rc = commands[i].fn ? commands[i].fn(argc - 2, argv + 2, &err)
+                                : cli_help_command(argc - 2, argv + 2, names, N_COMMANDS, &err);
         if (rc) {
             const char *msg = err.msg[0] ? err.msg : "failed";
             size_t cl = strlen(argv[1]);   // messages may already start with "<command>: "

@@ -385,6 +385,7 @@ int server_run(const server_opts *o, vc_error *err) {
         char *argv[] = {"--images", (char *)o->images};
         rc = cli_parse(&a, "serve", 2, argv, NULL, err);
         if (!rc) rc = imageset_open(&s->main_set, s->m, &a, 0, err);
+        if (!rc) imageset_warn(&s->main_set);
         if (!rc && s->main_set.n < 1) rc = vc_fail(err, VC_EINPUT, "--images %s: no images", o->images);
     }
     if (!rc) {

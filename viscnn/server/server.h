@@ -1,5 +1,5 @@
-// server.h: `viscnn serve` — the HTTP server behind the browser GUI (DESIGN
-// §10). libmicrohttpd answers requests on its own threads; JSON goes through
+// server.h: `viscnn serve` — the HTTP server behind the browser GUI (the
+// README's GUI section). libmicrohttpd answers requests on its own threads; JSON goes through
 // cJSON. The pieces:
 //
 //   server.c  the daemon: binding, routing, static files of web/, request

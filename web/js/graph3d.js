@@ -1,4 +1,4 @@
-// graph3d.js: the 3-D layered graph (DESIGN §6): x = depth, (y, z) = the
+// graph3d.js: the 3-D layered graph (docs/architecture.md §6): x = depth, (y, z) = the
 // projection. Every node is one vertex of ONE point buffer, every edge one
 // segment of ONE line buffer; the circuit's kept edges are drawn again on top
 // as one instanced buffer of screen-space quads whose width grows with the

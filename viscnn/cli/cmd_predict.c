@@ -1,0 +1,169 @@
+// cmd_predict.c: viscnn predict — the top classes of images: files, folders
+// (read like --images PATH; class folders give labels, and then accuracy),
+// or a preprocessed batch (--input X.npy). Images run in chunks of CHUNK, so
+// a folder of any size needs memory for one chunk (all of them only with
+// --save-input).
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "cli.h"
+#include "../export.h"
+#include "../imageset.h"
+#include "../../engine/util.h"
+#include "../../loaders/image.h"
+#include "../../loaders/npy.h"
+
+#define CHUNK 64
+
+typedef struct {
+    int n, cap;
+    char **path;              // NULL for --input rows
+    int *label;               // -1: unknown
+} predict_list;
+
+static void list_add(predict_list *l, const char *path, int label) {
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 64;
+        l->path = realloc(l->path, l->cap * sizeof(char *));
+        l->label = realloc(l->label, l->cap * sizeof(int));
+        VC_ASSERT(l->path && l->label);
+    }
+    l->path[l->n] = path ? strdup_check(path) : NULL;
+    l->label[l->n++] = label;
+}
+
+static void list_free(predict_list *l) {
+    for (int i = 0; i < l->n; i++) free(l->path[i]);
+    free(l->path);
+    free(l->label);
+}
+
+// Files as given; folders expanded (class folders: each image with its label).
+static int collect(predict_list *l, const vc_model *m, int n, const char *const *paths, vc_error *err) {
+    for (int k = 0; k < n; k++) {
+        struct stat st;
+        if (stat(paths[k], &st) == 0 && S_ISDIR(st.st_mode)) {
+            vc_imageset s;
+            int rc = imageset_open_path(&s, m, paths[k], err);
+            if (rc) return rc;
+            imageset_warn(&s);
+            for (int i = 0; i < s.n; i++) list_add(l, s.ds.paths[i], s.label[i]);
+            imageset_free(&s);
+        } else list_add(l, paths[k], -1);
+    }
+    return VC_OK;
+}
+
+// Top-`top` classes of one output row by logit (ties: the lower index), with softmax probabilities.
+static void top_classes(const float *y, int K, int top, int *idx, double *p) {
+    double mx = -INFINITY, s = 0;
+    for (int k = 0; k < K; k++) if (y[k] > mx) mx = y[k];
+    for (int k = 0; k < K; k++) s += exp((double)y[k] - mx);
+    for (int k = 0; k < K; k++) idx[k] = k;
+    for (int t = 0; t < top; t++)   // partial selection sort
+        for (int k = t + 1; k < K; k++)
+            if (y[idx[k]] > y[idx[t]] || (y[idx[k]] == y[idx[t]] && idx[k] < idx[t])) {
+                int tmp = idx[t]; idx[t] = idx[k]; idx[k] = tmp;
+            }
+    for (int t = 0; t < top; t++) p[t] = exp((double)y[idx[t]] - mx) / s;
+}
+
+int cmd_predict(int argc, char **argv, vc_error *err) {
+    cli_args a;
+    int rc = cli_parse(&a, "predict", argc, argv, NULL, err);
+    if (rc) return rc;
+    int top, json = cli_flag(&a, "json");
+    const char *save = cli_opt(&a, "save-input"), *npy = cli_opt(&a, "input");
+    if ((rc = cli_int(&a, "top", 5, 1, 1000000, &top, err))) return rc;
+    if ((rc = cli_check_unused(&a, err))) return rc;
+    if (a.n_pos < 1) return vc_fail(err, VC_EINPUT, "predict: missing MODEL argument");
+    if (npy && a.n_pos > 1) return vc_fail(err, VC_EINPUT, "predict: give images or --input, not both");
+    if (!npy && a.n_pos < 2) return vc_fail(err, VC_EINPUT, "predict: no input: give images, folders or --input X.npy");
+    if (save && cli_check_ext("predict", "--save-input", save, (const char *const[]){".npy", NULL}, err) < 0) return VC_EINPUT;
+    vc_model *m;
+    if ((rc = vc_model_load(&m, a.pos[0], err))) return rc;
+    const vc_node *in = &m->nodes[0];
+    const int K = (int)m->nodes[m->output].size;
+    if (top > K) top = K;
+    predict_list l = {0};
+    float *all = NULL, *x = NULL;   // all: --input's batch, or every image for --save-input
+    int N = 0;
+    if (npy) {
+        rc = cli_load_batch(m, &a, 0, NULL, &all, &N, err);
+        for (int i = 0; !rc && i < N; i++) list_add(&l, NULL, -1);
+    } else {
+        rc = collect(&l, m, a.n_pos - 1, a.pos + 1, err);
+        N = l.n;
+        if (!rc && save) all = malloc_check((size_t)N * in->size * sizeof(float));
+    }
+    double t0 = cli_now();
+    if (!rc && !npy && !all) x = malloc_check((size_t)CHUNK * in->size * sizeof(float));
+    int *idx = malloc_check(K * sizeof(int)), *pred = malloc_check((N ? N : 1) * sizeof(int));
+    double *p = malloc_check(K * sizeof(double));
+    vc_run *r = rc ? NULL : vc_run_new(m, N < CHUNK ? (N ? N : 1) : CHUNK);
+    if (!rc && json) {
+        fputs("{\"model\": ", stdout);
+        export_string(stdout, m->path);
+        fputs(", \"predictions\": [", stdout);
+    }
+    for (int s = 0; !rc && s < N; s += CHUNK) {
+        int n = N - s < CHUNK ? N - s : CHUNK;
+        float *xs = all ? all + (size_t)s * in->size : x;
+        for (int i = 0; !npy && !rc && i < n; i++)
+            rc = image_preprocess(xs + (size_t)i * in->size, l.path[s + i], &m->pre, in->h, in->w, err);
+        if (!rc && n != vc_run_batch(r)) { vc_run_free(r); r = vc_run_new(m, n); }
+        if (!rc) rc = vc_forward(r, xs, m->output, VC_FWD_NOGRAD, err);
+        if (rc) break;
+        const float *y = vc_run_act(r, m->output);
+        for (int i = 0; i < n; i++) {
+            int g = s + i;
+            top_classes(y + (size_t)i * K, K, top, idx, p);
+            pred[g] = idx[0];
+            char name[32];
+            snprintf(name, sizeof name, "input[%d]", g);
+            const char *label = l.path[g] ? l.path[g] : name;
+            if (json) {
+                fputs(g ? ",\n {\"image\": " : "\n {\"image\": ", stdout);
+                export_string(stdout, label);
+                if (l.label[g] >= 0) printf(", \"label\": %d", l.label[g]);
+                fputs(", \"top\": [", stdout);
+                for (int t = 0; t < top; t++) {
+                    printf("%s{\"class\": %d, \"p\": ", t ? ", " : "", idx[t]);
+                    export_float(stdout, p[t]);
+                    if (idx[t] < m->n_labels) { fputs(", \"name\": ", stdout); export_string(stdout, m->labels[idx[t]]); }
+                    fputc('}', stdout);
+                }
+                fputs("]}", stdout);
+                continue;
+            }
+            printf("%s\n", label);
+            for (int t = 0; t < top; t++)
+                printf("  %d. %5d  %.4f  %s\n", t + 1, idx[t], p[t], idx[t] < m->n_labels ? m->labels[idx[t]] : "");
+        }
+        if (N > CHUNK) progress("predict", s + n, N);
+    }
+    int labelled = 0, correct = 0;
+    for (int i = 0; !rc && i < N; i++)
+        if (l.label[i] >= 0) { labelled++; correct += pred[i] == l.label[i]; }
+    if (!rc && json) {
+        fputs("]", stdout);
+        if (labelled) printf(",\n\"accuracy\": {\"correct\": %d, \"labelled\": %d, \"value\": %.6f}", correct, labelled,
+                             (double)correct / labelled);
+        fputs("}\n", stdout);
+    } else if (!rc && labelled)
+        printf("accuracy %.2f%% (%d/%d) on the images in class folders\n", 100.0 * correct / labelled, correct, labelled);
+    if (!rc && save) {
+        long long dim[4] = {N, in->c, in->h, in->w};
+        rc = npy_write(save, all, 4, dim, err);
+        char what[64];
+        snprintf(what, sizeof what, "%d preprocessed images (%d,%d,%d,%d)", N, N, in->c, in->h, in->w);
+        if (!rc) cli_wrote(save, what, t0);
+    }
+    vc_run_free(r);
+    free(idx); free(pred); free(p); free(x); free(all);
+    list_free(&l);
+    vc_model_free(m);
+    return rc;
+}
