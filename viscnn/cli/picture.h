@@ -1,7 +1,7 @@
 // picture.h: PNG pictures the CLI writes where a reader would rather look
 // than read: contact sheets of maps and a receptive field on its image.
 #pragma once
-#include "viscnn.h"
+#include "viscnn_internal.h"
 #include "../rf.h"
 
 // maps: (rows, cols, h, w) as a grid of cells, each map enlarged by an
