@@ -5,6 +5,7 @@
 #include <string.h>
 #include "engine.h"
 #include "../ops/ops.h"
+#include "backend.h"
 
 const char *const vc_op_names[VC_OP_COUNT] = {
     [VC_OP_INPUT] = "input", [VC_OP_CONV2D] = "conv2d", [VC_OP_LINEAR] = "linear",
@@ -60,7 +61,7 @@ static int same_as_input(const vc_model *m, vc_node *n, vc_error *err) {
 }
 
 // ---- conv2d ---------------------------------------------------------------------
-static conv2d_dims conv_dims(const vc_model *m, const vc_node *n, int N) {
+conv2d_dims vc_conv_dims(const vc_model *m, const vc_node *n, int N) {
     const vc_node *x = in0(m, n);
     conv2d_dims d = {.N = N, .C = x->c, .H = x->h, .W = x->w, .Co = n->c,
                      .kh = n->a.kernel[0], .kw = n->a.kernel[1], .sh = n->a.stride[0], .sw = n->a.stride[1],
@@ -87,7 +88,7 @@ static int conv2d_infer(const vc_model *m, vc_node *n, vc_error *err) {
     if (check_param(m, n, VC_P_WEIGHT, "weight", 4, wd, err)) return VC_EINPUT;
     if (check_param(m, n, VC_P_BIAS, "bias", 1, wd, err)) return VC_EINPUT;
     n->c = w->dim[0];
-    conv2d_dims d = conv_dims(m, n, 1);
+    conv2d_dims d = vc_conv_dims(m, n, 1);
     return set_shape(m, n, 4, w->dim[0], d.Ho, d.Wo, err);
 }
 
@@ -117,7 +118,7 @@ static void conv_masked_weights(vc_run *r, int i, const float **w, const float *
 
 static void conv2d_fwd(vc_run *r, int i) {
     const vc_node *n = run_node(r, i);
-    conv2d_dims d = conv_dims(r->m, n, r->N);
+    conv2d_dims d = vc_conv_dims(r->m, n, r->N);
     const float *w, *b;
     conv_masked_weights(r, i, &w, &b);
     conv2d_forward(r->act[i], r->act[n->in[0]], w, b, &d);
@@ -125,7 +126,7 @@ static void conv2d_fwd(vc_run *r, int i) {
 
 static void conv2d_bwd(vc_run *r, int i, int params) {
     const vc_node *n = run_node(r, i);
-    conv2d_dims d = conv_dims(r->m, n, r->N);
+    conv2d_dims d = vc_conv_dims(r->m, n, r->N);
     const float *w, *b;
     conv_masked_weights(r, i, &w, &b);
     float *dw = run_pgrad(r, n, VC_P_WEIGHT, params), *db = run_pgrad(r, n, VC_P_BIAS, params);
@@ -414,7 +415,7 @@ int vc_run_decisions(const vc_run *r, int node, void *out, vc_error *err) {
     const vc_model *m = r->m;
     if (node < 0 || node >= m->n_nodes) return vc_fail(err, VC_EINPUT, "decisions: no node %d", node);
     const vc_node *n = &m->nodes[node];
-    const vc_op_impl *op = &vc_cpu_ops[n->op];
+    const vc_op_impl *op = &r->be->ops[n->op];
     if (node == 0 || op->decision == VC_DEC_NONE)
         return vc_fail(err, VC_EINPUT, "decisions: node %s (%s) makes no decisions", n->name, vc_op_names[n->op]);
     if (!r->act[node] || (op->decision == VC_DEC_ARGMAX && !r->saved[node]))

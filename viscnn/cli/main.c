@@ -39,6 +39,8 @@ static const char *usage =
     "                                                 train a model (IDX: MNIST-style .gz files)\n"
     "  eval MODEL (--idx IMAGES --labels LABELS | --images FOLDER | --input X.npy --labels L.npy) [--batch B]\n"
     "                                                 accuracy, overall and per class\n"
+    "Computing commands (predict, forward, importance, edges, circuit, project, serve, eval) take\n"
+    "  --device cpu|cuda                              where runs live (cuda: a `make CUDA=1` build, docs/cuda.md)\n"
     "Exit status: 0 ok, 2 bad input (one-line reason on stderr), 1 internal error.\n";
 
 static const struct { const char *name; int (*fn)(int, char **, vc_error *); } commands[] = {
@@ -65,7 +67,9 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         if (strcmp(argv[1], commands[i].name)) continue;
         vc_error err = {{0}};
-        int rc = commands[i].fn(argc - 2, argv + 2, &err);
+        int nargs = argc - 2;
+        int rc = cli_take_device(argv[1], &nargs, argv + 2, &err);
+        if (!rc) rc = commands[i].fn(nargs, argv + 2, &err);
         if (rc) {
             const char *msg = err.msg[0] ? err.msg : "failed";
             size_t cl = strlen(argv[1]);   // messages may already start with "<command>: "
