@@ -106,3 +106,6 @@ bench: deps bin/viscnn build/bench/bench_run
 bench-circuits: build/bench/circuits
 	build/bench/circuits
 .PHONY: bench-circuits
+
+# The CUDA flavour (issue 17): make cuda / make CUDA=1, make gpu-bundle (docs/cuda.md).
+include kernels_cuda/cuda.mk
