@@ -55,6 +55,6 @@ gpu-bundle: cuda build/bench/gpu_bench
 
 build/bench/gpu_bench: benchmarks/gpu_bench.c $(CUDA_OBJ) build/libviscnn.a Makefile kernels_cuda/cuda.mk
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Iviscnn $< $(CUDA_OBJ) build/libviscnn.a -o $@ $(LDLIBS) $(CUDA_LIBS)
+	$(CC) $(CFLAGS) -I$(CUDA_HOME)/include $< $(CUDA_OBJ) build/libviscnn.a -o $@ $(LDLIBS) $(CUDA_LIBS)
 
 -include $(CUDA_OBJ:.o=.d)

@@ -41,8 +41,10 @@ void cuda_launch_check_(const char *file, int line) {
     cuda_check_(cudaGetLastError(), "kernel launch", file, line);
 }
 
+// One handle per host thread: cuBLAS handles must not be used by two threads
+// at once, and the server runs its jobs on several.
 cublasHandle_t cuda_blas(void) {
-    static cublasHandle_t h;
+    static thread_local cublasHandle_t h;
     if (!h) {
         cublas_check(cublasCreate(&h));
         // FP32 as the CPU computes it: the default math mode never rounds inputs to TF32

@@ -1,7 +1,7 @@
 // cuda_common.h: what every kernels_cuda/*.cu shares: checked CUDA and cuBLAS
 // calls, the check after every launch (and VISCNN_CUDA_SYNC=1, which also
 // synchronises after every call so that an error shows where it happened),
-// the process's cuBLAS handle and stream, and grid sizes.
+// the cuBLAS handle, and grid sizes.
 //
 // A CUDA error inside an op is not a user error (shapes were checked when the
 // model loaded, memory was planned when the run was made): like malloc_check,
@@ -29,7 +29,7 @@ void cuda_launch_check_(const char *file, int line);
 // VISCNN_CUDA_SYNC=1: synchronise after every call and launch (slow; for debugging).
 int cuda_sync_debug(void);
 
-// The process's cuBLAS handle (pure FP32: no TF32), on the default stream.
+// This thread's cuBLAS handle (pure FP32: no TF32), on the default stream.
 cublasHandle_t cuda_blas(void);
 
 #ifdef __cplusplus
