@@ -202,6 +202,8 @@ int vc_backward(vc_run *r, int from, const float *dfrom, int flags, vc_error *er
     for (int i = from; i >= 1; i--) {
         if (!r->grad[i]) continue;
         const vc_node *n = &m->nodes[i];
+        // a hook may read any node's gradient: host copies made earlier in the walk may be partial sums
+        if (r->hook && be->pass_begin) be->pass_begin(r);
         if (r->hook) r->hook(r->hook_ctx, r, i, 1);
         for (int k = 0; k < n->n_in; k++) {
             int j = n->in[k];
@@ -215,6 +217,7 @@ int vc_backward(vc_run *r, int from, const float *dfrom, int flags, vc_error *er
         be->ops[n->op].backward(r, i, params);
         if (r->prof) r->prof[2 * i + 1] += now_s() - t0;
     }
+    if (r->hook && be->pass_begin) be->pass_begin(r);
     if (r->hook && r->grad[0]) r->hook(r->hook_ctx, r, 0, 1);
     return VC_OK;
 }

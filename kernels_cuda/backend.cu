@@ -122,9 +122,12 @@ static void cuda_run_fini(vc_run *r) {
     r->bstate = NULL;
 }
 
+static int cuda_ops_missing(const vc_model *m, vc_error *err);
+
 static int cuda_run_init(vc_run *r, vc_error *err) {
     const vc_model *m = r->m;
     const int n = m->n_nodes, N = r->N, np = m->n_params ? m->n_params : 1;
+    if (cuda_ops_missing(m, err)) return VC_EINPUT;
     cuda_run *c = (cuda_run *)calloc_check(1, sizeof *c);
     r->bstate = c;
     c->p = params_on_device(m);
@@ -495,6 +498,15 @@ static const vc_op_impl vc_cuda_ops[VC_OP_COUNT] = {
     [VC_OP_LOG_SOFTMAX] = {NULL, log_softmax_fwd, log_softmax_bwd},
 };
 static_assert(sizeof vc_cuda_ops / sizeof vc_cuda_ops[0] == VC_OP_COUNT, "CUDA op table covers every op");
+
+// An op added to the engine before its kernel: the run is refused, naming it.
+static int cuda_ops_missing(const vc_model *m, vc_error *err) {
+    for (int i = 1; i < m->n_nodes; i++)
+        if (!vc_cuda_ops[m->nodes[i].op].forward || !vc_cuda_ops[m->nodes[i].op].backward)
+            return vc_fail(err, VC_EINPUT, "--device cuda: node %s: op %s has no CUDA kernel yet (run it with --device cpu)",
+                           m->nodes[i].name, vc_op_names[m->nodes[i].op]);
+    return VC_OK;
+}
 
 const vc_backend vc_backend_cuda = {
     .name = "cuda",

@@ -15,6 +15,7 @@ int cli_take_device(const char *cmd, int *argc, char **argv, vc_error *err) {
     for (int i = 0; i < *argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--device") || !strncmp(a, "--device=", 9)) {
+            if (!strcmp(cmd, "train")) return vc_fail(err, VC_EINPUT, "train: --device: training runs on the CPU only");
             if (!computes) return vc_fail(err, VC_EINPUT, "%s: --device: this command computes nothing on a device", cmd);
             if (a[8] == '=') dev = a + 9;
             else if (i + 1 < *argc) dev = argv[++i];
