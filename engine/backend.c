@@ -55,11 +55,11 @@ int vc_run_edge_maps(vc_run *r, int conv, int n, int ci, float *e, vc_error *err
     return VC_OK;
 }
 
-int vc_run_edge_sums(vc_run *r, int conv, float *abs_eg, float *eg, float *abs_e, vc_error *err) {
-    if (conv_node(r, conv, "edge sums", err)) return VC_EINPUT;
-    if ((abs_eg || eg) && !r->grad[conv])
-        return vc_fail(err, VC_EINPUT, "edge sums: %s has no gradient (not upstream of the last backward)", r->m->nodes[conv].name);
-    r->be->edge_sums(r, conv, abs_eg, eg, abs_e);
+int vc_run_edge_scores(vc_run *r, int conv, vc_edge_score kind, float scale, float *acc, vc_error *err) {
+    if (conv_node(r, conv, "edge scores", err)) return VC_EINPUT;
+    if (kind != VC_EDGE_ABS_E && !r->grad[conv])
+        return vc_fail(err, VC_EINPUT, "edge scores: %s has no gradient (not upstream of the last backward)", r->m->nodes[conv].name);
+    r->be->edge_scores(r, conv, kind, scale, acc);
     return VC_OK;
 }
 

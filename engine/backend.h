@@ -29,9 +29,9 @@ typedef struct vc_backend {
     const float *(*host_view)(const vc_run *r, vc_buf_kind kind, int index);
     void (*pass_begin)(vc_run *r);    // a forward or backward starts: host views are stale
     // The analysis' reductions, on the run's own buffers (viscnn.h:
-    // vc_run_edge_maps, vc_run_edge_sums, vc_run_node_sums); outputs are host memory.
+    // vc_run_edge_maps, vc_run_edge_scores, vc_run_node_sums); outputs are host memory.
     void (*edge_maps)(vc_run *r, int conv, int n, int ci, float *e);
-    void (*edge_sums)(vc_run *r, int conv, float *abs_eg, float *eg, float *abs_e);
+    void (*edge_scores)(vc_run *r, int conv, vc_edge_score kind, float scale, float *acc);
     void (*node_sums)(vc_run *r, int node, vc_node_sum kind, double *out);
     // The model is being freed: drop whatever was kept for it (uploaded parameters).
     void (*forget_model)(const vc_model *m);

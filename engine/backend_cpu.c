@@ -27,10 +27,22 @@ static void cpu_edge_maps(vc_run *r, int conv, int n, int ci, float *e) {
     conv2d_edge_maps(e, r->act[c->in[0]], run_param(r, c, VC_P_WEIGHT), &d, n, ci);
 }
 
-static void cpu_edge_sums(vc_run *r, int conv, float *abs_eg, float *eg, float *abs_e) {
+// Per-image sums from the fused kernel (ops/conv2d_edges.c), then added over
+// the images in order, as the analysis always did: acc[k] += f(s_n[k]) * scale.
+static void cpu_edge_scores(vc_run *r, int conv, vc_edge_score kind, float scale, float *acc) {
     const vc_node *c = run_node(r, conv);
     conv2d_dims d = vc_conv_dims(r->m, c, r->N);
-    conv2d_edge_sums(abs_eg, eg, abs_e, r->act[c->in[0]], run_param(r, c, VC_P_WEIGHT), r->grad[conv], &d);
+    const size_t ne = (size_t)d.Co * (d.C / d.groups);
+    float *buf = calloc_check((size_t)d.N * ne, sizeof(float));
+    conv2d_edge_sums(kind == VC_EDGE_ABS_EG ? buf : NULL, kind == VC_EDGE_EG_ABS ? buf : NULL,
+                     kind == VC_EDGE_ABS_E ? buf : NULL, r->act[c->in[0]], run_param(r, c, VC_P_WEIGHT),
+                     r->grad[conv], &d);
+    for (int n = 0; n < d.N; n++)
+        for (size_t k = 0; k < ne; k++) {
+            float v = buf[(size_t)n * ne + k];
+            acc[k] += (kind == VC_EDGE_EG_ABS ? fabsf(v) : v) * scale;
+        }
+    free(buf);
 }
 
 // out[n*C + j] = sum_p f(z, g) for image n, channel j; parallel over channels,
@@ -72,6 +84,6 @@ const vc_backend vc_backend_cpu = {
     .copy = cpu_copy,
     .zero = cpu_zero,
     .edge_maps = cpu_edge_maps,
-    .edge_sums = cpu_edge_sums,
+    .edge_scores = cpu_edge_scores,
     .node_sums = cpu_node_sums,
 };

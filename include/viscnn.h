@@ -193,8 +193,11 @@ int vc_run_has_grad(const vc_run *r, int node);
 // output gradient, w its unmasked weight; docs/importance.md):
 // e: (Co/groups, Ho, Wo) = the edge maps of input channel ci of image n (= conv2d_edge_maps).
 int vc_run_edge_maps(vc_run *r, int conv, int n, int ci, float *e, vc_error *err);
-// abs_eg, eg, abs_e: (N, Co, C/groups) each, += sum_p |e g|, e g, |e| (NULL skips).
-int vc_run_edge_sums(vc_run *r, int conv, float *abs_eg, float *eg, float *abs_e, vc_error *err);
+// The edge scores of the batch, summed over its images n: acc (Co, C/groups) +=
+// scale * sum_n s_n[j,i] with s_n = sum_p |e g| (ABS_EG), |sum_p e g| (EG_ABS),
+// or sum_p |e| (ABS_E, no gradient needed). The edge maps are never stored.
+typedef enum { VC_EDGE_ABS_EG, VC_EDGE_EG_ABS, VC_EDGE_ABS_E } vc_edge_score;
+int vc_run_edge_scores(vc_run *r, int conv, vc_edge_score kind, float scale, float *acc, vc_error *err);
 // out: (N, C) per image and channel of node's output z (g its gradient, zero when
 // not reached), summed over the map in double: relu(z)|g|, relu(z), |g|, relu(z) g.
 typedef enum { VC_SUM_RELU_Z_ABS_G, VC_SUM_RELU_Z, VC_SUM_ABS_G, VC_SUM_RELU_Z_G } vc_node_sum;

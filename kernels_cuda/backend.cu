@@ -68,7 +68,7 @@ typedef struct {
     size_t *off_act, *off_grad, *off_saved, *cap_saved;   // [node] byte offsets into plan
     float *ws;                          // conv workspace (floats: conv2d_cuda_workspace)
     float *dwm;                         // masked conv backward: dW and db of the masked copy
-    float *edge_out;                    // 3 x (N, Co, cg) of the widest conv
+    float *edge_out;                    // 2 x (N, Co, cg) of the widest conv: per image, then summed
     size_t edge_cap;
     float *edge_map;                    // (Co/groups, Ho, Wo) of the widest conv
     double *node_out;                   // (N, widest C)
@@ -76,7 +76,7 @@ typedef struct {
     float **wm, **kmask, **cmask;       // [node] masked conv weight (+ bias); device copies of the masks
     float **hact, **hgrad, **hpgrad;    // host views
     unsigned char *hact_ok, *hgrad_ok, *hpgrad_ok;
-    float *hedge;                       // host staging for edge sums
+    float *hedge;                       // host staging for edge scores: (Co, cg)
 } cuda_run;
 
 #define ALIGN(b) (((b) + 255) / 256 * 256)
@@ -166,7 +166,7 @@ static int cuda_run_init(vc_run *r, vc_error *err) {
     }
     size_t o_ws = off; off += ALIGN(ws * sizeof(float));
     size_t o_dwm = off; off += ALIGN(dwm * sizeof(float));
-    size_t o_edge = off; off += ALIGN(3 * edge * sizeof(float));
+    size_t o_edge = off; off += ALIGN(2 * edge * sizeof(float));
     size_t o_emap = off; off += ALIGN(emap * sizeof(float));
     size_t o_node = off; off += ALIGN((size_t)N * widest * sizeof(double));
     cudaError_t e = cudaMalloc((void **)&c->plan, off);
@@ -184,7 +184,7 @@ static int cuda_run_init(vc_run *r, vc_error *err) {
     c->edge_cap = edge;
     c->edge_map = (float *)(c->plan + o_emap);
     c->node_out = (double *)(c->plan + o_node);
-    c->hedge = (float *)malloc_check(3 * edge * sizeof(float));
+    c->hedge = (float *)malloc_check(edge * sizeof(float));
     return VC_OK;
 }
 
@@ -253,21 +253,21 @@ static void cuda_edge_maps(vc_run *r, int conv, int n, int ci, float *e) {
     cuda_check(cudaMemcpy(e, c->edge_map, (size_t)(d.Co / d.groups) * d.Ho * d.Wo * sizeof(float), cudaMemcpyDeviceToHost));
 }
 
-static void cuda_edge_sums(vc_run *r, int conv, float *abs_eg, float *eg, float *abs_e) {
+// The fused kernel's per-image sums, reduced over the images on the device
+// (edge_out: (N, Co, cg), then (Co, cg) after it), then added into acc.
+static void cuda_edge_scores(vc_run *r, int conv, vc_edge_score kind, float scale, float *acc) {
     cuda_run *c = (cuda_run *)r->bstate;
     const vc_node *nd = run_node(r, conv);
     conv2d_dims d = vc_conv_dims(r->m, nd, r->N);
-    const size_t ne = (size_t)r->N * d.Co * (d.C / d.groups);
+    const size_t per = (size_t)d.Co * (d.C / d.groups), ne = (size_t)r->N * per;
     VC_ASSERT(ne <= c->edge_cap);
-    float *dev[3] = {c->edge_out, c->edge_out + c->edge_cap, c->edge_out + 2 * c->edge_cap};
-    float *host[3] = {abs_eg, eg, abs_e};
-    conv2d_edge_sums_cuda(abs_eg ? dev[0] : NULL, eg ? dev[1] : NULL, abs_e ? dev[2] : NULL, r->act[nd->in[0]],
-                          c->p[nd->param[VC_P_WEIGHT]], r->grad[conv], &d);
-    for (int k = 0; k < 3; k++) {
-        if (!host[k]) continue;
-        cuda_check(cudaMemcpy(c->hedge, dev[k], ne * sizeof(float), cudaMemcpyDeviceToHost));
-        for (size_t q = 0; q < ne; q++) host[k][q] += c->hedge[q];   // the interface accumulates (+=)
-    }
+    float *s = c->edge_out, *sum = c->edge_out + c->edge_cap;
+    conv2d_edge_sums_cuda(kind == VC_EDGE_ABS_EG ? s : NULL, kind == VC_EDGE_EG_ABS ? s : NULL,
+                          kind == VC_EDGE_ABS_E ? s : NULL, r->act[nd->in[0]], c->p[nd->param[VC_P_WEIGHT]],
+                          r->grad[conv], &d);
+    conv2d_edge_reduce_cuda(sum, s, r->N, per, kind == VC_EDGE_EG_ABS, scale);
+    cuda_check(cudaMemcpy(c->hedge, sum, per * sizeof(float), cudaMemcpyDeviceToHost));
+    for (size_t k = 0; k < per; k++) acc[k] += c->hedge[k];
 }
 
 static void cuda_node_sums(vc_run *r, int node, vc_node_sum kind, double *out) {
@@ -521,7 +521,7 @@ const vc_backend vc_backend_cuda = {
     .host_view = cuda_host_view,
     .pass_begin = cuda_pass_begin,
     .edge_maps = cuda_edge_maps,
-    .edge_sums = cuda_edge_sums,
+    .edge_scores = cuda_edge_scores,
     .node_sums = cuda_node_sums,
     .forget_model = cuda_forget_model,
 };

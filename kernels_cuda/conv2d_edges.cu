@@ -120,3 +120,21 @@ void conv2d_edge_sums_cuda(float *abs_eg, float *eg, float *abs_e, const float *
     edge_sums_kernel<<<grid, CUDA_THREADS, shared>>>(abs_eg, eg, abs_e, x, w, g, *d);
     cuda_launch_check();
 }
+
+// The images' edge sums reduced on the device, so that one batch sends
+// Co*cg floats to the host instead of N*Co*cg.
+__global__ static void edge_reduce_kernel(float *out, const float *s, int N, size_t ne, int abs_each, float scale) {
+    CUDA_FOR(k, ne) {
+        float acc = 0.0f;
+        for (int n = 0; n < N; n++) {
+            float v = s[(size_t)n * ne + k];
+            acc += (abs_each ? fabsf(v) : v) * scale;
+        }
+        out[k] = acc;
+    }
+}
+
+void conv2d_edge_reduce_cuda(float *out, const float *s, int N, size_t ne, int abs_each, float scale) {
+    edge_reduce_kernel<<<cuda_blocks(ne), CUDA_THREADS>>>(out, s, N, ne, abs_each, scale);
+    cuda_launch_check();
+}

@@ -37,6 +37,9 @@ void conv2d_edge_maps_cuda(float *e, const float *x, const float *w, const conv2
 void conv2d_edge_sums_cuda(float *abs_eg, float *eg, float *abs_e, const float *x, const float *w,
                            const float *g, const conv2d_dims *d);
 
+// out: (ne) = scale * sum over n of s[n, k] (abs_each: |s[n, k]|), images in order.  s: (N, ne)
+void conv2d_edge_reduce_cuda(float *out, const float *s, int N, size_t ne, int abs_each, float scale);
+
 // ---- node sums (node_sums.cu; CPU twin: engine/backend_cpu.c) -----------------------
 // out: (N, C) doubles, = sum over the map of f(z, g) (vc_node_sum kind; g NULL = 0)
 void node_sums_cuda(double *out, const float *z, const float *g, int kind, int N, int C, int HW);

@@ -1,8 +1,9 @@
 // importance.c: node and edge scores toward a target, image batch by image
 // batch. Per batch: forward to the target, backward from it (parameter
 // gradients only for snip), then per conv layer the node sums from z and g
-// and the edge sums from the fused edge kernel (ops/conv2d_edges.c), which
-// never materialises the C_in x C_out edge maps.
+// (vc_run_node_sums) and the edge scores from the fused edge kernel
+// (vc_run_edge_scores: ops/conv2d_edges.c or kernels_cuda/conv2d_edges.cu),
+// which never materialises the C_in x C_out edge maps.
 #include "importance.h"
 #include <math.h>
 #include <stdlib.h>
@@ -144,16 +145,10 @@ int importance_begin(vc_importance *im, const vc_model *m, vc_metric metric, con
     if (metric == VC_M_WEIGHT) return VC_OK;
     im->r = vc_run_new(m, batch);
     im->seed = malloc_check((size_t)batch * m->nodes[t->stop].size * sizeof(float));
-    size_t most = 1, most_c = 1;
-    for (int l = 0; l < im->sum.n_layers; l++) {
-        size_t e = (size_t)im->sum.l[l].cout * im->sum.l[l].cg;
-        if (e > most) most = e;
+    size_t most_c = 1;
+    for (int l = 0; l < im->sum.n_layers; l++)
         if ((size_t)im->sum.l[l].cout > most_c) most_c = (size_t)im->sum.l[l].cout;
-    }
     im->node_sums = malloc_check((size_t)batch * most_c * sizeof(double));
-    if (metric == VC_M_ACTXGRAD) im->abs_eg = malloc_check((size_t)batch * most * sizeof(float));
-    if (metric == VC_M_TAYLOR) im->eg = malloc_check((size_t)batch * most * sizeof(float));
-    if (metric == VC_M_ACT) im->abs_e = malloc_check((size_t)batch * most * sizeof(float));
     if (metric == VC_M_SNIP) {
         im->snip_g = calloc_check(im->sum.n_layers ? im->sum.n_layers : 1, sizeof(float *));
         for (int l = 0; l < im->sum.n_layers; l++)
@@ -183,25 +178,15 @@ static int add_node_scores(vc_importance *im, const vc_layer_scores *L, vc_layer
     return VC_OK;
 }
 
-static int add_edge_scores(vc_importance *im, const vc_layer_scores *L, vc_layer_scores *S, int N, vc_error *err) {
+static int add_edge_scores(vc_importance *im, const vc_layer_scores *L, vc_layer_scores *S, vc_error *err) {
     const vc_node *c = &im->m->nodes[L->node];
     conv2d_dims d = {.H = im->m->nodes[L->in_node].h, .W = im->m->nodes[L->in_node].w, .kh = c->a.kernel[0], .kw = c->a.kernel[1],
                      .sh = c->a.stride[0], .sw = c->a.stride[1], .ph = c->a.padding[0], .pw = c->a.padding[1],
                      .dh = c->a.dilation[0], .dw = c->a.dilation[1]};
     conv2d_dims_finish(&d);
     if (!vc_run_has_grad(im->r, L->node) && im->metric != VC_M_ACT) return VC_OK;   // not upstream of the target: all zero
-    size_t ne = (size_t)L->cout * L->cg;
-    float *buf = im->abs_eg ? im->abs_eg : im->eg ? im->eg : im->abs_e;
-    memset(buf, 0, (size_t)N * ne * sizeof(float));
-    int rc = vc_run_edge_sums(im->r, L->node, im->abs_eg, im->eg, im->abs_e, err);
-    if (rc) return rc;
-    const float inv_m = 1.0f / (float)(d.Ho * d.Wo);
-    for (int n = 0; n < N; n++)
-        for (size_t k = 0; k < ne; k++) {
-            float v = buf[(size_t)n * ne + k];
-            S->edges[k] += (im->metric == VC_M_TAYLOR ? fabsf(v) : v) * inv_m;
-        }
-    return VC_OK;
+    vc_edge_score kind = im->metric == VC_M_ACTXGRAD ? VC_EDGE_ABS_EG : im->metric == VC_M_TAYLOR ? VC_EDGE_EG_ABS : VC_EDGE_ABS_E;
+    return vc_run_edge_scores(im->r, L->node, kind, 1.0f / (float)(d.Ho * d.Wo), S->edges, err);
 }
 
 int importance_set_setup(vc_importance *im, int (*fn)(vc_run *r, const void *ctx, vc_error *err), const void *ctx,
@@ -235,7 +220,7 @@ int importance_add(vc_importance *im, const float *x, int N, const int *labels, 
     } else
         for (int l = 0; l < im->sum.n_layers; l++) {
             if ((rc = add_node_scores(im, &im->sum.l[l], &im->sum.l[l], N, err))) return rc;
-            if (im->metric != VC_M_GRAD && (rc = add_edge_scores(im, &im->sum.l[l], &im->sum.l[l], N, err))) return rc;
+            if (im->metric != VC_M_GRAD && (rc = add_edge_scores(im, &im->sum.l[l], &im->sum.l[l], err))) return rc;
         }
     im->images += N;
     return VC_OK;
@@ -277,7 +262,7 @@ void importance_free(vc_importance *im) {
     free(im->snip_g);
     scores_free(&im->sum);
     vc_run_free(im->r);
-    free(im->seed); free(im->node_sums); free(im->abs_eg); free(im->eg); free(im->abs_e);
+    free(im->seed); free(im->node_sums);
     memset(im, 0, sizeof *im);
 }
 

@@ -116,6 +116,13 @@ static void conv_cases(const conv_case *c) {
         snprintf(sub, sizeof sub, "%s: |e g|", name); check(sub, AEG, aeg, ns);
         snprintf(sub, sizeof sub, "%s: e g", name); check(sub, EG, eg, ns);
         snprintf(sub, sizeof sub, "%s: |e|", name); check(sub, AE, ae, ns);
+        // reduced over the images as importance does: sum_n |s_n| * scale (taylor's form)
+        float *red = tu_zeros((size_t)d.Co * Cg), *RED = ct_up(NULL, (size_t)d.Co * Cg);
+        for (int n = 0; n < d.N; n++)
+            for (size_t k = 0; k < (size_t)d.Co * Cg; k++) red[k] += fabsf(eg[(size_t)n * d.Co * Cg + k]) * 0.25f;
+        conv2d_edge_reduce_cuda(RED, EG, d.N, (size_t)d.Co * Cg, 1, 0.25f);
+        snprintf(sub, sizeof sub, "%s: sum over images of |e g|", name); check(sub, RED, red, (size_t)d.Co * Cg);
+        cudaFree(RED); free(red);
         // only |e|, with no gradient (the act metric)
         cuda_check(cudaMemset(AE, 0, ns * 4));
         conv2d_edge_sums_cuda(NULL, NULL, AE, X, Wd, NULL, &d);
