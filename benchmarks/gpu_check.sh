@@ -45,7 +45,7 @@ step() {   # step KEY LIMIT_S CMD...: runs CMD, keeps its output in $OUT_KEY.log
     return $rc
 }
 echo "== device"
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -2
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -2 || echo "(no nvidia-smi)"
 GPU=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
 echo "== ldd"
 if ldd "$B/bin/viscnn" | grep 'not found'; then echo "gpu_check: the bundle misses libraries (above)"; status=1; fi
@@ -55,6 +55,8 @@ for t in test_cuda_ops test_cuda_models; do
     step "$t" 300 "$B/bin/$t"
     grep -E '^(FAIL|#)' "/tmp/gpu_check.$t.log" | head -40
     R[$t.ok]=$(grep -c '^ok ' "/tmp/gpu_check.$t.log"); R[$t.fail]=$(grep -c '^FAIL' "/tmp/gpu_check.$t.log")
+    # a program that found no device ran nothing: that is not a pass here
+    if grep -q '^# cuda: no device' "/tmp/gpu_check.$t.log"; then R[$t.fail]="NOT RUN (no device)"; status=1; fi
     [ "${R[$t.rc]}" = 0 ] || tail -3 "/tmp/gpu_check.$t.log"
 done
 
