@@ -23,6 +23,7 @@ B=${1:-}
 [ -n "$B" ] || B=build/gpu-bundle.tar.gz
 if [ -f "$B" ]; then
     T=$(mktemp -d /tmp/viscnn-gpu.XXXXXX)
+    trap 'rm -rf "$T"' EXIT
     tar -C "$T" -xzf "$B" || { echo "gpu_check: cannot unpack $B"; exit 1; }
     B=$T/$(ls "$T" | head -1)
 fi
@@ -93,7 +94,7 @@ echo
 echo "| check | result |"
 echo "|---|---|"
 for t in test_cuda_ops test_cuda_models; do
-    echo "| $t (vs CPU backend) | ${R[$t.ok]:-0} ok, ${R[$t.fail]:-?} FAIL, exit ${R[$t.rc]:-?}, ${R[$t.s]:-?} s |"
+    echo "| $t (vs CPU backend) | ${R[$t.ok]:-0} ok, ${R[$t.fail]:-?} FAIL lines, exit ${R[$t.rc]:-?}, ${R[$t.s]:-?} s |"
 done
 echo "| viscnn forward --device cuda vs cpu (default model, 8 images) | ${R[cli]} |"
 echo
