@@ -61,7 +61,7 @@ static int same_as_input(const vc_model *m, vc_node *n, vc_error *err) {
 }
 
 // ---- conv2d ---------------------------------------------------------------------
-conv2d_dims vc_conv_dims(const vc_model *m, const vc_node *n, int N) {
+static conv2d_dims conv_dims(const vc_model *m, const vc_node *n, int N) {
     const vc_node *x = in0(m, n);
     conv2d_dims d = {.N = N, .C = x->c, .H = x->h, .W = x->w, .Co = n->c,
                      .kh = n->a.kernel[0], .kw = n->a.kernel[1], .sh = n->a.stride[0], .sw = n->a.stride[1],
@@ -70,6 +70,9 @@ conv2d_dims vc_conv_dims(const vc_model *m, const vc_node *n, int N) {
     conv2d_dims_finish(&d);
     return d;
 }
+
+// engine/backend.h: the same geometry for the backends
+conv2d_dims vc_conv_dims(const vc_model *m, const vc_node *n, int N) { return conv_dims(m, n, N); }
 
 static int conv2d_infer(const vc_model *m, vc_node *n, vc_error *err) {
     if (need_spatial(m, n, err)) return VC_EINPUT;
@@ -88,7 +91,7 @@ static int conv2d_infer(const vc_model *m, vc_node *n, vc_error *err) {
     if (check_param(m, n, VC_P_WEIGHT, "weight", 4, wd, err)) return VC_EINPUT;
     if (check_param(m, n, VC_P_BIAS, "bias", 1, wd, err)) return VC_EINPUT;
     n->c = w->dim[0];
-    conv2d_dims d = vc_conv_dims(m, n, 1);
+    conv2d_dims d = conv_dims(m, n, 1);
     return set_shape(m, n, 4, w->dim[0], d.Ho, d.Wo, err);
 }
 
@@ -118,7 +121,7 @@ static void conv_masked_weights(vc_run *r, int i, const float **w, const float *
 
 static void conv2d_fwd(vc_run *r, int i) {
     const vc_node *n = run_node(r, i);
-    conv2d_dims d = vc_conv_dims(r->m, n, r->N);
+    conv2d_dims d = conv_dims(r->m, n, r->N);
     const float *w, *b;
     conv_masked_weights(r, i, &w, &b);
     conv2d_forward(r->act[i], r->act[n->in[0]], w, b, &d);
@@ -126,7 +129,7 @@ static void conv2d_fwd(vc_run *r, int i) {
 
 static void conv2d_bwd(vc_run *r, int i, int params) {
     const vc_node *n = run_node(r, i);
-    conv2d_dims d = vc_conv_dims(r->m, n, r->N);
+    conv2d_dims d = conv_dims(r->m, n, r->N);
     const float *w, *b;
     conv_masked_weights(r, i, &w, &b);
     float *dw = run_pgrad(r, n, VC_P_WEIGHT, params), *db = run_pgrad(r, n, VC_P_BIAS, params);
