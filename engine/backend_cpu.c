@@ -27,13 +27,32 @@ static void cpu_edge_maps(vc_run *r, int conv, int n, int ci, float *e) {
     conv2d_edge_maps(e, r->act[c->in[0]], run_param(r, c, VC_P_WEIGHT), &d, n, ci);
 }
 
+// The run's state on the CPU: the per-image edge sums' buffer, kept for the
+// next layer and batch (made on first use).
+typedef struct { float *buf; size_t cap; } cpu_run;
+
+static void cpu_run_fini(vc_run *r) {
+    cpu_run *c = r->bstate;
+    if (c) free(c->buf);
+    free(c);
+    r->bstate = NULL;
+}
+
 // Per-image sums from the fused kernel (ops/conv2d_edges.c), then added over
 // the images in order, as the analysis always did: acc[k] += f(s_n[k]) * scale.
 static void cpu_edge_scores(vc_run *r, int conv, vc_edge_score kind, float scale, float *acc) {
     const vc_node *c = run_node(r, conv);
     conv2d_dims d = vc_conv_dims(r->m, c, r->N);
     const size_t ne = (size_t)d.Co * (d.C / d.groups);
-    float *buf = calloc_check((size_t)d.N * ne, sizeof(float));
+    if (!r->bstate) r->bstate = calloc_check(1, sizeof(cpu_run));
+    cpu_run *st = r->bstate;
+    if (st->cap < (size_t)d.N * ne) {
+        free(st->buf);
+        st->cap = (size_t)d.N * ne;
+        st->buf = malloc_check(st->cap * sizeof(float));
+    }
+    float *buf = st->buf;
+    memset(buf, 0, (size_t)d.N * ne * sizeof(float));
     conv2d_edge_sums(kind == VC_EDGE_ABS_EG ? buf : NULL, kind == VC_EDGE_EG_ABS ? buf : NULL,
                      kind == VC_EDGE_ABS_E ? buf : NULL, r->act[c->in[0]], run_param(r, c, VC_P_WEIGHT),
                      r->grad[conv], &d);
@@ -42,7 +61,6 @@ static void cpu_edge_scores(vc_run *r, int conv, vc_edge_score kind, float scale
             float v = buf[(size_t)n * ne + k];
             acc[k] += (kind == VC_EDGE_EG_ABS ? fabsf(v) : v) * scale;
         }
-    free(buf);
 }
 
 // out[n*C + j] = sum_p f(z, g) for image n, channel j; parallel over channels,
@@ -79,6 +97,7 @@ const vc_backend vc_backend_cpu = {
     .name = "cpu",
     .ops = vc_cpu_ops,
     .available = cpu_available,
+    .run_fini = cpu_run_fini,
     .alloc = cpu_alloc,
     .free = cpu_free,
     .copy = cpu_copy,
