@@ -15,9 +15,10 @@ CUDA_CC    = $(subst sm_,,$(CUDA_ARCH))
 NVCCFLAGS ?= -O2 -g
 NVCCFLAGS += -std=c++20 -Iinclude -MMD -MP -Xcompiler -Wall \
              -gencode arch=compute_$(CUDA_CC),code=sm_$(CUDA_CC) -gencode arch=compute_$(CUDA_CC),code=compute_$(CUDA_CC)
-# cudart statically; cuBLAS from the machine's CUDA (too big to carry), found
-# through LD_LIBRARY_PATH or these rpaths; our other libraries from ../lib.
-CUDA_LIBS  = -L$(CUDA_HOME)/lib64 -lcublas -lcudart_static -ldl -lrt -lstdc++ \
+# cudart and libstdc++ statically (a bundled libstdc++ would need the build
+# machine's glibc 2.36); cuBLAS from the machine's CUDA (too big to carry),
+# found through LD_LIBRARY_PATH or these rpaths; our other libraries from ../lib.
+CUDA_LIBS  = -L$(CUDA_HOME)/lib64 -lcublas -lcudart_static -ldl -lrt -l:libstdc++.a \
              -Wl,-rpath,'$$ORIGIN/../lib' -Wl,-rpath,$(CUDA_HOME)/lib64
 
 CUDA_SRC  = $(wildcard kernels_cuda/*.cu)

@@ -12,7 +12,8 @@ dir=$1; shift
 rm -rf "$dir" "$dir.tar.gz"
 mkdir -p "$dir/bin" "$dir/lib"
 # what a target machine provides itself
-system='^(linux-vdso|ld-linux|libc|libm|libpthread|libdl|librt|libresolv|libutil|libcuda|libcublas|libcublasLt|libcudart|libnvidia)[.-]'
+# what a target machine provides itself (libgcc_s: every Linux; ours needs glibc 2.35)
+system='^(linux-vdso|ld-linux|libc|libm|libpthread|libdl|librt|libresolv|libutil|libgcc_s|libstdc\+\+|libcuda|libcublas|libcublasLt|libcudart|libnvidia)[.-]'
 for p in "$@"; do
     cp "$p" "$dir/bin/"
     ldd "$p" | awk '/=>/ && $3 ~ /^\// {print $1, $3}' | while read -r name path; do
@@ -33,5 +34,8 @@ done
 for p in "$dir"/bin/*; do
     readelf -d "$p" | grep -q 'ORIGIN/../lib' || { echo "gpu_bundle: $p has no \$ORIGIN/../lib rpath" >&2; exit 1; }
 done
+# the newest glibc any bundled file asks for: the target needs at least that
+glibc=$(for f in "$dir"/bin/* "$dir"/lib/*; do objdump -T "$f" 2>/dev/null | grep -o 'GLIBC_[0-9.]*'; done | sort -V | tail -1)
+echo "gpu_bundle: the target machine needs ${glibc:-no particular glibc} or newer (and libgcc_s, CUDA 13's libcublas, a driver for CUDA 13)"
 tar -C "$(dirname "$dir")" -czf "$dir.tar.gz" "$(basename "$dir")"
 echo "gpu_bundle: $dir ($(ls "$dir/bin" | wc -l) programs, $(ls "$dir/lib" | wc -l) libraries), $dir.tar.gz $(du -h "$dir.tar.gz" | cut -f1)"
