@@ -42,8 +42,13 @@ done
 # nvcc exists (kernels_cuda/cuda.mk). On a machine without a GPU they print
 # "# cuda: no device (...), N CUDA tests not run", which counts as neither
 # passed nor failed; with one, every case is compared with the CPU backend.
-if [ -x build/cuda/tests/test_cuda_ops ] && [ -x build/cuda/tests/test_cuda_models ]; then
-    for t in build/cuda/tests/test_cuda_*; do run "$(basename "$t") (CUDA backend vs CPU backend)" 1 "$t"; done
+cuda_built=1
+for src in tests/cuda/test_*.c; do [ -x "build/cuda/tests/$(basename "$src" .c)" ] || cuda_built=0; done
+if [ $cuda_built = 1 ]; then
+    for src in tests/cuda/test_*.c; do
+        t=build/cuda/tests/$(basename "$src" .c)
+        run "$(basename "$t") (CUDA backend vs CPU backend)" 1 "$t"
+    done
 elif [ -x /usr/local/cuda/bin/nvcc ] || command -v nvcc >/dev/null 2>&1; then
     echo "FAIL cuda tests: nvcc is here but build/cuda/tests/test_cuda_* were not built (make test builds them)"
     fail=$((fail + 1))
