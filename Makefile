@@ -185,3 +185,5 @@ uninstall:
 	  $(DESTDIR)$(LIBDIR)/pkgconfig/viscnn.pc $(DESTDIR)$(PREFIX)/share/man/man1/viscnn.1 $(addprefix $(DESTDIR)$(PREFIX)/share/doc/viscnn/,$(notdir $(INSTALL_DOCS)))
 	-rmdir $(DESTDIR)$(PREFIX)/share/doc/viscnn 2>/dev/null
 .PHONY: install uninstall
+# The CUDA flavour (issue 17): make cuda / make CUDA=1, make gpu-bundle (docs/cuda.md).
+include kernels_cuda/cuda.mk

@@ -3,8 +3,11 @@
 #include "viscnn_internal.h"
 #include "util.h"
 
+struct vc_backend;
 struct vc_run {
     const vc_model *m;
+    const struct vc_backend *be;  // where the buffers below live and the ops run (engine/backend.h)
+    void *bstate;                 // the backend's per-run state (NULL on the CPU)
     int N;
     float **act;              // [node] output (N x size), NULL until computed
     float **grad;             // [node] d(target)/d(output), NULL if not reached by the last backward

@@ -7,11 +7,13 @@
 #include <math.h>
 #include <string.h>
 #include "engine.h"
+#include "backend.h"
 
 #define MAX_IN 64
 
 void vc_model_free(vc_model *m) {
     if (!m) return;
+    vc_backends_forget_model(m);
     for (int i = 0; i < m->n_nodes; i++) { free(m->nodes[i].name); free(m->nodes[i].in); }
     free(m->nodes);
     for (int i = 0; i < m->n_params; i++) {

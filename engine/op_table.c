@@ -5,6 +5,7 @@
 #include <string.h>
 #include "engine.h"
 #include "../ops/ops.h"
+#include "backend.h"
 
 const char *const vc_op_names[VC_OP_COUNT] = {
     [VC_OP_INPUT] = "input", [VC_OP_CONV2D] = "conv2d", [VC_OP_LINEAR] = "linear",
@@ -69,6 +70,9 @@ static conv2d_dims conv_dims(const vc_model *m, const vc_node *n, int N) {
     conv2d_dims_finish(&d);
     return d;
 }
+
+// engine/backend.h: the same geometry for the backends
+conv2d_dims vc_conv_dims(const vc_model *m, const vc_node *n, int N) { return conv_dims(m, n, N); }
 
 static int conv2d_infer(const vc_model *m, vc_node *n, vc_error *err) {
     if (need_spatial(m, n, err)) return VC_EINPUT;
@@ -414,7 +418,7 @@ int vc_run_decisions(const vc_run *r, int node, void *out, vc_error *err) {
     const vc_model *m = r->m;
     if (node < 0 || node >= m->n_nodes) return vc_fail(err, VC_EINPUT, "decisions: no node %d", node);
     const vc_node *n = &m->nodes[node];
-    const vc_op_impl *op = &vc_cpu_ops[n->op];
+    const vc_op_impl *op = &r->be->ops[n->op];
     if (node == 0 || op->decision == VC_DEC_NONE)
         return vc_fail(err, VC_EINPUT, "decisions: node %s (%s) makes no decisions", n->name, vc_op_names[n->op]);
     if (!r->act[node] || (op->decision == VC_DEC_ARGMAX && !r->saved[node]))

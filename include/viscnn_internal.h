@@ -166,6 +166,41 @@ int vc_run_decisions(const vc_run *r, int node, void *out, vc_error *err);
 // writes d(loss)/d(logits) into dlogits (N x K) when not NULL.
 double vc_loss_cross_entropy(const vc_run *r, const int *labels, float *dlogits);
 
+// ---- devices (engine/backend.c, docs/cuda.md) ----------------------------------
+// A run lives on one device: its activations, gradients and the ops run there.
+// The CPU always exists; CUDA only in a `make CUDA=1` build on a machine with a GPU.
+typedef enum { VC_DEVICE_CPU = 0, VC_DEVICE_CUDA = 1 } vc_device;
+// "cpu" | "cuda" -> *d; VC_EINPUT for other names.
+int vc_device_parse(const char *s, vc_device *d, vc_error *err);
+// Whether runs can be made on d here: VC_OK, or VC_EINPUT and the reason
+// (not built with CUDA, no device, driver too old, ...).
+int vc_device_available(vc_device d, vc_error *err);
+// The device vc_run_new uses from now on (checked with vc_device_available).
+int vc_set_device(vc_device d, vc_error *err);
+vc_device vc_get_device(void);
+// A run on a given device; NULL with err set when it cannot be made (no device,
+// out of device memory).
+vc_run *vc_run_new_on(const vc_model *m, int N, vc_device d, vc_error *err);
+vc_device vc_run_device(const vc_run *r);
+// Whether the last backward reached node (vc_run_grad would not be NULL), without
+// copying the gradient to the host.
+int vc_run_has_grad(const vc_run *r, int node);
+
+// Reductions for the analysis, computed where the run lives (outputs in host
+// memory). For conv node `conv` (input x = its input node's output, g = its
+// output gradient, w its unmasked weight; docs/importance.md):
+// e: (Co/groups, Ho, Wo) = the edge maps of input channel ci of image n (= conv2d_edge_maps).
+int vc_run_edge_maps(vc_run *r, int conv, int n, int ci, float *e, vc_error *err);
+// The edge scores of the batch, summed over its images n: acc (Co, C/groups) +=
+// scale * sum_n s_n[j,i] with s_n = sum_p |e g| (ABS_EG), |sum_p e g| (EG_ABS),
+// or sum_p |e| (ABS_E, no gradient needed). The edge maps are never stored.
+typedef enum { VC_EDGE_ABS_EG, VC_EDGE_EG_ABS, VC_EDGE_ABS_E } vc_edge_score;
+int vc_run_edge_scores(vc_run *r, int conv, vc_edge_score kind, float scale, float *acc, vc_error *err);
+// out: (N, C) per image and channel of node's output z (g its gradient, zero when
+// not reached), summed over the map in double: relu(z)|g|, relu(z), |g|, relu(z) g.
+typedef enum { VC_SUM_RELU_Z_ABS_G, VC_SUM_RELU_Z, VC_SUM_ABS_G, VC_SUM_RELU_Z_G } vc_node_sum;
+int vc_run_node_sums(vc_run *r, int node, vc_node_sum kind, double *out, vc_error *err);
+
 #ifdef __cplusplus
 }
 #endif

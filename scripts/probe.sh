@@ -27,7 +27,20 @@ probe "cJSON" 1 cjson/cJSON.h "-lcjson"
 probe "OpenMP" 1 omp.h "-fopenmp" "(void)omp_get_max_threads();"
 probe "libmicrohttpd (viscnn serve)" 1 microhttpd.h "-lmicrohttpd" "(void)MHD_is_feature_supported(MHD_FEATURE_IPv6);"
 if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
-    echo "  ✓ nvcc (CUDA toolkit; the CUDA backend is optional)"
+    NVCC_BIN=$([ -x /usr/local/cuda/bin/nvcc ] && echo /usr/local/cuda/bin/nvcc || command -v nvcc)
+    CUDA_DIR=$(dirname "$(dirname "$NVCC_BIN")")
+    echo "  ✓ nvcc $("$NVCC_BIN" --version | sed -n 's/.*release \([0-9.]*\).*/\1/p') ($NVCC_BIN; make cuda / make CUDA=1 builds build/cuda/, docs/cuda.md)"
+    if [ -f "$CUDA_DIR/include/cublas_v2.h" ]; then echo "  ✓ cuBLAS ($CUDA_DIR)"; else echo "  ✗ cuBLAS (the CUDA backend needs it)"; fi
+    if [ -f "$CUDA_DIR/include/cudnn.h" ] || [ -f /usr/include/cudnn.h ]; then
+        echo "  ✓ cuDNN headers (not used yet: conv is im2col + cuBLAS, docs/cuda.md)"
+    else
+        echo "  ✗ cuDNN (optional)"
+    fi
+    if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+        echo "  ✓ GPU: $(nvidia-smi -L | head -1)"
+    else
+        echo "  ✗ GPU (none here: the CUDA tests build but do not run)"
+    fi
 else
     echo "  ✗ nvcc (optional: CUDA backend not built)"
 fi

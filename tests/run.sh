@@ -38,6 +38,24 @@ for src in tests/test_*.c; do
     [ "$t" = build/tests/test_rf ] || run "$(basename "$t")" 0 "$t"
 done
 
+# The CUDA backend (issue 17, docs/cuda.md): `make test` builds these wherever
+# nvcc exists (kernels_cuda/cuda.mk). On a machine without a GPU they print
+# "# cuda: no device (...), N CUDA tests not run", which counts as neither
+# passed nor failed; with one, every case is compared with the CPU backend.
+cuda_built=1
+for src in tests/cuda/test_*.c; do [ -x "build/cuda/tests/$(basename "$src" .c)" ] || cuda_built=0; done
+if [ $cuda_built = 1 ]; then
+    for src in tests/cuda/test_*.c; do
+        t=build/cuda/tests/$(basename "$src" .c)
+        run "$(basename "$t") (CUDA backend vs CPU backend)" 1 "$t"
+    done
+elif [ -x /usr/local/cuda/bin/nvcc ] || command -v nvcc >/dev/null 2>&1; then
+    echo "FAIL cuda tests: nvcc is here but build/cuda/tests/test_cuda_* were not built (make test builds them)"
+    fail=$((fail + 1))
+else
+    echo "# cuda: no nvcc on this machine, the CUDA backend was not compiled"
+fi
+
 run "converter (tools/torch2viscnn.py)" 1 $PY tests/test_converter.py
 
 # Parity with PyTorch: seeded random weights, eval mode, batch 2.

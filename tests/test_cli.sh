@@ -49,3 +49,14 @@ for args in "" "bogus" "info" "info /nonexistent.safetensors" "forward $M --inpu
     err=$($V $args 2>&1 >/dev/null); rc=$?
     check "cli usage error 'viscnn $args' -> exit 2, one line" test $rc = 2 -a "$(wc -l <<< "$err")" = 1 -a -n "$err"
 done
+
+# --device (issue 17): cpu gives the same bytes as no flag; cuda on this CPU
+# build is refused with one line saying why; a command that computes nothing
+# refuses the flag
+$V forward "$M" --input "$D/x.npy" --device cpu -o "$D/logits_cpu.npy"; rc=$?
+check "cli forward --device cpu: exit 0, output identical to no --device" test $rc = 0 -a -n "$(cmp "$D/logits.npy" "$D/logits_cpu.npy" && echo same)"
+err=$($V forward "$M" --input "$D/x.npy" --device cuda -o "$D/logits_cuda.npy" 2>&1 >/dev/null); rc=$?
+check "cli forward --device cuda without a CUDA build: exit 2, one line naming make CUDA=1, no output file" \
+    test $rc = 2 -a "$(wc -l <<< "$err")" = 1 -a ! -e "$D/logits_cuda.npy" -a -n "$(grep 'make CUDA=1' <<< "$err")"
+err=$($V info "$M" --device cpu 2>&1 >/dev/null); rc=$?
+check "cli info --device cpu: exit 2 (info computes nothing on a device)" test $rc = 2 -a "$(wc -l <<< "$err")" = 1

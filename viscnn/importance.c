@@ -1,8 +1,9 @@
 // importance.c: node and edge scores toward a target, image batch by image
 // batch. Per batch: forward to the target, backward from it (parameter
 // gradients only for snip), then per conv layer the node sums from z and g
-// and the edge sums from the fused edge kernel (ops/conv2d_edges.c), which
-// never materialises the C_in x C_out edge maps.
+// (vc_run_node_sums) and the edge scores from the fused edge kernel
+// (vc_run_edge_scores: ops/conv2d_edges.c or kernels_cuda/conv2d_edges.cu),
+// which never materialises the C_in x C_out edge maps.
 #include "importance.h"
 #include <math.h>
 #include <stdlib.h>
@@ -154,14 +155,10 @@ int importance_begin(vc_importance *im, const vc_model *m, vc_metric metric, con
     if (metric == VC_M_WEIGHT) return VC_OK;
     im->r = vc_run_new(m, batch);
     im->seed = malloc_check((size_t)batch * m->nodes[t->stop].size * sizeof(float));
-    size_t most = 1;
-    for (int l = 0; l < im->sum.n_layers; l++) {
-        size_t e = (size_t)im->sum.l[l].cout * im->sum.l[l].cg;
-        if (e > most) most = e;
-    }
-    if (metric == VC_M_ACTXGRAD) im->abs_eg = malloc_check((size_t)batch * most * sizeof(float));
-    if (metric == VC_M_TAYLOR) im->eg = malloc_check((size_t)batch * most * sizeof(float));
-    if (metric == VC_M_ACT) im->abs_e = malloc_check((size_t)batch * most * sizeof(float));
+    size_t most_c = 1;
+    for (int l = 0; l < im->sum.n_layers; l++)
+        if ((size_t)im->sum.l[l].cout > most_c) most_c = (size_t)im->sum.l[l].cout;
+    im->node_sums = malloc_check((size_t)batch * most_c * sizeof(double));
     if (metric == VC_M_SNIP) {
         im->snip_g = calloc_check(im->sum.n_layers ? im->sum.n_layers : 1, sizeof(float *));
         for (int l = 0; l < im->sum.n_layers; l++)
@@ -170,60 +167,36 @@ int importance_begin(vc_importance *im, const vc_model *m, vc_metric metric, con
     return VC_OK;
 }
 
-// Per-image node sums of layer L, added to the set's sums.
-static void add_node_scores(vc_importance *im, const vc_layer_scores *L, vc_layer_scores *S, int N) {
+// Per-image node sums of layer L, added to the set's sums. The sums over each
+// map are made where the run lives (vc_run_node_sums); here, per channel in
+// image order, they are averaged and added.
+static int add_node_scores(vc_importance *im, const vc_layer_scores *L, vc_layer_scores *S, int N, vc_error *err) {
     const vc_node *zn = &im->m->nodes[L->z_node];
-    const float *z = vc_run_act(im->r, L->z_node), *g = vc_run_grad(im->r, L->z_node);
     const int m = zn->h * zn->w, C = L->cout;
-    // parallel over channels: each j's sums stay in one thread, in image order
-    #pragma omp parallel for schedule(static) if ((long)N * C * m >= 65536)
+    vc_node_sum kind = im->metric == VC_M_ACTXGRAD ? VC_SUM_RELU_Z_ABS_G : im->metric == VC_M_ACT ? VC_SUM_RELU_Z
+                     : im->metric == VC_M_GRAD ? VC_SUM_ABS_G : VC_SUM_RELU_Z_G;
+    int rc = vc_run_node_sums(im->r, L->z_node, kind, im->node_sums, err);
+    if (rc) return rc;
     for (int j = 0; j < C; j++)
         for (int n = 0; n < N; n++) {
-            const float *zp = z + ((size_t)n * C + j) * m;
-            const float *gp = g ? g + ((size_t)n * C + j) * m : NULL;
-            double s = 0;
-            switch (im->metric) {
-            case VC_M_ACTXGRAD:
-                if (gp) for (int p = 0; p < m; p++) s += (zp[p] > 0 ? zp[p] : 0) * fabsf(gp[p]);
-                break;
-            case VC_M_ACT:
-                for (int p = 0; p < m; p++) s += zp[p] > 0 ? zp[p] : 0;
-                break;
-            case VC_M_GRAD:
-                if (gp) for (int p = 0; p < m; p++) s += fabsf(gp[p]);
-                break;
-            case VC_M_TAYLOR:
-                if (gp) for (int p = 0; p < m; p++) s += (zp[p] > 0 ? zp[p] : 0) * gp[p];
-                s = fabs(s);
-                break;
-            default: break;
-            }
+            double s = im->node_sums[(size_t)n * C + j];
+            if (im->metric == VC_M_TAYLOR) s = fabs(s);
             S->nodes[j] += (float)(s / m);
             if (im->metric == VC_M_GRAD)   // a grad edge scores as its out-node
                 for (int i = 0; i < L->cg; i++) S->edges[(size_t)j * L->cg + i] += (float)(s / m);
         }
+    return VC_OK;
 }
 
-static void add_edge_scores(vc_importance *im, const vc_layer_scores *L, vc_layer_scores *S, int N) {
-    const vc_model *m = im->m;
-    const vc_node *c = &m->nodes[L->node], *x = &m->nodes[L->in_node];
-    conv2d_dims d = {.N = N, .C = x->c, .H = x->h, .W = x->w, .Co = c->c, .kh = c->a.kernel[0], .kw = c->a.kernel[1],
+static int add_edge_scores(vc_importance *im, const vc_layer_scores *L, vc_layer_scores *S, vc_error *err) {
+    const vc_node *c = &im->m->nodes[L->node];
+    conv2d_dims d = {.H = im->m->nodes[L->in_node].h, .W = im->m->nodes[L->in_node].w, .kh = c->a.kernel[0], .kw = c->a.kernel[1],
                      .sh = c->a.stride[0], .sw = c->a.stride[1], .ph = c->a.padding[0], .pw = c->a.padding[1],
-                     .dh = c->a.dilation[0], .dw = c->a.dilation[1], .groups = c->a.groups};
+                     .dh = c->a.dilation[0], .dw = c->a.dilation[1]};
     conv2d_dims_finish(&d);
-    const float *g = vc_run_grad(im->r, L->node);
-    if (!g && im->metric != VC_M_ACT) return;   // not upstream of the target: all zero
-    size_t ne = (size_t)L->cout * L->cg;
-    float *buf = im->abs_eg ? im->abs_eg : im->eg ? im->eg : im->abs_e;
-    memset(buf, 0, (size_t)N * ne * sizeof(float));
-    conv2d_edge_sums(im->abs_eg, im->eg, im->abs_e, vc_run_act(im->r, L->in_node),
-                     m->params[c->param[VC_P_WEIGHT]].data, g, &d);
-    const float inv_m = 1.0f / (float)(d.Ho * d.Wo);
-    for (int n = 0; n < N; n++)
-        for (size_t k = 0; k < ne; k++) {
-            float v = buf[(size_t)n * ne + k];
-            S->edges[k] += (im->metric == VC_M_TAYLOR ? fabsf(v) : v) * inv_m;
-        }
+    if (!vc_run_has_grad(im->r, L->node) && im->metric != VC_M_ACT) return VC_OK;   // not upstream of the target: all zero
+    vc_edge_score kind = im->metric == VC_M_ACTXGRAD ? VC_EDGE_ABS_EG : im->metric == VC_M_TAYLOR ? VC_EDGE_EG_ABS : VC_EDGE_ABS_E;
+    return vc_run_edge_scores(im->r, L->node, kind, 1.0f / (float)(d.Ho * d.Wo), S->edges, err);
 }
 
 int importance_set_setup(vc_importance *im, int (*fn)(vc_run *r, const void *ctx, vc_error *err), const void *ctx,
@@ -256,8 +229,8 @@ int importance_add(vc_importance *im, const float *x, int N, const int *labels, 
         vc_run_zero_param_grads(im->r);
     } else
         for (int l = 0; l < im->sum.n_layers; l++) {
-            add_node_scores(im, &im->sum.l[l], &im->sum.l[l], N);
-            if (im->metric != VC_M_GRAD) add_edge_scores(im, &im->sum.l[l], &im->sum.l[l], N);
+            if ((rc = add_node_scores(im, &im->sum.l[l], &im->sum.l[l], N, err))) return rc;
+            if (im->metric != VC_M_GRAD && (rc = add_edge_scores(im, &im->sum.l[l], &im->sum.l[l], err))) return rc;
         }
     im->images += N;
     return VC_OK;
@@ -299,7 +272,7 @@ void importance_free(vc_importance *im) {
     free(im->snip_g);
     scores_free(&im->sum);
     vc_run_free(im->r);
-    free(im->seed); free(im->abs_eg); free(im->eg); free(im->abs_e);
+    free(im->seed); free(im->node_sums);
     memset(im, 0, sizeof *im);
 }
 

@@ -35,7 +35,8 @@ typedef struct {
     int images;
     vc_run *r;
     int batch;
-    float *seed, *abs_eg, *eg, *abs_e;
+    float *seed;
+    double *node_sums;        // (batch, most out-channels of a layer): vc_run_node_sums' output
     float **snip_g;           // snip: per layer, sum over the set of dF/dW
     int (*setup)(vc_run *r, const void *ctx, vc_error *err);   // run on every run it makes (circuit masks); NULL: none
     const void *setup_ctx;

@@ -59,3 +59,8 @@ int cli_double(cli_args *a, const char *name, double def, double lo, double hi, 
 struct train_set;
 int cli_open_labelled(struct train_set *s, const vc_model *m, cli_args *a, const char *idx_key, const char *labels_key,
                       const char *images_key, int limit, int required, vc_error *err);
+
+// viscnn/cli/device.c: removes --device cpu|cuda from the arguments of a
+// computing command and makes it the device of its runs (exit 2 with the
+// reason when that device is not there).
+int cli_take_device(const char *cmd, int *argc, char **argv, vc_error *err);

@@ -109,20 +109,19 @@ int cmd_edges(int argc, char **argv, vc_error *err) {
         size_t P = (size_t)d.Ho * d.Wo;
         e = malloc_check((size_t)Cog * P * sizeof(float));
         maps = malloc_check((size_t)nj * ni * P * sizeof(float));
-        const float *w = m->params[c->param[VC_P_WEIGHT]].data, *xa = vc_run_act(r, c->in[0]);
         // one input channel's maps serve every selected out-channel of its group
-        for (int grp = 0; grp < c->a.groups; grp++)
+        for (int grp = 0; !rc && grp < c->a.groups; grp++)
             for (int b = 0; b < ni; b++) {
                 int any = 0;
                 for (int q = 0; q < nj; q++) any |= J[q] / Cog == grp;
                 if (!any) continue;
-                conv2d_edge_maps(e, xa, w, &d, 0, grp * cg + I[b]);
+                if ((rc = vc_run_edge_maps(r, node, 0, grp * cg + I[b], e, err))) break;
                 for (int q = 0; q < nj; q++)
                     if (J[q] / Cog == grp)
                         memcpy(maps + ((size_t)q * ni + b) * P, e + (size_t)(J[q] % Cog) * P, P * sizeof(float));
             }
         long long dim[4] = {nj, ni, d.Ho, d.Wo};
-        rc = png ? picture_sheet(out, maps, nj, ni, d.Ho, d.Wo, err) : npy_write(out, maps, 4, dim, err);
+        if (!rc) rc = png ? picture_sheet(out, maps, nj, ni, d.Ho, d.Wo, err) : npy_write(out, maps, 4, dim, err);
         char what[160];
         snprintf(what, sizeof what, "%d edge maps of %s (%d out x %d in, %dx%d)%s", nj * ni, layer, nj, ni, d.Ho, d.Wo,
                  png ? ", a contact sheet" : "");

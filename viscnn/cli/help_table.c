@@ -27,6 +27,7 @@ const cli_help_entry cli_help[] = {
         {"input", "X.npy", "a preprocessed float32 batch (N,C,H,W) instead of images"},
         {"save-input", "X.npy", "also write the preprocessed batch the model saw"},
         {"json", NULL, "print predictions (and accuracy) as JSON"},
+        {"device", "cpu|cuda", "where the runs live (cuda needs a make CUDA=1 build and a GPU; docs/cuda.md)"},
     }},
     {"forward", "MODEL --input IN.npy -o OUT.npy|OUT.png", "raw output of the model or of one layer",
      "OUT.npy is (N,K) or, with --layer, that layer's (N,C,H,W). OUT.png (with --layer) is a contact sheet of "
@@ -37,6 +38,8 @@ const cli_help_entry cli_help[] = {
         {"circuit", "C.json", "run the network masked to a circuit from viscnn circuit"},
         {"decisions", "D.npz", "write every branching node's decisions (docs/parity.md)"},
         {"o", "OUT.npy|OUT.png", "where to write the output"},
+        {"device", "cpu|cuda", "where the runs live (cuda needs a make CUDA=1 build and a GPU; docs/cuda.md)"},
+        {"device", "cpu|cuda", "where the runs live (cuda needs a make CUDA=1 build and a GPU; docs/cuda.md)"},
     }},
     {"rf", "MODEL --layer L --y Y --x X", "the receptive field of one unit: the input pixels it sees",
      "With --image and -o RF.png the field is drawn as a box on the preprocessed image.", {
@@ -59,6 +62,7 @@ const cli_help_entry cli_help[] = {
         {"layer", "L", "write only layer L (repeat for several)"},
         {"batch", "B", "images per forward/backward pass (default 8)"},
         {"o", "OUT.json|OUT.csv", "where to write the scores (format from the extension)"},
+        {"device", "cpu|cuda", "where the runs live (cuda needs a make CUDA=1 build and a GPU; docs/cuda.md)"},
     }},
     {"edges", "MODEL (--image IMG | --input X.npy) --layer L -o OUT.npy|OUT.png", "the exact per-kernel maps of one conv layer",
      "OUT.npy is float32 (J, I, Ho, Wo); with --grad, OUT.grad.npy (J, Ho, Wo) is written beside it. OUT.png is a "
@@ -72,6 +76,7 @@ const cli_help_entry cli_help[] = {
         {"grad", NULL, "also write the gradient of the target at the layer's output"},
         {"target", "T", "what --grad differentiates (default loss)"},
         {"o", "OUT.npy|OUT.png", "where to write the maps"},
+        {"device", "cpu|cuda", "where the runs live (cuda needs a make CUDA=1 build and a GPU; docs/cuda.md)"},
     }},
     {"circuit", "MODEL (--images PATH | --input X.npy) --mode MODE -o OUT.json", "the subgraph that preserves a target, and how faithfully",
      "MODE: threshold, hierarchical, keep:F (a fraction of the edges) or keep:NODES,EDGES. docs/circuits.md is "
@@ -105,6 +110,7 @@ const cli_help_entry cli_help[] = {
         {"metric", "M", "the scores (default actxgrad)"},
         {"batch", "B", "images per pass (default 8)"},
         {"o", "OUT.json", "where to write the layout"},
+        {"device", "cpu|cuda", "where the runs live (cuda needs a make CUDA=1 build and a GPU; docs/cuda.md)"},
     }},
     {"serve", "MODEL --images PATH", "the browser GUI",
      "Binds 127.0.0.1 unless --host says otherwise (the API has no authentication).", {
@@ -116,6 +122,7 @@ const cli_help_entry cli_help[] = {
         {"web", "DIR", "the page's files (default web/)"},
         {"threads", "N", "worker threads (default: all cores)"},
         {"no-precompute", NULL, "do not compute the first view before it is asked for"},
+        {"device", "cpu|cuda", "where the runs live (cuda needs a make CUDA=1 build and a GPU; docs/cuda.md)"},
     }},
     {"convert", "IN.pth --arch NAME -o OUT.safetensors", "a PyTorch state dict as a viscnn model",
      "NAME: alexnet, vgg11, vgg16, resnet18, googlenet, ... or an architecture template T.json.", {
@@ -158,6 +165,7 @@ const cli_help_entry cli_help[] = {
         {"batch", "B", "images per pass (default 500)"},
         {"limit", "N", "use the first N images only"},
         {"json", NULL, "print the accuracies as JSON"},
+        {"device", "cpu|cuda", "where the runs live (cuda needs a make CUDA=1 build and a GPU; docs/cuda.md)"},
     }},
     {"help", "[COMMAND]", "this overview, or one command's options", NULL, {
         {"man", NULL, "print the manual page (roff, viscnn.1)"},

@@ -57,8 +57,10 @@ int main(int argc, char **argv) {
         vc_error err = {{0}};
         const char *names[N_COMMANDS];
         for (int k = 0; k < N_COMMANDS; k++) names[k] = commands[k].name;
-        int rc = commands[i].fn ? commands[i].fn(argc - 2, argv + 2, &err)
-                                : cli_help_command(argc - 2, argv + 2, names, N_COMMANDS, &err);
+        int nargs = argc - 2;
+        int rc = cli_take_device(argv[1], &nargs, argv + 2, &err);
+        if (!rc) rc = commands[i].fn ? commands[i].fn(nargs, argv + 2, &err)
+                                     : cli_help_command(nargs, argv + 2, names, N_COMMANDS, &err);
         if (rc) {
             const char *msg = err.msg[0] ? err.msg : "failed";
             size_t cl = strlen(argv[1]);   // messages may already start with "<command>: "
