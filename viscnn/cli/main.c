@@ -30,6 +30,9 @@ static const char *usage =
     "                                                 (y, z) of every display node per layer (mds: class subfolders)\n"
     "  serve MODEL --images PATH [--host 127.0.0.1] [--port 8050] [--cache DIR] [--target T]\n"
     "                                                 the browser GUI (binds 127.0.0.1 unless told otherwise)\n"
+    "  featvis MODEL (--node L:J | --edge L:J:I | --layer L --all) [--neuron | --channel] [--negative]\n"
+    "          [--steps 512] [--size S] [--seed N] [--lr 0.05] [--cache DIR | --no-cache] -o OUT.png|DIR\n"
+    "          [--trace OUT.json]                     feature visualisation (docs/featvis.md)\n"
     "  convert IN.pth --arch NAME -o OUT.safetensors  a PyTorch state dict (zip or legacy torch.save) as a model\n"
     "                                                 (NAME: alexnet, vgg11, vgg16, resnet18, googlenet, ... or T.json)\n"
     "  train --arch TEMPLATE.json|MODEL (--idx IMAGES --labels LABELS | --images FOLDER)\n"
@@ -50,6 +53,7 @@ static const struct { const char *name; int (*fn)(int, char **, vc_error *); } c
     {"serve", cmd_serve},
     {"convert", cmd_convert},
     {"train", cmd_train}, {"eval", cmd_eval},
+    {"featvis", cmd_featvis},
 };
 
 int main(int argc, char **argv) {
