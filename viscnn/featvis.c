@@ -300,7 +300,12 @@ int vc_featvis_batch(const vc_model *m, const vc_featvis_target *t, int n, const
     const float b1 = 0.9f, b2 = 0.999f, eps = 1e-8f;
     double b1t = 1, b2t = 1;
     for (int step = 0; step < o->steps && !rc; step++) {
-        for (int b = 0; b < n; b++) affine_random(&A[b], st.Sh, st.Sw, &rng[b]);
+        // the last eighth of the steps without transforms: the picture is
+        // measured (and shown) as it is, so it is finished as it is
+        int plain = step >= o->steps - o->steps / 8;
+        for (int b = 0; b < n; b++)
+            if (plain) affine_identity(&A[b]);
+            else affine_random(&A[b], st.Sh, st.Sw, &rng[b]);
         if ((rc = featvis_state_grad(&st, A, obj, err))) break;
         for (int b = 0; b < n; b++) res->trace[(size_t)b * o->steps + step] = obj[b];
         b1t *= b1; b2t *= b2;
