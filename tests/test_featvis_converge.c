@@ -10,7 +10,9 @@
 // It also prints the edge fractions of two stand-ins that need no edge maps,
 // the picture of the edge's output node and that of its input node
 // (benchmarks/RESULTS.md records all of them). Each layer's targets run as one
-// batch. Optional argv[1]: steps (default 512).
+// batch. Optional argv[1]: steps (default 512); argv[2]: one conv layer only
+// (a quick look while tuning; the stand-in of its input node then needs that
+// layer's predecessor, so use it for the first conv layer or read nodes only).
 #include "testutil.h"
 #include "viscnn.h"
 #include "../viscnn/featvis.h"
@@ -46,7 +48,7 @@ int main(int argc, char **argv) {
     o.steps = steps;
     int layers[64], nl = 0;
     for (int i = 1; i < m->n_nodes && nl < 64; i++)
-        if (m->nodes[i].op == VC_OP_CONV2D) layers[nl++] = i;
+        if (m->nodes[i].op == VC_OP_CONV2D && (argc < 3 || !strcmp(argv[2], m->nodes[i].name))) layers[nl++] = i;
     float **pics = calloc(m->n_nodes, sizeof(float *));   // node pictures per conv layer (and the input)
     size_t chw = xin;                                       // canvas = the model's input
     int tot_n = 0, won_n = 0;
@@ -80,8 +82,14 @@ int main(int argc, char **argv) {
         if (vc_featvis_batch(m, t, C, &o, &res, NULL, NULL, &err)) { tu_report("featvis", 0, "%s", err.msg); return tu_finish(); }
         int won = 0;
         double margin = 0;
-        for (int j = 0; j < C; j++) { won += res.final[j] > best[j]; margin += res.final[j] / fmaxf(best[j], 1e-6f); }
-        snprintf(name, sizeof name, "featvis converges: nodes of %s (%d, one batch): %d/%d = %.1f%% beat their strongest response over %d images (mean ratio %.2f)",
+        int shown = 0;
+        for (int j = 0; j < C; j++) {
+            won += res.final[j] > best[j];
+            margin += res.final[j] - best[j];
+            if (res.final[j] <= best[j] && shown++ < 4)
+                printf("#   node %s:%d: picture %.6g, strongest over the set %.6g\n", m->nodes[L].name, j, res.final[j], best[j]);
+        }
+        snprintf(name, sizeof name, "featvis converges: nodes of %s (%d, one batch): %d/%d = %.1f%% beat their strongest response over %d images (mean margin %+.3g)",
                  m->nodes[L].name, C, won, C, 100.0 * won / C, N, margin / C);
         tu_report(name, won >= 0.95 * C, "below 95%%");
         tot_n += C; won_n += won;
@@ -129,8 +137,12 @@ int main(int argc, char **argv) {
         }
         vc_featvis_result res;
         if (vc_featvis_batch(m, t, per, &o, &res, NULL, NULL, &err)) { tu_report("featvis edges", 0, "%s", err.msg); return tu_finish(); }
-        int won = 0;
-        for (int k = 0; k < per; k++) won += res.final[k] > best[k];
+        int won = 0, shown = 0;
+        for (int k = 0; k < per; k++) {
+            won += res.final[k] > best[k];
+            if (res.final[k] <= best[k] && shown++ < 4)
+                printf("#   edge %s:%d:%d: picture %.6g, strongest over the set %.6g\n", c->name, t[k].out, t[k].in, res.final[k], best[k]);
+        }
         // stand-ins: the centre unit of e_ji on the output node's picture and on the input node's
         int src = source_layer(m, c->in[0]);
         vc_featvis_opts on = o;

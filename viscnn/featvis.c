@@ -297,12 +297,23 @@ int vc_featvis_batch(const vc_model *m, const vc_featvis_target *t, int n, const
     res->n = n; res->c = st.C; res->h = st.Sh; res->w = st.Sw; res->steps = o->steps;
     res->trace = malloc_check((size_t)n * o->steps * sizeof(float));
     res->final = malloc_check((size_t)n * sizeof(float));
-    const float b1 = 0.9f, b2 = 0.999f, eps = 1e-8f;
+    float b1 = 0.9f, b2 = 0.999f;
+    const float eps = 1e-8f;
     double b1t = 1, b2t = 1;
     for (int step = 0; step < o->steps && !rc; step++) {
-        // the last eighth of the steps without transforms: the picture is
-        // measured (and shown) as it is, so it is finished as it is
-        int plain = step >= o->steps - o->steps / 8;
+        // the last quarter of the steps without transforms, Adam restarted
+        // with beta2 = 0.9:
+        // the picture is measured (and shown) as it is, so it is finished as
+        // it is. (Transforms hide the canvas's corners often; what they leave
+        // is undone here, and fresh Adam moments take full steps again where
+        // the sigmoid's saturation has shrunk the gradients.)
+        int plain = step >= o->steps - o->steps / 4;
+        if (plain && step == o->steps - o->steps / 4) {
+            memset(am, 0, np * sizeof(float));
+            memset(av, 0, np * sizeof(float));
+            b1t = b2t = 1;
+            b2 = 0.9f;   // a short memory: steps stay full-sized while the sigmoid saturates
+        }
         for (int b = 0; b < n; b++)
             if (plain) affine_identity(&A[b]);
             else affine_random(&A[b], st.Sh, st.Sw, &rng[b]);

@@ -42,10 +42,14 @@ void affine_rotate(fv_affine *A, float degrees) {
 
 void affine_random(fv_affine *A, int Sh, int Sw, uint64_t *rng) {
     int S = Sh > Sw ? Sh : Sw;
-    int j1 = (int)lround(8.0 * S / 224), j2 = (int)lround(4.0 * S / 224);
+    int p = (int)lround(12.0 * S / 224), j1 = (int)lround(8.0 * S / 224), j2 = (int)lround(4.0 * S / 224);
+    if (p < 1) p = 1;
     if (j1 < 1) j1 = 1;
     if (j2 < 1) j2 = 1;
     affine_identity(A);
+    // pad: Lucid feeds the model the canvas with p grey pixels around it; our
+    // model's input has a fixed size, so the padded canvas is fitted into it
+    affine_scale(A, (float)S / (S + 2 * p));
     affine_jitter(A, (float)(fv_rng_next(rng) % (2 * j1 + 1)) - j1, (float)(fv_rng_next(rng) % (2 * j1 + 1)) - j1);
     affine_scale(A, 1 + ((int)(fv_rng_next(rng) % 11) - 5) / 50.0f);
     affine_rotate(A, (float)((int)(fv_rng_next(rng) % 21) - 10));

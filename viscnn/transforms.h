@@ -24,10 +24,12 @@ void affine_jitter(fv_affine *A, float dy, float dx);   // the canvas moves by (
 void affine_scale(fv_affine *A, float s);                // magnified s times about its centre
 void affine_rotate(fv_affine *A, float degrees);         // rotated about its centre
 
-// Lucid's standard transforms scaled to the canvas: pad (fill around the
-// canvas), jitter ±j1 pixels, scale in {1 + (k-5)/50, k = 0..10}, rotate by an
+// Lucid's standard transforms scaled to the canvas: pad p pixels of grey
+// around the canvas (the padded canvas fitted into the model's fixed input,
+// i.e. scaled by S/(S+2p), so that the canvas's corners stay in view under
+// the rotations), jitter ±j1 pixels, scale in {1 + (k-5)/50, k = 0..10}, rotate by an
 // integer in [-10, 10] degrees, jitter ±j2; j1 = max(1, round(8 S/224)),
-// j2 = max(1, round(4 S/224)), S the canvas's longer side.
+// j2 = max(1, round(4 S/224)), p = max(1, round(12 S/224)), S the canvas's longer side.
 void affine_random(fv_affine *A, int Sh, int Sw, uint64_t *rng);
 
 // out (C, H, W) = canvas u (C, Sh, Sw) sampled through A (fill outside).
