@@ -102,6 +102,35 @@ static void test_sampler(const char *what, int C, int Sh, int Sw, int H, int W, 
     free(u); free(o); free(R); free(du);
 }
 
+// param_clamp with a large T is the identity on the picture; with T = 6.5
+// every 8-bit level stays and every pre-sigmoid value is within [-6.5, 6.5].
+static void test_clamp(int C) {
+    char name[128];
+    snprintf(name, sizeof name, "fourier param clamp: round trip exact, T=6.5 keeps the 8-bit picture and bounds the logits C=%d", C);
+    if (!tu_selected(name)) return;
+    fv_param P;
+    param_init(&P, 2, C, 10, 12);
+    size_t np = param_count(&P), nu = (size_t)2 * C * 10 * 12;
+    float *par = malloc(np * 4), *u0 = malloc(nu * 4), *u1 = malloc(nu * 4);
+    uint64_t s = 21;
+    for (size_t k = 0; k < np; k++) par[k] = 20 * frand(&s);
+    param_forward(&P, par, u0);
+    param_clamp(&P, par, 1e30f);
+    param_forward(&P, par, u1);
+    double rt = 0;
+    for (size_t k = 0; k < nu; k++) rt = fmax(rt, fabs(u0[k] - u1[k]));
+    param_clamp(&P, par, 6.5f);
+    param_forward(&P, par, u1);
+    int lv = 0, out = 0;
+    for (size_t k = 0; k < nu; k++) {
+        lv += lrintf(u0[k] * 255) != lrintf(u1[k] * 255);
+        out += u1[k] > 1 / (1 + expf(-6.5f)) + 1e-4f || u1[k] < 1 / (1 + expf(6.5f)) - 1e-4f;
+    }
+    tu_report(name, rt < 1e-4 && lv == 0 && out == 0, "round trip %g, %d levels changed, %d beyond the clamp", rt, lv, out);
+    free(par); free(u0); free(u1);
+    param_free(&P);
+}
+
 static void test_identity(void) {
     const char *name = "transform identity: the canvas centred in the input, copied exactly, grey around it";
     if (!tu_selected(name)) return;
@@ -233,6 +262,8 @@ int main(int argc, char **argv) {
     test_param_grad(1, 6, 6);
     test_param_grad(3, 5, 6);
     test_param_grad(3, 6, 5);
+    test_clamp(1);
+    test_clamp(3);
     test_identity();
     fv_affine A;
     affine_identity(&A); affine_jitter(&A, 2, -1);

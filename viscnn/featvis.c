@@ -301,8 +301,8 @@ int vc_featvis_batch(const vc_model *m, const vc_featvis_target *t, int n, const
     const float eps = 1e-8f;
     double b1t = 1, b2t = 1;
     for (int step = 0; step < o->steps && !rc; step++) {
-        // the last quarter of the steps without transforms, Adam restarted
-        // with beta2 = 0.9:
+        // the last quarter of the steps without transforms, the pre-sigmoid
+        // image clamped to [-6.5, 6.5] once, Adam restarted with beta2 = 0.9:
         // the picture is measured (and shown) as it is, so it is finished as
         // it is. (Transforms hide the canvas's corners often; what they leave
         // is undone here, and fresh Adam moments take full steps again where
@@ -313,6 +313,10 @@ int vc_featvis_batch(const vc_model *m, const vc_featvis_target *t, int n, const
             memset(av, 0, np * sizeof(float));
             b1t = b2t = 1;
             b2 = 0.9f;   // a short memory: steps stay full-sized while the sigmoid saturates
+            // pixels the transforms drove deep into saturation (often the
+            // wrong way for the untransformed picture) come back to the edge
+            // of the 8-bit range, where they can move again
+            param_clamp(&st.P, st.par, 6.5f);
         }
         for (int b = 0; b < n; b++)
             if (plain) affine_identity(&A[b]);

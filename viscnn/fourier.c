@@ -227,3 +227,48 @@ void param_forward_ref(const fv_param *p, const float *params, float *u) {
     free(t);
     free(X);
 }
+
+// 3x3 inverse by cofactors.
+static void inv3(const float M[3][3], float R[3][3]) {
+    double det = M[0][0] * (M[1][1] * M[2][2] - M[1][2] * M[2][1]) - M[0][1] * (M[1][0] * M[2][2] - M[1][2] * M[2][0]) +
+                 M[0][2] * (M[1][0] * M[2][1] - M[1][1] * M[2][0]);
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++) {
+            int a = (j + 1) % 3, b = (j + 2) % 3, c = (i + 1) % 3, d = (i + 2) % 3;
+            R[i][j] = (float)((M[a][c] * M[b][d] - M[a][d] * M[b][c]) / det);
+        }
+}
+
+void param_clamp(fv_param *p, float *params, float T) {
+    size_t hw = (size_t)p->h * p->w, hf = (size_t)p->h * p->wf;
+    float M[3][3], Mi[3][3];
+    corr_matrix(M);
+    inv3(M, Mi);
+    float k = norm_const(p);
+    for (size_t q = 0; q < (size_t)p->n * p->C; q++)
+        for (size_t f = 0; f < hf; f++) {
+            float s = p->scale[f] * k;
+            p->spec[2 * (q * hf + f)] = params[2 * (q * hf + f)] * s;
+            p->spec[2 * (q * hf + f) + 1] = params[2 * (q * hf + f) + 1] * s;
+        }
+    hermitian(p, p->spec);
+    fft_c2r(p->fft, p->spec, p->t);
+    for (int b = 0; b < p->n; b++) {
+        float *tb = p->t + (size_t)b * p->C * hw;
+        for (size_t i = 0; i < hw; i++) {
+            float y[3];
+            for (int c = 0; c < p->C; c++)
+                y[c] = p->C == 3 ? M[c][0] * tb[i] + M[c][1] * tb[hw + i] + M[c][2] * tb[2 * hw + i] : tb[i];
+            for (int c = 0; c < p->C; c++) y[c] = y[c] > T ? T : y[c] < -T ? -T : y[c];
+            for (int c = 0; c < p->C; c++)
+                tb[c * hw + i] = p->C == 3 ? Mi[c][0] * y[0] + Mi[c][1] * y[1] + Mi[c][2] * y[2] : y[0];
+        }
+    }
+    fft_r2c(p->fft, p->t, p->spec);   // c2r's inverse up to the factor h*w
+    for (size_t q = 0; q < (size_t)p->n * p->C; q++)
+        for (size_t f = 0; f < hf; f++) {
+            float s = 1.0f / (p->scale[f] * k * (float)hw);
+            params[2 * (q * hf + f)] = p->spec[2 * (q * hf + f)] * s;
+            params[2 * (q * hf + f) + 1] = p->spec[2 * (q * hf + f) + 1] * s;
+        }
+}

@@ -40,6 +40,11 @@ void param_randomize(const fv_param *p, float *params, int b, uint64_t seed, flo
 void param_forward(fv_param *p, const float *params, float *u);
 // du: d(loss)/du (n, C, h, w) -> dparams (overwritten), using u from forward.
 void param_backward(fv_param *p, const float *u, const float *du, float *dparams);
+// Re-expresses params so that the pre-sigmoid image y is clamped to [-T, T]
+// (the parameterisation is invertible: r2c undoes c2r on Hermitian spectra).
+// With T >= 6.3 the 8-bit picture is unchanged (sigmoid(6.3) rounds to 255),
+// but pixels saturated far beyond get a usable gradient again.
+void param_clamp(fv_param *p, float *params, float T);
 // Plain reference of the forward (direct sums over the spectrum, double
 // precision, no FFT library) for the tests.
 void param_forward_ref(const fv_param *p, const float *params, float *u);
