@@ -211,10 +211,36 @@ int vc_featvis_objective(const vc_model *m, const vc_featvis_target *t, const vc
     return rc;
 }
 
+// Lucid's redirected ReLU gradient: a picture whose target sits behind ReLUs
+// that are off everywhere it looks (a grey start often is) gets no gradient
+// at all. Per image, when a ReLU passes no gradient anywhere, the gradient
+// that would switch its dead units on (x <= 0, d(loss)/dy < 0) is let
+// through instead. Runs as a backward hook on the ReLU's input node j: the
+// ReLU (a later node) has done its own backward by then, and j's has not.
+static void redirect_hook(void *ctx, const vc_run *r, int j, int phase) {
+    const fv_state *st = ctx;
+    if (phase != 1 || j <= 0 || st->relu_of[j] < 0) return;
+    int i = st->relu_of[j];
+    const float *dy = vc_run_grad(r, i), *x = vc_run_act(r, j);
+    float *dx = (float *)vc_run_grad(r, j);   // the run's own buffer, between two backward steps
+    if (!dy || !x || !dx) return;
+    size_t sz = st->m->nodes[j].size;
+    for (int b = 0; b < st->n; b++) {
+        const float *db = dy + b * sz, *xb = x + b * sz;
+        int passes = 0;
+        for (size_t k = 0; k < sz && !passes; k++) passes = xb[k] > 0 && db[k] != 0;
+        if (passes) continue;
+        float *gb = dx + b * sz;
+        for (size_t k = 0; k < sz; k++)
+            if (xb[k] <= 0 && db[k] < 0) gb[k] += db[k];
+    }
+}
+
 void featvis_state_free(fv_state *st) {
     vc_run_free(st->r);
     param_free(&st->P);
     free(st->rs); free(st->par); free(st->dpar); free(st->u); free(st->du); free(st->x); free(st->seed);
+    free(st->relu_of);
     memset(st, 0, sizeof *st);
 }
 
@@ -248,6 +274,11 @@ int featvis_state_init(fv_state *st, const vc_model *m, const vc_featvis_target 
     st->x = malloc_check(n * st->xin * sizeof(float));
     st->seed = malloc_check(n * st->ssz * sizeof(float));
     st->r = vc_run_new(m, n);
+    st->relu_of = malloc_check((size_t)m->n_nodes * sizeof(int));
+    for (int j = 0; j < m->n_nodes; j++) st->relu_of[j] = -1;
+    for (int i = m->n_nodes - 1; i > 0; i--)
+        if (m->nodes[i].op == VC_OP_RELU) st->relu_of[m->nodes[i].in[0]] = i;
+    vc_run_set_hook(st->r, redirect_hook, st);
     return VC_OK;
 }
 

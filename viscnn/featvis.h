@@ -36,6 +36,7 @@ typedef struct {
     size_t chw, xin, ssz, np;
     fv_param P;
     float *par, *dpar, *u, *du, *x, *seed;
+    int *relu_of;             // [node] the ReLU that reads it, or -1 (the redirected gradient)
     vc_run *r;
 } fv_state;
 int featvis_state_init(fv_state *st, const vc_model *m, const vc_featvis_target *t, int n, const vc_featvis_opts *o,
