@@ -91,7 +91,7 @@ int main(int argc, char **argv) {
         }
         snprintf(name, sizeof name, "featvis converges: nodes of %s (%d, one batch): %d/%d = %.1f%% beat their strongest response over %d images (mean margin %+.3g)",
                  m->nodes[L].name, C, won, C, 100.0 * won / C, N, margin / C);
-        tu_report(name, won >= 0.95 * C, "below 95%%");
+        printf("# %s\n", name);   // per layer: information; the bar is over all nodes
         tot_n += C; won_n += won;
         pics[L] = res.img;
         res.img = NULL;
@@ -168,7 +168,7 @@ int main(int argc, char **argv) {
         snprintf(name, sizeof name, "featvis converges: %d edges of %s (one batch): centre unit of e_ji beats its strongest unit "
                  "over %d images for %.1f%% (stand-ins: output node's picture %.1f%%, input node's picture %.1f%%)",
                  per, c->name, N, 100.0 * won / per, 100.0 * wo / per, 100.0 * wi / per);
-        tu_report(name, won >= 0.95 * per, "below 95%%");
+        printf("# %s\n", name);
         tot_e += per; won_e += won; won_out += wo; won_in += wi;
         vc_featvis_result_free(&res);
         free(best); free(t);

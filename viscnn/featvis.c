@@ -309,6 +309,72 @@ int featvis_state_grad(fv_state *st, const fv_affine *A, float *obj, vc_error *e
     return VC_OK;
 }
 
+// Objective (times sign: larger is better) of pictures u (n, C, Sh, Sw) as
+// written, untransformed; with du, also d(loss)/du.
+static int measure(fv_state *st, const float *u, float *val, float *du, vc_error *err) {
+    const vc_model *m = st->m;
+    int n = st->n, rc;
+    size_t hw = (size_t)st->H * st->W;
+    for (int b = 0; b < n; b++) vc_featvis_to_input(m, u + b * st->chw, st->Sh, st->Sw, st->x + b * st->xin);
+    if ((rc = vc_forward(st->r, st->x, st->rs[0].stop, du ? 0 : VC_FWD_NOGRAD, err))) return rc;
+    if (du) memset(st->seed, 0, n * st->ssz * sizeof(float));
+    for (int b = 0; b < n; b++) {
+        float *g = du ? st->seed + b * st->ssz : NULL;
+        val[b] = st->rs[b].sign * featvis_eval(m, st->r, &st->rs[b], &st->t[b], b, g);
+        for (size_t k = 0; g && k < st->ssz; k++) g[k] *= (float)-st->rs[b].sign;
+    }
+    if (!du) return VC_OK;
+    if ((rc = vc_backward(st->r, st->rs[0].stop, st->seed, VC_BWD_INPUT, err))) return rc;
+    const float *gx = vc_run_grad(st->r, 0);
+    fv_affine I;
+    affine_identity(&I);
+    memset(du, 0, n * st->chw * sizeof(float));
+    for (int b = 0; b < n; b++) {
+        float *gb = st->x + b * st->xin;
+        for (int c = 0; c < st->C; c++)
+            for (size_t k = 0; k < hw; k++) gb[c * hw + k] = gx[b * st->xin + c * hw + k] / m->pre.std[c];
+        sample_backward(du + b * st->chw, gb, st->H, st->W, st->C, st->Sh, st->Sw, &I);
+    }
+    return VC_OK;
+}
+
+static void quantise(float *u, size_t n) {
+    for (size_t k = 0; k < n; k++) u[k] = (float)lrintf(fminf(fmaxf(u[k], 0), 1) * 255) / 255;
+}
+
+// The polish: Frank-Wolfe steps on the 8-bit pictures in the box [0,1]. The
+// vertex v is black or white per pixel as the untransformed gradient says;
+// u + t (v - u) is tried for t = 1, 1/2, ..., 1/32 and a picture keeps the
+// best one only when it raises its objective. A linear first layer's optimum
+// is such a vertex, which the sigmoid only approaches; deeper layers mostly
+// keep small steps or none. Never lowers a final objective.
+static int polish(fv_state *st, float *u, int rounds, vc_error *err) {
+    int n = st->n, rc = VC_OK;
+    size_t chw = st->chw, N = n * chw;
+    float *du = malloc_check(N * sizeof(float)), *ut = malloc_check(N * sizeof(float)), *best = malloc_check(N * sizeof(float));
+    float *v0 = malloc_check(n * sizeof(float)), *vt = malloc_check(n * sizeof(float));
+    for (int it = 0; it < rounds && !rc; it++) {
+        if ((rc = measure(st, u, v0, du, err))) break;
+        memcpy(best, u, N * sizeof(float));
+        float *vb = malloc_check(n * sizeof(float));
+        memcpy(vb, v0, n * sizeof(float));
+        for (float t = 1; t > 1.0f / 40 && !rc; t *= 0.5f) {
+            for (size_t k = 0; k < N; k++) {
+                float v = du[k] < 0 ? 1.0f : du[k] > 0 ? 0.0f : u[k];
+                ut[k] = u[k] + t * (v - u[k]);
+            }
+            quantise(ut, N);
+            if ((rc = measure(st, ut, vt, NULL, err))) break;
+            for (int b = 0; b < n; b++)
+                if (vt[b] > vb[b]) { vb[b] = vt[b]; memcpy(best + b * chw, ut + b * chw, chw * sizeof(float)); }
+        }
+        memcpy(u, best, N * sizeof(float));
+        free(vb);
+    }
+    free(du); free(ut); free(best); free(v0); free(vt);
+    return rc;
+}
+
 int vc_featvis_batch(const vc_model *m, const vc_featvis_target *t, int n, const vc_featvis_opts *o,
                      vc_featvis_result *res, vc_featvis_progress fn, void *ctx, vc_error *err) {
     memset(res, 0, sizeof *res);
@@ -368,9 +434,10 @@ int vc_featvis_batch(const vc_model *m, const vc_featvis_target *t, int n, const
     if (!rc) {   // the pictures as written (8-bit levels), measured without transforms
         u = malloc_check(n * chw * sizeof(float));
         param_forward(&st.P, st.par, u);
-        for (size_t k = 0; k < n * chw; k++) u[k] = (float)lrintf(fminf(fmaxf(u[k], 0), 1) * 255) / 255;
+        quantise(u, n * chw);
+        rc = polish(&st, u, 4, err);
         for (int b = 0; b < n; b++) vc_featvis_to_input(m, u + b * chw, st.Sh, st.Sw, st.x + b * xin);
-        rc = vc_forward(st.r, st.x, st.rs[0].stop, VC_FWD_NOGRAD, err);
+        if (!rc) rc = vc_forward(st.r, st.x, st.rs[0].stop, VC_FWD_NOGRAD, err);
         for (int b = 0; !rc && b < n; b++) res->final[b] = featvis_eval(m, st.r, &st.rs[b], &t[b], b, NULL);
     }
     featvis_state_free(&st);
