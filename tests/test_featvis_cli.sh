@@ -72,3 +72,18 @@ check "featvis bad input: an output that is a folder: exit 2, one line ($err)" \
 err=$($V featvis $M --node features.3:1 --steps 8 --no-cache -o $D/t.png --trace /nonexistent-dir/t.json 2>&1 >/dev/null); rc=$?
 check "featvis bad input: an unwritable trace path: exit 2, one line, no PNG either ($err)" \
     test $rc = 2 -a "$(printf '%s\n' "$err" | grep -c .)" = 1 -a ! -e $D/t.png
+
+# the same paths under AddressSanitizer + UBSan (make test builds build/asan/viscnn)
+A=build/asan/viscnn
+if [ -x $A ]; then
+    log=$D/asan.log; : > $log; r=0
+    for args in "--node features.3:5" "--edge features.6:1:2 --trace $D/asan.json" "--node input:0" \
+                "--node features.8:3 --negative --neuron --size 26" "--layer features.0 --all" "--layer features.0 --all"; do
+        $A featvis $M $args --steps 8 --cache $D/asan-cache -o $D/asan-out$([ "${args#--layer}" != "$args" ] || echo .png) >> $log 2>&1 || r=1
+    done
+    $A featvis $M --node features.3:999 -o $D/asan-bad.png >> $log 2>&1; [ $? = 2 ] || r=1
+    check "featvis under AddressSanitizer/UBSan: node, edge, input node, neuron/negative/size, --all twice (cache), a bad target: no report" \
+        test $r = 0 -a "$(grep -c 'ERROR: \|runtime error' $log)" = 0
+else
+    fail "featvis under AddressSanitizer: build/asan/viscnn missing (make build/asan/viscnn)"
+fi
