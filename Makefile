@@ -11,7 +11,7 @@ CFLAGS  += -std=gnu11 -Wall -Wextra -fopenmp -Iinclude -MMD -MP
 # liblapack.so.3 resolve in that folder, so one OpenBLAS is loaded.
 OPENBLAS_DIR ?= /usr/lib/$(shell $(CC) -print-multiarch)/openblas-openmp
 BLAS_LIBS = -L$(OPENBLAS_DIR) -l:libopenblas.so.0 -Wl,-rpath,$(OPENBLAS_DIR) -Wl,--disable-new-dtags
-LDLIBS   = $(BLAS_LIBS) -llapacke -lpng -ljpeg -lz -lcjson -lmicrohttpd -lpthread -lm
+LDLIBS   = $(BLAS_LIBS) -llapacke -lpng -ljpeg -lz -lcjson -lmicrohttpd -lfftw3f -lpthread -lm
 ASAN     = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer
 
 LIB_SRC  = $(wildcard engine/*.c ops/*.c loaders/*.c train/*.c viscnn/*.c viscnn/server/*.c viscnn/api/*.c) $(filter-out viscnn/cli/main.c,$(wildcard viscnn/cli/*.c))

@@ -200,6 +200,60 @@ int vc_run_edge_scores(vc_run *r, int conv, vc_edge_score kind, float scale, flo
 // not reached), summed over the map in double: relu(z)|g|, relu(z), |g|, relu(z) g.
 typedef enum { VC_SUM_RELU_Z_ABS_G, VC_SUM_RELU_Z, VC_SUM_ABS_G, VC_SUM_RELU_Z_G } vc_node_sum;
 int vc_run_node_sums(vc_run *r, int node, vc_node_sum kind, double *out, vc_error *err);
+// ---- feature visualisation (viscnn/featvis.c, docs/featvis.md) -----------------
+// Lucid-style: a picture parameterised in Fourier space (1/f scaling, ImageNet
+// colour decorrelation for RGB, sigmoid), random pad/jitter/scale/rotate each
+// step, Adam; the objective is a node map z_j or an exact edge map e_ji of one
+// conv layer, its channel mean or its centre unit, maximised or minimised. The
+// forward and backward stop at the target layer.
+typedef struct {
+    int steps;                // Adam steps (512)
+    int size;                 // canvas side in pixels, at most the model's input; 0: the input's own H x W
+    uint64_t seed;            // with the target, fixes the picture (byte-identical on one machine)
+    float lr;                 // Adam learning rate (0.05)
+    int neuron;               // -1: default (node: channel mean; edge: centre unit); 0: channel mean; 1: centre unit
+    int negative;             // minimise instead of maximise
+} vc_featvis_opts;
+void vc_featvis_defaults(vc_featvis_opts *o);
+
+typedef struct {
+    int layer;                // model node: a conv2d; for a node target also the input (0)
+    int out;                  // node j: the out-channel (an input colour channel for layer 0)
+    int in;                   // < 0: the node j; else the edge j <- in (in counted within j's group)
+} vc_featvis_target;
+// "LAYER:J" (edge = 0) or "LAYER:J:I" (edge = 1) -> t, checked against m.
+int vc_featvis_parse(vc_featvis_target *t, const vc_model *m, const char *spec, int edge, vc_error *err);
+// Checks t and o against m (layer kind, ranges, steps, lr, size vs the model's
+// input and the target's receptive field). VC_EINPUT with a one-line reason.
+int vc_featvis_check(const vc_model *m, const vc_featvis_target *t, const vc_featvis_opts *o, vc_error *err);
+
+typedef struct {
+    int n, c, h, w;           // n pictures of c x h x w
+    float *img;               // (n, c, h, w) in [0,1], on the 8-bit levels the PNG holds
+    int steps;
+    float *trace;             // (n, steps): the objective at each step, under that step's transforms
+    float *final;             // (n): the objective of the picture as written, without transforms
+} vc_featvis_result;
+void vc_featvis_result_free(vc_featvis_result *r);
+typedef void (*vc_featvis_progress)(void *ctx, int step, int steps);
+// Optimises n pictures together as one batch: targets of ONE layer, all nodes
+// or all edges. Each picture's random stream (initialisation, transforms)
+// depends only on (o->seed, its target), so any subset of a layer's targets
+// can be run apart (e.g. split across MPI ranks). fn (may be NULL) after each step.
+int vc_featvis_batch(const vc_model *m, const vc_featvis_target *t, int n, const vc_featvis_opts *o,
+                     vc_featvis_result *res, vc_featvis_progress fn, void *ctx, vc_error *err);
+// canvas (c, h, w) in [0,1] -> one model input (C, H, W), placed as the
+// pictures are measured: centred, grey (0.5) around it, normalised.
+void vc_featvis_to_input(const vc_model *m, const float *canvas, int h, int w, float *x);
+// The objective (as o selects it) of target t on N model inputs x: f (N).
+int vc_featvis_objective(const vc_model *m, const vc_featvis_target *t, const vc_featvis_opts *o,
+                         const float *x, int N, float *f, vc_error *err);
+// One picture as a PNG (and its trace as JSON; trace_json may be NULL),
+// through the disk cache cache_dir (NULL: none), keyed by the model file's
+// hash, the target and every setting: a hit is a file read. *cached (may be
+// NULL) says whether it was. Outputs are written atomically.
+int vc_featvis_png(const vc_model *m, const vc_featvis_target *t, const vc_featvis_opts *o, const char *cache_dir,
+                   const char *png, const char *trace_json, int *cached, vc_error *err);
 
 #ifdef __cplusplus
 }

@@ -7,7 +7,7 @@
 set -e
 cd "$(dirname "$0")/.."
 pkgs="build-essential pkg-config libopenblas-dev libopenblas0-openmp liblapacke-dev libpng-dev zlib1g-dev libjpeg62-turbo-dev
-libcjson-dev libmicrohttpd-dev chromium python3-torch python3-torchvision python3-numpy python3-pil python3-skimage opencv-doc
+libcjson-dev libmicrohttpd-dev libfftw3-dev chromium python3-torch python3-torchvision python3-numpy python3-pil python3-skimage opencv-doc
 dataset-fashion-mnist darknet"
 missing=""
 for p in $pkgs; do

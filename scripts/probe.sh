@@ -26,6 +26,7 @@ probe "libjpeg-turbo" 1 "stdio.h>
 probe "cJSON" 1 cjson/cJSON.h "-lcjson"
 probe "OpenMP" 1 omp.h "-fopenmp" "(void)omp_get_max_threads();"
 probe "libmicrohttpd (viscnn serve)" 1 microhttpd.h "-lmicrohttpd" "(void)MHD_is_feature_supported(MHD_FEATURE_IPv6);"
+probe "FFTW3 single precision (fftw3.h, -lfftw3f: viscnn featvis)" 1 fftw3.h "-lfftw3f" "(void)fftwf_alloc_real(1);"
 if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
     NVCC_BIN=$([ -x /usr/local/cuda/bin/nvcc ] && echo /usr/local/cuda/bin/nvcc || command -v nvcc)
     CUDA_DIR=$(dirname "$(dirname "$NVCC_BIN")")

@@ -79,6 +79,7 @@ run "test_rf" 0 build/tests/test_rf
 
 run "cli" 1 tests/test_cli.sh
 run "cli help, names, pictures, README examples" 1 $PY tests/test_cli_help.py
+run "featvis CLI (reproducible PNGs, cache, --all, bad input)" 1 tests/test_featvis_cli.sh
 run "analysis (importance, contrasts, circuits)" 1 $PY tests/test_analysis.py
 run "circuits (modes, faithfulness, contrasts, edge ends on googlenet and resnet18)" 1 $PY tests/test_circuits.py
 # The parity verdict must not depend on the thread count (issue 19): the

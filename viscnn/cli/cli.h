@@ -50,6 +50,7 @@ int cmd_convert(int argc, char **argv, vc_error *err);
 int cmd_train(int argc, char **argv, vc_error *err);
 int cmd_eval(int argc, char **argv, vc_error *err);
 int cmd_serve(int argc, char **argv, vc_error *err);
+int cmd_featvis(int argc, char **argv, vc_error *err);
 
 // viscnn/cli/cmd_train.c: a real-valued option in [lo, hi].
 int cli_double(cli_args *a, const char *name, double def, double lo, double hi, double *out, vc_error *err);

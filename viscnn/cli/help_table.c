@@ -124,6 +124,27 @@ const cli_help_entry cli_help[] = {
         {"no-precompute", NULL, "do not compute the first view before it is asked for"},
         {"device", "cpu|cuda", "where the runs live (cuda needs a make CUDA=1 build and a GPU; docs/cuda.md)"},
     }},
+    {"featvis", "MODEL (--node L:J | --edge L:J:I | --layer L --all) -o OUT.png|DIR", "feature visualisation of a node or an exact edge map",
+     "Lucid-style optimisation on the engine (docs/featvis.md): a Fourier-parameterised image (colour-decorrelated "
+     "for RGB models) under random pad, jitter, scale and rotation, Adam, at the model's own input size. A node "
+     "defaults to its channel mean, an edge e_ji to its centre unit. L:J is a conv layer and channel; input:C names "
+     "an input channel. Pictures are cached by model hash, target and every setting.", {
+        {"node", "L:J", "visualise node J of layer L"},
+        {"edge", "L:J:I", "visualise the exact edge map e_ji of layer L (out channel J, in channel I)"},
+        {"layer", "L", "with --all: every node of layer L, one batch"},
+        {"all", NULL, "every node of --layer: a contact sheet DIR/L.png and one PNG per node"},
+        {"neuron", NULL, "maximise the centre unit (the default for an edge)"},
+        {"channel", NULL, "maximise the channel mean (the default for a node)"},
+        {"negative", NULL, "minimise instead of maximise"},
+        {"steps", "N", "optimisation steps (default 512)"},
+        {"size", "S", "picture size (default: the model's input size)"},
+        {"seed", "N", "random seed; the same seed gives the same PNG (default 0)"},
+        {"lr", "LR", "Adam learning rate (default 0.05)"},
+        {"cache", "DIR", "where pictures are cached (default ~/.cache/viscnn/featvis)"},
+        {"no-cache", NULL, "neither read nor write the cache"},
+        {"trace", "OUT.json", "write the objective per step and the final objective without transforms"},
+        {"o", "OUT.png|DIR", "the picture, or the folder for --all"},
+    }},
     {"convert", "IN.pth --arch NAME -o OUT.safetensors", "a PyTorch state dict as a viscnn model",
      "NAME: alexnet, vgg11, vgg16, resnet18, googlenet, ... or an architecture template T.json.", {
         {"arch", "NAME", "the architecture the state dict belongs to"},

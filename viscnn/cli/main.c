@@ -15,6 +15,7 @@ static const struct { const char *name; int (*fn)(int, char **, vc_error *); } c
     {"serve", cmd_serve},
     {"convert", cmd_convert},
     {"train", cmd_train}, {"eval", cmd_eval},
+    {"featvis", cmd_featvis},
     {"help", NULL},   // cli_help_command (help.c), which is given these names
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])

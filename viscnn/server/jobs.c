@@ -335,19 +335,18 @@ int srv_write_pruned(const char *path, const vc_model *m, const vc_scores *layou
     return circuit_write_pruned(path, m, layout, c, err);
 }
 
-// Feature visualisation is issue 15 (a library function, not in this
-// build). To wire it in: make srv_featvis_missing() return NULL and
-// srv_featvis_render() call the library's visualiser for the node
-// (r->in < 0) or the edge (r->out <- r->in) of model node r->node, writing
-// a PNG to `png`; job_featvis then caches it and /api/featvis serves it.
-const char *srv_featvis_missing(void) {
-    return "feature visualisation is not available in this build (it comes with issue 15, viscnn/featvis.c, "
-           "not merged into this branch)";
-}
+// Feature visualisation (issue 15, viscnn/featvis.c): the node (r->in < 0)
+// or the edge (r->out <- r->in) of model node r->node with the default
+// settings (docs/featvis.md), written as a PNG to `png`; job_featvis caches it
+// under the server's key and /api/featvis serves it. A display node of the
+// input (a colour channel) is a node target of layer 0.
+const char *srv_featvis_missing(void) { return NULL; }
 
 static int srv_featvis_render(vc_server *s, const featvis_req *r, const char *png, vc_error *err) {
-    (void)s; (void)r; (void)png;
-    return vc_fail(err, VC_EINPUT, "%s", srv_featvis_missing());
+    vc_featvis_opts o;
+    vc_featvis_defaults(&o);
+    vc_featvis_target t = {r->node, r->out, r->in};
+    return vc_featvis_png(s->m, &t, &o, NULL, png, NULL, NULL, err);
 }
 
 // ---- job bodies ------------------------------------------------------------------------

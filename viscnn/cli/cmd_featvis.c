@@ -1,0 +1,203 @@
+// cmd_featvis.c: viscnn featvis — feature visualisation of a node or an edge
+// (one PNG, optional trace JSON), or of every node of a conv layer as one
+// batch (a PNG per node and a contact sheet), through the disk cache.
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "cli.h"
+#include "../featvis.h"
+#include "../../loaders/image.h"
+#include "../../engine/util.h"
+
+// Default cache folder: $VISCNN_CACHE/featvis, else $XDG_CACHE_HOME/viscnn/featvis, else ~/.cache/viscnn/featvis.
+static const char *default_cache(char *buf, size_t cap) {
+    const char *v = getenv("VISCNN_CACHE"), *x = getenv("XDG_CACHE_HOME"), *h = getenv("HOME");
+    if (v && *v) snprintf(buf, cap, "%s/featvis", v);
+    else if (x && *x) snprintf(buf, cap, "%s/viscnn/featvis", x);
+    else if (h && *h) snprintf(buf, cap, "%s/.cache/viscnn/featvis", h);
+    else return NULL;
+    return buf;
+}
+
+typedef struct { const char *what; int last; } progress;
+static void progress_bar(void *ctx, int step, int steps) {
+    progress *p = ctx;
+    int tty = isatty(2), pct = (int)(100LL * step / steps);
+    if (tty) {
+        if (pct == p->last && step != steps) return;
+        int fill = pct * 30 / 100;
+        fprintf(stderr, "\r%s [%.*s%*s] %3d%% %d/%d", p->what, fill, "##############################", 30 - fill, "", pct, step,
+                steps);
+        if (step == steps) fputc('\n', stderr);
+    } else {   // a log: one line per tenth
+        if (pct / 10 == p->last / 10 && step != steps) return;
+        fprintf(stderr, "%s: %3d%% (%d/%d steps)\n", p->what, pct, step, steps);
+    }
+    p->last = pct;
+}
+
+// The contact sheet: n pictures (c, h, w) on a grid, each magnified k times
+// (nearest) to at least 64 pixels, 2-pixel grey gutters.
+static int write_sheet(const char *path, const float *img, int n, int c, int h, int w, vc_error *err) {
+    int k = 1;
+    while (k * (h < w ? h : w) < 64) k++;
+    int cols = (int)ceil(sqrt((double)n)), rows = (n + cols - 1) / cols, g = 2;
+    int H = rows * (h * k + g) + g, W = cols * (w * k + g) + g;
+    float *s = malloc_check((size_t)c * H * W * sizeof(float));
+    for (size_t q = 0; q < (size_t)c * H * W; q++) s[q] = 0.5f;
+    for (int b = 0; b < n; b++) {
+        int oy = g + (b / cols) * (h * k + g), ox = g + (b % cols) * (w * k + g);
+        for (int ch = 0; ch < c; ch++)
+            for (int y = 0; y < h * k; y++)
+                for (int x = 0; x < w * k; x++)
+                    s[((size_t)ch * H + oy + y) * W + ox + x] = img[(((size_t)b * c + ch) * h + y / k) * w + x / k];
+    }
+    unsigned char *buf;
+    size_t len;
+    int rc = featvis_png_encode(s, c, H, W, &buf, &len, err);
+    free(s);
+    if (rc) return rc;
+    rc = featvis_write_atomic(path, buf, len, err);
+    free(buf);
+    return rc;
+}
+
+// A cached picture back as floats (c, h, w), for the sheet.
+static int png_decode(const char *path, int c, int h, int w, float *dst, vc_error *err) {
+    vc_image im;
+    int rc = image_load(&im, path, c, err);
+    if (rc) return rc;
+    if (im.h != h || im.w != w) rc = vc_fail(err, VC_EINPUT, "%s: a cached picture of %dx%d, expected %dx%d", path, im.h, im.w, h, w);
+    else memcpy(dst, im.data, (size_t)c * h * w * sizeof(float));
+    image_free(&im);
+    return rc;
+}
+
+// --layer L --all: every node of L, cached ones read, the rest as one batch.
+static int featvis_all(const vc_model *m, const char *layer, const vc_featvis_opts *o, const char *cache,
+                       const char *outdir, const char *trace, vc_error *err) {
+    int node = vc_model_find(m, layer);
+    if (node < 0) return vc_fail(err, VC_EINPUT, "--layer %s: no layer %s in %s (see viscnn info)", layer, layer, m->path);
+    int C = node == 0 ? m->nodes[0].c : m->nodes[node].c;
+    vc_featvis_target *t = malloc_check((size_t)C * sizeof *t);
+    for (int j = 0; j < C; j++) t[j] = (vc_featvis_target){node, j, -1};
+    int rc = vc_featvis_check(m, &t[0], o, err);
+    if (!rc && mkdir(outdir, 0755) != 0 && errno != EEXIST) rc = vc_fail(err, VC_EINPUT, "-o %s: cannot create the folder: %s", outdir, strerror(errno));
+    char path[4200], sheet[4200];
+    if (!rc && strlen(outdir) > 3800) rc = vc_fail(err, VC_EINPUT, "-o %s: path too long", outdir);
+    if (!rc) {
+        snprintf(sheet, sizeof sheet, "%s/%s.png", outdir, layer);
+        rc = featvis_check_writable(sheet, err);
+    }
+    if (!rc && trace) rc = featvis_check_writable(trace, err);
+    if (rc) { free(t); return rc; }
+    unsigned char **png = calloc_check(C, sizeof *png);
+    char **js = calloc_check(C, sizeof *js);
+    size_t *pl = calloc_check(C, sizeof *pl), *jl = calloc_check(C, sizeof *jl);
+    int *todo = malloc_check((size_t)C * sizeof *todo), nt = 0;
+    for (int j = 0; j < C; j++)
+        if (!cache || featvis_cache_read(cache, featvis_key(m, &t[j], o), &png[j], &pl[j], &js[j], &jl[j])) todo[nt++] = j;
+    fprintf(stderr, "featvis %s: %d nodes, %d from the cache, %d to optimise as one batch\n", layer, C, C - nt, nt);
+    float *img = NULL;
+    int c = m->nodes[0].c, h = o->size ? o->size : m->nodes[0].h, w = o->size ? o->size : m->nodes[0].w;
+    size_t chw = (size_t)c * h * w;
+    if (nt) {
+        vc_featvis_target *tt = malloc_check((size_t)nt * sizeof *tt);
+        for (int q = 0; q < nt; q++) tt[q] = t[todo[q]];
+        vc_featvis_result res;
+        progress p = {layer, -1};
+        rc = vc_featvis_batch(m, tt, nt, o, &res, progress_bar, &p, err);
+        for (int q = 0; !rc && q < nt; q++) {
+            int j = todo[q];
+            js[j] = featvis_trace_json(m, &t[j], o, &res, q, &jl[j]);
+            rc = featvis_png_encode(res.img + q * chw, c, h, w, &png[j], &pl[j], err);
+            if (!rc && cache) featvis_cache_write(cache, featvis_key(m, &t[j], o), png[j], pl[j], js[j], jl[j]);
+        }
+        if (!rc) { img = res.img; res.img = NULL; }
+        vc_featvis_result_free(&res);
+        free(tt);
+    }
+    // the sheet needs every picture as floats: decode none, keep ours, and
+    // re-read cached ones through the image loader
+    if (!rc) {
+        float *all = malloc_check(C * chw * sizeof(float));
+        for (int q = 0; q < nt; q++) memcpy(all + todo[q] * chw, img + q * chw, chw * sizeof(float));
+        for (int j = 0; j < C && !rc; j++) {
+            snprintf(path, sizeof path, "%s/%s_%d.png", outdir, layer, j);
+            rc = featvis_write_atomic(path, png[j], pl[j], err);
+            int mine = 0;
+            for (int q = 0; q < nt; q++) mine |= todo[q] == j;
+            if (!rc && !mine) rc = png_decode(path, c, h, w, all + j * chw, err);
+        }
+        if (!rc) rc = write_sheet(sheet, all, C, c, h, w, err);
+        free(all);
+    }
+    if (!rc && trace) {
+        size_t tot = 4;
+        for (int j = 0; j < C; j++) tot += jl[j] + 4;
+        char *buf = malloc_check(tot), *q = buf;
+        *q++ = '[';
+        for (int j = 0; j < C; j++) {
+            if (j) *q++ = ',';
+            memcpy(q, js[j], jl[j]);
+            q += jl[j];
+        }
+        *q++ = ']'; *q++ = '\n';
+        rc = featvis_write_atomic(trace, buf, (size_t)(q - buf), err);
+        free(buf);
+    }
+    if (!rc) fprintf(stderr, "featvis %s: wrote %s and %d pictures in %s\n", layer, sheet, C, outdir);
+    for (int j = 0; j < C; j++) { free(png[j]); free(js[j]); }
+    free(png); free(js); free(pl); free(jl); free(todo); free(img); free(t);
+    return rc;
+}
+
+int cmd_featvis(int argc, char **argv, vc_error *err) {
+    cli_args a;
+    int rc = cli_parse(&a, "featvis", argc, argv, (const char *const[]){"neuron", "channel", "negative", "all", "no-cache", NULL}, err);
+    if (rc) return rc;
+    if (a.n_pos != 1) return vc_fail(err, VC_EINPUT, "featvis: expected one MODEL argument, got %d", a.n_pos);
+    const char *nodes = cli_opt(&a, "node"), *edges = cli_opt(&a, "edge"), *layer = cli_opt(&a, "layer");
+    const char *out = cli_opt(&a, "o"), *trace = cli_opt(&a, "trace"), *cache = cli_opt(&a, "cache");
+    int all = cli_flag(&a, "all");
+    if ((nodes != NULL) + (edges != NULL) + (layer != NULL) != 1)
+        return vc_fail(err, VC_EINPUT, "featvis: give one of --node L:J, --edge L:J:I or --layer L --all");
+    if (layer && !all) return vc_fail(err, VC_EINPUT, "featvis: --layer %s needs --all (every node of the layer)", layer);
+    if (all && !layer) return vc_fail(err, VC_EINPUT, "featvis: --all needs --layer L");
+    if (!out) return vc_fail(err, VC_EINPUT, "featvis: missing -o %s", layer ? "DIR" : "OUT.png");
+    vc_featvis_opts o;
+    vc_featvis_defaults(&o);
+    double lr, seed;
+    if ((rc = cli_int(&a, "steps", 512, 1, 1000000, &o.steps, err))) return rc;
+    if ((rc = cli_int(&a, "size", 0, 1, 100000, &o.size, err))) return rc;
+    if ((rc = cli_double(&a, "lr", 0.05, 1e-6, 10, &lr, err))) return rc;
+    if ((rc = cli_double(&a, "seed", 0, 0, 9007199254740992.0, &seed, err))) return rc;
+    if (seed != floor(seed)) return vc_fail(err, VC_EINPUT, "featvis: --seed %s: expected a non-negative integer", cli_opt(&a, "seed"));
+    o.lr = (float)lr;
+    o.seed = (uint64_t)seed;
+    if (cli_flag(&a, "neuron") && cli_flag(&a, "channel")) return vc_fail(err, VC_EINPUT, "featvis: give --neuron or --channel, not both");
+    if (cli_flag(&a, "neuron")) o.neuron = 1;
+    if (cli_flag(&a, "channel")) o.neuron = 0;
+    o.negative = cli_flag(&a, "negative");
+    char cbuf[4096];
+    if (cli_flag(&a, "no-cache")) {
+        if (cache) return vc_fail(err, VC_EINPUT, "featvis: give --cache DIR or --no-cache, not both");
+    } else if (!cache) cache = default_cache(cbuf, sizeof cbuf);
+    if ((rc = cli_check_unused(&a, err))) return rc;
+    vc_model *m;
+    if ((rc = vc_model_load(&m, a.pos[0], err))) return rc;
+    if (layer) rc = featvis_all(m, layer, &o, cache, out, trace, err);
+    else {
+        vc_featvis_target t;
+        int cached = 0;
+        rc = vc_featvis_parse(&t, m, nodes ? nodes : edges, edges != NULL, err);
+        if (!rc) rc = vc_featvis_png(m, &t, &o, cache, out, trace, &cached, err);
+        if (!rc) fprintf(stderr, "featvis %s: wrote %s%s\n", nodes ? nodes : edges, out, cached ? " (from the cache)" : "");
+    }
+    vc_model_free(m);
+    return rc;
+}
