@@ -42,9 +42,27 @@ build/libviscnn.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
 # Programs relink when the Makefile (link flags) changes.
+ifneq ($(MPI),1)
 bin/viscnn: build/obj/viscnn/cli/main.o build/libviscnn.a Makefile
 	@mkdir -p bin
 	$(CC) $(CFLAGS) $(filter-out Makefile,$^) -o $@ $(LDLIBS)
+else
+bin/viscnn: build/mpi/viscnn
+	@mkdir -p bin
+	cp $< $@
+endif
+
+# The MPI build (make MPI=1; docs/mpi.md): only viscnn/dist.c differs. It is
+# compiled by mpicc with -DVC_MPI and linked ahead of the library, whose plain
+# dist.o (one process) is then never pulled in. make test builds it when
+# mpicc exists, for tests/test_mpi.py.
+MPICC ?= mpicc
+build/mpi/dist.o: viscnn/dist.c viscnn/dist.h Makefile
+	@mkdir -p build/mpi
+	$(MPICC) $(CFLAGS) -DVC_MPI -c $< -o $@
+build/mpi/viscnn: build/obj/viscnn/cli/main.o build/mpi/dist.o build/libviscnn.a Makefile
+	$(MPICC) $(CFLAGS) $(filter-out Makefile,$^) -o $@ $(LDLIBS)
+test: $(if $(shell command -v $(MPICC) 2>/dev/null),build/mpi/viscnn)
 
 build/tests/%: tests/%.c build/libviscnn.a Makefile
 	@mkdir -p build/tests

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "cli.h"
+#include "../dist.h"
 
 static const char *usage =
     "usage: viscnn COMMAND ...\n"
@@ -65,7 +66,12 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         if (strcmp(argv[1], commands[i].name)) continue;
         vc_error err = {{0}};
+        // under mpirun these split their images across the ranks (docs/mpi.md)
+        int dist = !strcmp(argv[1], "importance") || !strcmp(argv[1], "circuit") || !strcmp(argv[1], "project");
+        if (dist) dist_start(&argc, &argv);
         int rc = commands[i].fn(argc - 2, argv + 2, &err);
+        if (dist) dist_end();
+        if (rc && dist_error_quiet()) return rc == VC_EINPUT ? 2 : 1;   // rank 0 printed it
         if (rc) {
             const char *msg = err.msg[0] ? err.msg : "failed";
             size_t cl = strlen(argv[1]);   // messages may already start with "<command>: "
