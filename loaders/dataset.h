@@ -14,6 +14,9 @@ typedef struct {
 } vc_dataset;
 
 int dataset_open(vc_dataset *d, const char *path, vc_error *err);
+// PATH ending in .txt (a file): a list of images, one per line with an
+// optional label (loaders/imagelist.c); dataset_open calls it.
+int dataset_open_list(vc_dataset *d, const char *path, vc_error *err);
 void dataset_free(vc_dataset *d);
 // Label for a category: the index of a model label equal to the folder name,
 // or the folder name as an integer in [0, n_labels or K); else -1 (argmax).
