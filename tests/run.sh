@@ -76,6 +76,9 @@ run "fashion default model and make data" 1 $PY tests/test_fashion.py
 if [ ! -d data/fashion ] || [ ! -d data/fashion-heldout ] || [ ! -d data/photos ]; then
     scripts/make-data.sh > build/make-data.log 2>&1 || { echo "FAIL make data (scripts/make-data.sh): $(tail -1 build/make-data.log)"; fail=$((fail + 1)); }
 fi
+# MPI (issue 18): mpirun -np 1/2/3 against the single process, a failing
+# rank, kill and resume (FAILs when OpenMPI or build/mpi/viscnn is missing)
+run "mpi (mpirun -np 1/2/3 parity, failing rank, kill and resume)" 1 $PY tests/test_mpi.py
 # The GUI: its server (bad requests under ASan, cache, timing), then the page
 # in headless Chromium (screenshots in build/test-gui/)
 run "viscnn serve (bad requests, concurrency, cache, timing)" 1 $PY tests/test_server.py

@@ -162,6 +162,15 @@ for n in (2, 3):
     report(ok, f"mpi: -np {n}, a broken image on rank 1 ({cats[k]}/zzz_broken.png): exit 2 naming the file, no output "
                f"({time.time() - t0:.1f} s)", why)
 
+# rank 0 alone fails (its output cannot be written): MPI_Abort ends the job with status 2
+out = os.path.join(D, "no-such-folder", "x.json")
+try:
+    r = mpi(2, "importance", FASHION, "--images", "data/fashion", "-o", out, timeout=120)
+    ok, why = r.returncode == 2 and out in r.stderr, f"status {r.returncode}, stderr {r.stderr[-300:]!r}"
+except subprocess.TimeoutExpired:
+    ok, why = False, "still running after 120 s (hangs)"
+report(ok, "mpi: -np 2, rank 0 cannot write -o: exit 2 naming the file", why)
+
 # ---- kill and resume -----------------------------------------------------------------------------
 def kill_and_resume(label, n, model, args, every, units):
     half = units // 2

@@ -10,13 +10,14 @@
 #include <mpi.h>
 #endif
 
-static int g_rank = 0, g_size = 1, g_quiet = 0;
+static int g_rank = 0, g_size = 1, g_quiet = 0, g_agreed = 0;
 static char g_policy[160];
 
 int dist_rank(void) { return g_rank; }
 int dist_size(void) { return g_size; }
 int dist_is_root(void) { return g_rank == 0; }
 int dist_error_quiet(void) { return g_quiet; }
+int dist_error_agreed(void) { return g_size == 1 || g_agreed; }
 const char *dist_policy_text(void) { return g_policy; }
 
 int dist_threads_for(int cores, int local) {
@@ -81,9 +82,22 @@ void dist_start(int *argc, char ***argv) {
 
 void dist_end(void) {
 #ifdef VC_MPI
-    if (g_started) MPI_Finalize();
+    if (g_started) {
+        fflush(stderr);
+        fflush(stdout);
+        MPI_Barrier(MPI_COMM_WORLD);   // no rank leaves (and has mpirun end the job) before rank 0 has printed
+        MPI_Finalize();
+    }
     g_started = 0;
 #endif
+}
+
+void dist_abort(int status) {
+    fflush(stderr);
+#ifdef VC_MPI
+    if (g_started) MPI_Abort(MPI_COMM_WORLD, status);
+#endif
+    exit(status);
 }
 
 int dist_agree(int rc, vc_error *err) {
@@ -98,6 +112,7 @@ int dist_agree(int rc, vc_error *err) {
     MPI_Bcast(err->msg, (int)sizeof err->msg, MPI_CHAR, first, MPI_COMM_WORLD);
     err->msg[sizeof err->msg - 1] = 0;
     if (g_rank != 0) g_quiet = 1;
+    g_agreed = 1;
     return code;
 #else
     (void)err;

@@ -30,6 +30,10 @@ int dist_is_root(void);   // rank 0: the one that writes and prints
 int dist_agree(int rc, vc_error *err);
 // Whether this rank should stay silent about its error (rank 0 prints it).
 int dist_error_quiet(void);
+// Whether the last error was agreed by all ranks at dist_agree (1 in one process).
+int dist_error_agreed(void);
+// Ends every rank of the job with this exit status (MPI_Abort); one process: exit.
+void dist_abort(int status) __attribute__((noreturn));
 
 // Collective: buf (n doubles) becomes the element-wise sum over the ranks, on
 // every rank (MPI_Allreduce; the sum of the ranks' partial sums, in the order

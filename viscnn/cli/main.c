@@ -70,16 +70,17 @@ int main(int argc, char **argv) {
         int dist = !strcmp(argv[1], "importance") || !strcmp(argv[1], "circuit") || !strcmp(argv[1], "project");
         if (dist) dist_start(&argc, &argv);
         int rc = commands[i].fn(argc - 2, argv + 2, &err);
-        if (dist) dist_end();
-        if (rc && dist_error_quiet()) return rc == VC_EINPUT ? 2 : 1;   // rank 0 printed it
-        if (rc) {
+        if (rc && !dist_error_quiet()) {   // (an error all ranks agreed on: rank 0 prints it)
             const char *msg = err.msg[0] ? err.msg : "failed";
             size_t cl = strlen(argv[1]);   // messages may already start with "<command>: "
             if (!strncmp(msg, argv[1], cl) && msg[cl] == ':' && msg[cl + 1] == ' ') msg += cl + 2;
             fprintf(stderr, "viscnn %s: %s\n", argv[1], msg);
-            return rc == VC_EINPUT ? 2 : 1;
         }
-        return 0;
+        // an error only this rank saw (not agreed at a collective): the others
+        // may be waiting in one, so end the whole job with this status
+        if (dist && rc && !dist_error_agreed()) dist_abort(rc == VC_EINPUT ? 2 : 1);
+        if (dist) dist_end();   // after rank 0 has printed: the others wait for it here
+        return !rc ? 0 : rc == VC_EINPUT ? 2 : 1;
     }
     fprintf(stderr, "viscnn: unknown command '%s' (try viscnn --help)\n", argv[1]);
     return 2;
