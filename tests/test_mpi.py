@@ -206,7 +206,8 @@ def kill_and_resume(label, n, model, args, every, units):
     p.wait()
     time.sleep(0.5)
     v = nexts()
-    killed = not os.path.exists(out) and None not in v and min(v) >= half and max(v) < units
+    # (a rank may have finished all its units and be waiting for the others)
+    killed = not os.path.exists(out) and None not in v and half <= min(v) < units
     report(killed, f"mpi: kill and resume {label}: SIGKILL with every rank's checkpoint past half of the {units} units "
                    f"(ranks at {v})", "the run finished before the kill" if os.path.exists(out) else f"checkpoints {v}")
     r = subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=600)
