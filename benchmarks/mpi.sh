@@ -16,7 +16,9 @@
 #     that model loading cancels), for the paper calculation.
 set -u
 cd "$(dirname "$0")/.."
-MPIRUN="mpirun --oversubscribe"
+# --bind-to none: mpirun binds one or two ranks to one core each, which would
+# put the 1-rank x 2-thread side on a single core
+MPIRUN="mpirun --oversubscribe --bind-to none"
 [ "$(id -u)" = 0 ] && MPIRUN="$MPIRUN --allow-run-as-root"
 V=build/mpi/viscnn
 A=build/testdata/alexnet/model.safetensors
@@ -52,10 +54,12 @@ args="importance $A --images $OUT/list$N.txt --by-class -o $OUT/a.json"
 t_1x2=$(wall OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE $MPIRUN -np 1 $V $args)
 cp "$OUT/a.json" "$OUT/ref.json"
 t_2x1=$(wall $MPIRUN -np 2 $V $args)
+policy_2=$(grep -m1 "ranks," "$OUT/run.log")
 cmp -s "$OUT/a.json" "$OUT/ref.json" && same2=identical || same2="differs (thread counts differ: docs/mpi.md)"
 t_3on=$(wall $MPIRUN -np 3 $V $args)
+policy_on=$(grep -m1 "ranks," "$OUT/run.log")
 t_3off=$(wall VISCNN_THREAD_POLICY=off $MPIRUN -np 3 $V $args)
-grep -m1 "ranks" "$OUT/run.log" > /dev/null || true
+policy_off=$(grep -m1 "ranks," "$OUT/run.log")
 echo "| configuration | wall s | vs 1 rank x 2 threads |"
 echo "|---|---|---|"
 for row in "1 rank x 2 threads (OMP_NUM_THREADS=2)|$t_1x2" "2 ranks x 1 thread (chosen by the policy)|$t_2x1" \
@@ -64,7 +68,8 @@ for row in "1 rank x 2 threads (OMP_NUM_THREADS=2)|$t_1x2" "2 ranks x 1 thread (
     echo "| ${row%|*} | ${row#*|} | $(awk -v a="${row#*|}" -v b="$t_1x2" 'BEGIN {printf "%.2fx", a / b}') |"
 done
 echo
-echo "(3 ranks off / on: $(awk -v a="$t_3off" -v b="$t_3on" 'BEGIN {printf "%.2fx", a / b}'))"
+echo "(3 ranks off / on: $(awk -v a="$t_3off" -v b="$t_3on" 'BEGIN {printf "%.2fx", a / b}'); 2 ranks: JSON $same2 to 1 rank x 2 threads;"
+echo "off: $policy_off; on: $policy_on; 2 ranks: $policy_2)"
 echo
 
 echo "### per-image CPU cost of importance, 1 thread, batch 8 (user+sys s, slope between the two sizes)"

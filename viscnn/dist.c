@@ -1,11 +1,13 @@
 // dist.c: MPI glue (dist.h). The only file that includes mpi.h; without
 // -DVC_MPI it is the one-process implementation.
+#define _GNU_SOURCE   // sched_getaffinity, CPU_COUNT
 #include "dist.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <omp.h>
+#include <sched.h>
 #ifdef VC_MPI
 #include <mpi.h>
 #endif
@@ -70,11 +72,19 @@ void dist_start(int *argc, char ***argv) {
     MPI_Comm_free(&node);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     if (cores < 1) cores = 1;
+    // a rank that the launcher bound to fewer cores (mpirun binds 1 or 2 ranks
+    // to one core each) gets no more threads than those cores
+    cpu_set_t set;
+    int bound = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : (int)cores;
     const char *wait = getenv("OMP_WAIT_POLICY");
-    if (policy && !getenv("OMP_NUM_THREADS")) omp_set_num_threads(dist_threads_for((int)cores, local));
+    if (policy && !getenv("OMP_NUM_THREADS")) {
+        int t = dist_threads_for((int)cores, local);
+        omp_set_num_threads(bound >= 1 && bound < t ? bound : t);
+    }
     snprintf(g_policy, sizeof g_policy, "%d ranks, %d on this node (%ld cores): %d thread%s each, OMP_WAIT_POLICY=%s%s",
              g_size, local, cores, omp_get_max_threads(), omp_get_max_threads() == 1 ? "" : "s",
              wait ? wait : "default", policy ? "" : " (VISCNN_THREAD_POLICY=off)");
+    if (g_rank == 0 && g_size > 1) fprintf(stderr, "viscnn: %s\n", g_policy);
 #else
     (void)argc; (void)argv;
 #endif
