@@ -28,33 +28,12 @@ int progress(const char *label, int done, int total) {
     return 0;
 }
 
-int imageset_open(vc_imageset *s, const vc_model *m, cli_args *a, int by_label, vc_error *err) {
-    memset(s, 0, sizeof *s);
-    s->m = m;
-    const char *images = cli_opt(a, "images"), *input = cli_opt(a, "input"), *labels = cli_opt(a, "labels");
-    if (!images) images = cli_opt(a, "image");
-    if (!!images == !!input) return vc_fail(err, VC_EINPUT, "%s: give --images PATH or --input X.npy (one of them)", a->cmd);
-    if (labels && !input) return vc_fail(err, VC_EINPUT, "%s: --labels goes with --input", a->cmd);
-    int rc = cli_int(a, "checkpoint-every", 1024, 1, 1 << 30, &s->checkpoint_every, err);
-    if (rc) return rc;
-    s->checkpoint = cli_opt(a, "checkpoint");
-    if (!s->checkpoint && cli_opt(a, "checkpoint-every"))
-        return vc_fail(err, VC_EINPUT, "%s: --checkpoint-every goes with --checkpoint DIR", a->cmd);
-    if (images) {
-        const char *ck = s->checkpoint;
-        int every = s->checkpoint_every;
-        rc = imageset_open_path(s, m, images, err);   // (it clears s)
-        s->checkpoint = ck;
-        s->checkpoint_every = every;
-        return rc;
-    }
-    const char *ck = s->checkpoint;
-    int every = s->checkpoint_every;
-    rc = cli_load_batch(m, a, 0, NULL, &s->x, &s->n, err);
+// The --input X.npy [--labels L.npy] part of imageset_open.
+static int open_input(vc_imageset *s, const vc_model *m, cli_args *a, const char *input, const char *labels, int by_label,
+                      vc_error *err) {
+    int rc = cli_load_batch(m, a, 0, NULL, &s->x, &s->n, err);
     if (rc) return rc;
     s->source = input;
-    s->checkpoint = ck;
-    s->checkpoint_every = every;
     s->cat = calloc_check(s->n, sizeof(int));
     s->label = malloc_check(s->n * sizeof(int));
     for (int i = 0; i < s->n; i++) s->label[i] = -1;
@@ -90,6 +69,24 @@ int imageset_open(vc_imageset *s, const vc_model *m, cli_args *a, int by_label, 
         s->cat_names[0] = strdup_check(b ? b + 1 : input);
     }
     return VC_OK;
+}
+
+int imageset_open(vc_imageset *s, const vc_model *m, cli_args *a, int by_label, vc_error *err) {
+    memset(s, 0, sizeof *s);
+    s->m = m;
+    const char *images = cli_opt(a, "images"), *input = cli_opt(a, "input"), *labels = cli_opt(a, "labels");
+    const char *ck = cli_opt(a, "checkpoint");
+    if (!images) images = cli_opt(a, "image");
+    if (!!images == !!input) return vc_fail(err, VC_EINPUT, "%s: give --images PATH or --input X.npy (one of them)", a->cmd);
+    if (labels && !input) return vc_fail(err, VC_EINPUT, "%s: --labels goes with --input", a->cmd);
+    int every, rc = cli_int(a, "checkpoint-every", 1024, 1, 1 << 30, &every, err);
+    if (rc) return rc;
+    if (!ck && cli_opt(a, "checkpoint-every"))
+        return vc_fail(err, VC_EINPUT, "%s: --checkpoint-every goes with --checkpoint DIR", a->cmd);
+    rc = images ? imageset_open_path(s, m, images, err) : open_input(s, m, a, input, labels, by_label, err);
+    s->checkpoint = ck;
+    s->checkpoint_every = every;
+    return rc;
 }
 
 int imageset_open_path(vc_imageset *s, const vc_model *m, const char *path, vc_error *err) {
