@@ -20,6 +20,8 @@ int ckpt_load(const char *dir, const char *fingerprint, int rank, int size, doub
     char path[4096];
     ckpt_path(path, sizeof path, dir, rank, size);
     *found = 0;
+    // made now, so that an unusable DIR fails before the long work
+    if (mkdir(dir, 0755) && errno != EEXIST) return vc_fail(err, VC_EINPUT, "--checkpoint %s: %s", dir, strerror(errno));
     FILE *f = fopen(path, "rb");
     if (!f) {
         if (errno == ENOENT) return VC_OK;
