@@ -98,6 +98,9 @@ jobs = [
      ["importance", "--images", "data/fashion", "--by-class", "--contrast", "sneaker - overall"], "json"),
     ("fashion circuit --contrast --mode keep:0.1", FASHION,
      ["circuit", "--images", "data/fashion", "--contrast", "bag - overall", "--mode", "keep:0.1"], "json"),
+    ("fashion circuit --iterative 2 --faithfulness (rounds on all ranks, faithfulness on rank 0)", FASHION,
+     ["circuit", "--images", "data/fashion", "--category", "bag", "--mode", "keep:0.2", "--iterative", "2",
+      "--faithfulness"], "json"),
     ("fashion project mds", FASHION, ["project", "--images", "data/fashion", "--projection", "mds"], "json"),
     ("resnet18 photos importance --by-class --contrast (list file)", R18,
      ["importance", "--images", plist, "--by-class", "--contrast", "animal - object", "--batch", "2"], "json"),
@@ -106,7 +109,7 @@ for label, model, args, ext in jobs:
     if not os.path.exists(model):
         report(False, f"mpi: {label}", f"{model} missing")
         continue
-    tag = label.split()[0] + "_" + args[0]
+    tag = label.split()[0] + "_" + args[0] + str(len(args))
     ref = os.path.join(D, f"{tag}.ref.{ext}")
     r = plain(args[0], model, *args[1:], "-o", ref)
     if r.returncode != 0:
