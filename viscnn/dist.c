@@ -110,13 +110,13 @@ void dist_abort(int status) {
     exit(status);
 }
 
-int dist_agree(int rc, vc_error *err) {
 #ifdef VC_MPI
-    if (g_size == 1) return rc;
-    // the lowest failing rank: MIN over (failed ? rank : size)
-    int mine = rc ? g_rank : g_size, first;
-    MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
-    if (first == g_size) return VC_OK;
+// The check dist_agree_async posted and has not completed yet.
+static MPI_Request g_req = MPI_REQUEST_NULL;
+static int g_req_mine, g_req_first;
+
+// Every rank learns the rc and message of rank `first` (which failed).
+static int adopt(int first, int rc, vc_error *err) {
     int code = rc;
     MPI_Bcast(&code, 1, MPI_INT, first, MPI_COMM_WORLD);
     MPI_Bcast(err->msg, (int)sizeof err->msg, MPI_CHAR, first, MPI_COMM_WORLD);
@@ -124,6 +124,40 @@ int dist_agree(int rc, vc_error *err) {
     if (g_rank != 0) g_quiet = 1;
     g_agreed = 1;
     return code;
+}
+
+// Completes the posted check: the lowest rank that had failed then, or g_size.
+static int finish_posted(void) {
+    if (g_req == MPI_REQUEST_NULL) return g_size;
+    MPI_Wait(&g_req, MPI_STATUS_IGNORE);
+    return g_req_first;
+}
+#endif
+
+int dist_agree_async(int rc, vc_error *err) {
+#ifdef VC_MPI
+    if (g_size == 1) return rc;
+    int first = finish_posted();
+    if (first < g_size) return adopt(first, rc, err);
+    g_req_mine = rc ? g_rank : g_size;
+    MPI_Iallreduce(&g_req_mine, &g_req_first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD, &g_req);
+    return VC_OK;
+#else
+    (void)err;
+    return rc;
+#endif
+}
+
+int dist_agree(int rc, vc_error *err) {
+#ifdef VC_MPI
+    if (g_size == 1) return rc;
+    int first = finish_posted();
+    if (first < g_size) return adopt(first, rc, err);
+    // the lowest failing rank: MIN over (failed ? rank : size)
+    int mine = rc ? g_rank : g_size;
+    MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    if (first == g_size) return VC_OK;
+    return adopt(first, rc, err);
 #else
     (void)err;
     return rc;

@@ -28,6 +28,13 @@ int dist_is_root(void);   // rank 0: the one that writes and prints
 // marked as "reported by rank 0" on the others (dist_error_quiet). Returns the
 // agreed rc (VC_OK when all ranks passed). One process: returns rc.
 int dist_agree(int rc, vc_error *err);
+// The same without waiting: posts this rank's rc (MPI_Iallreduce) and
+// completes the check posted at the previous call, which has long finished
+// by then, so that no rank waits for the others mid-run. Returns the agreed
+// rc of that previous check (VC_OK when nobody had failed), not this rank's
+// own: a rank that failed keeps going (doing nothing) until the agreement
+// arrives. dist_agree completes a pending check first.
+int dist_agree_async(int rc, vc_error *err);
 // Whether this rank should stay silent about its error (rank 0 prints it).
 int dist_error_quiet(void);
 // Whether the last error was agreed by all ranks at dist_agree (1 in one process).

@@ -12,8 +12,9 @@
 #include "dist.h"
 #include "../engine/util.h"
 
-// Every DIST_SYNC_ROUNDS rounds of units (ranks units each) the ranks agree on
-// errors, so that a rank that failed stops the others early.
+// Every DIST_SYNC_ROUNDS rounds of units (ranks units each) the ranks post an
+// error check that completes at the next one (dist_agree_async: nobody
+// waits), so that a rank that failed stops the others early.
 #define DIST_SYNC_ROUNDS 8
 
 typedef struct {
@@ -118,7 +119,10 @@ int importance_over_set_setup(vc_set_scores *out, const vc_model *m, vc_metric m
     int cur = next + ((rank - next % ranks) % ranks + ranks) % ranks, since_ck = 0, done = 0, b = 0;
     if (!rc && load && cur < n_units) load_start(&L[b], order + u_start[cur], u_n[cur]);
     for (int u = 0; u < n_units; u++) {
-        if (ranks > 1 && u && u % (DIST_SYNC_ROUNDS * ranks) == 0 && (rc = dist_agree(rc, err))) break;
+        if (ranks > 1 && u && u % (DIST_SYNC_ROUNDS * ranks) == 0) {
+            int agreed = dist_agree_async(rc, err);
+            if (agreed) { rc = agreed; break; }
+        }
         done += u_n[u];
         if (rc || u != cur) continue;
         if (load) rc = load_wait(&L[b], err);
