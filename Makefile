@@ -42,15 +42,20 @@ build/libviscnn.a: $(LIB_OBJ)
 	ar rcs $@ $^
 
 # Programs relink when the Makefile (link flags) changes.
+# (build/mpi/bin-is-mpi marks a bin/viscnn copied by make MPI=1, so that
+# switching between the two builds always replaces it)
 ifneq ($(MPI),1)
-bin/viscnn: build/obj/viscnn/cli/main.o build/libviscnn.a Makefile
+bin/viscnn: build/obj/viscnn/cli/main.o build/libviscnn.a Makefile $(if $(wildcard build/mpi/bin-is-mpi),FORCE)
 	@mkdir -p bin
-	$(CC) $(CFLAGS) $(filter-out Makefile,$^) -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $(filter-out Makefile FORCE,$^) -o $@ $(LDLIBS)
+	@rm -f build/mpi/bin-is-mpi
 else
-bin/viscnn: build/mpi/viscnn
+bin/viscnn: build/mpi/viscnn $(if $(wildcard build/mpi/bin-is-mpi),,FORCE)
 	@mkdir -p bin
 	cp $< $@
+	@touch build/mpi/bin-is-mpi
 endif
+FORCE:
 
 # The MPI build (make MPI=1; docs/mpi.md): only viscnn/dist.c differs. It is
 # compiled by mpicc with -DVC_MPI and linked ahead of the library, whose plain
