@@ -75,9 +75,32 @@ build/dist/libviscnn.a: $(LIB_OBJ)
 	ar rcs $@ build/dist/viscnn.o
 
 # Programs relink when the Makefile (link flags) changes.
-bin/viscnn: build/obj/viscnn/cli/main.o build/libviscnn.a Makefile
+# (build/mpi/bin-is-mpi marks a bin/viscnn copied by make MPI=1, so that
+# switching between the two builds always replaces it)
+ifneq ($(MPI),1)
+bin/viscnn: build/obj/viscnn/cli/main.o build/libviscnn.a Makefile $(if $(wildcard build/mpi/bin-is-mpi),FORCE)
 	@mkdir -p bin
-	$(CC) $(CFLAGS) $(filter-out Makefile,$^) -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $(filter-out Makefile FORCE,$^) -o $@ $(LDLIBS)
+	@rm -f build/mpi/bin-is-mpi
+else
+bin/viscnn: build/mpi/viscnn $(if $(wildcard build/mpi/bin-is-mpi),,FORCE)
+	@mkdir -p bin
+	cp $< $@
+	@touch build/mpi/bin-is-mpi
+endif
+FORCE:
+
+# The MPI build (make MPI=1; docs/mpi.md): only viscnn/dist.c differs. It is
+# compiled by mpicc with -DVC_MPI and linked ahead of the library, whose plain
+# dist.o (one process) is then never pulled in. make test builds it when
+# mpicc exists, for tests/test_mpi.py.
+MPICC ?= mpicc
+build/mpi/dist.o: viscnn/dist.c viscnn/dist.h Makefile
+	@mkdir -p build/mpi
+	$(MPICC) $(CFLAGS) -DVC_MPI -c $< -o $@
+build/mpi/viscnn: build/obj/viscnn/cli/main.o build/mpi/dist.o build/libviscnn.a Makefile
+	$(MPICC) $(CFLAGS) $(filter-out Makefile,$^) -o $@ $(LDLIBS)
+test: $(if $(shell command -v $(MPICC) 2>/dev/null),build/mpi/viscnn)
 
 build/tests/%: tests/%.c build/libviscnn.a Makefile
 	@mkdir -p build/tests

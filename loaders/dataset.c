@@ -57,6 +57,8 @@ int dataset_open(vc_dataset *d, const char *path, vc_error *err) {
     int cap = 0;
     const char *base = strrchr(path, '/');
     base = base && base[1] ? base + 1 : path;
+    size_t pl = strlen(path);
+    if (S_ISREG(st.st_mode) && pl > 4 && !strcasecmp(path + pl - 4, ".txt")) return dataset_open_list(d, path, err);
     if (!S_ISDIR(st.st_mode)) {
         add_image(d, &cap, path, 0);
         d->n_cat = 1;

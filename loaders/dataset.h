@@ -19,6 +19,9 @@ typedef struct {
 } vc_dataset;
 
 int dataset_open(vc_dataset *d, const char *path, vc_error *err);
+// PATH ending in .txt (a file): a list of images, one per line with an
+// optional label (loaders/imagelist.c); dataset_open calls it.
+int dataset_open_list(vc_dataset *d, const char *path, vc_error *err);
 void dataset_free(vc_dataset *d);
 // Whether two names are equal ignoring case, with ' ', '_' and '-' alike
 // ("Ankle boot" = "ankle_boot" = "ANKLE-BOOT").

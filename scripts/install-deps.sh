@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 pkgs="build-essential pkg-config libopenblas-dev libopenblas0-openmp liblapacke-dev libpng-dev zlib1g-dev libjpeg62-turbo-dev
 libcjson-dev libmicrohttpd-dev libfftw3-dev chromium python3-torch python3-torchvision python3-numpy python3-pil python3-skimage opencv-doc
 dataset-fashion-mnist darknet"
+# OpenMPI: make MPI=1 and its tests (tests/test_mpi.py, docs/mpi.md)
+pkgs="$pkgs libopenmpi-dev openmpi-bin"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -45,6 +45,12 @@ if command -v nvcc >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/nvcc ]; then
 else
     echo "  ✗ nvcc (optional: CUDA backend not built)"
 fi
+if command -v mpicc >/dev/null 2>&1 && command -v mpirun >/dev/null 2>&1 &&
+   printf '#include <mpi.h>\nint main(void){return MPI_Init(0,0);}\n' | mpicc -x c - -o /dev/null >/dev/null 2>&1; then
+    echo "  ✓ OpenMPI (mpicc, mpirun: make MPI=1, the MPI tests)"
+else
+    echo "  ✗ OpenMPI (optional: libopenmpi-dev openmpi-bin for make MPI=1 and the MPI tests)"
+fi
 if [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import torch, torchvision, numpy' >/dev/null 2>&1; then
     echo "  ✓ PyTorch for tests and tools (/usr/bin/python3: torch, torchvision, numpy)"
 else

@@ -101,6 +101,9 @@ fi
 run "libviscnn.so exports (abi/symbols.txt)" 1 tests/test_abi.sh
 run "C library threads under ThreadSanitizer" 1 tests/test_api_tsan.sh
 run "C library: install, pkg-config, examples vs the CLI" 1 tests/test_install.sh
+# MPI (issue 18): mpirun -np 1/2/3 against the single process, a failing
+# rank, kill and resume (FAILs when OpenMPI or build/mpi/viscnn is missing)
+run "mpi (mpirun -np 1/2/3 parity, failing rank, kill and resume)" 1 $PY tests/test_mpi.py
 # The GUI: its server (bad requests under ASan, cache, timing), then the page
 # in headless Chromium (screenshots in build/test-gui/)
 run "viscnn serve (bad requests, concurrency, cache, timing)" 1 $PY tests/test_server.py

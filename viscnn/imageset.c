@@ -45,14 +45,9 @@ int progress(const char *label, int done, int total) {
     return 0;
 }
 
-int imageset_open(vc_imageset *s, const vc_model *m, cli_args *a, int by_label, vc_error *err) {
-    memset(s, 0, sizeof *s);
-    s->m = m;
-    const char *images = cli_opt(a, "images"), *input = cli_opt(a, "input"), *labels = cli_opt(a, "labels");
-    if (!images) images = cli_opt(a, "image");
-    if (!!images == !!input) return vc_fail(err, VC_EINPUT, "%s: give --images PATH or --input X.npy (one of them)", a->cmd);
-    if (labels && !input) return vc_fail(err, VC_EINPUT, "%s: --labels goes with --input", a->cmd);
-    if (images) return imageset_open_path(s, m, images, err);
+// The --input X.npy [--labels L.npy] part of imageset_open.
+static int open_input(vc_imageset *s, const vc_model *m, cli_args *a, const char *input, const char *labels, int by_label,
+                      vc_error *err) {
     int rc = cli_load_batch(m, a, 0, NULL, &s->x, &s->n, err);
     if (rc) return rc;
     s->source = input;
@@ -100,6 +95,24 @@ void imageset_weights_only(vc_imageset *s, const vc_model *m) {
     s->n_cat = 1;
     s->cat_names = malloc_check(sizeof(char *));
     s->cat_names[0] = strdup_check("weights");
+}
+
+int imageset_open(vc_imageset *s, const vc_model *m, cli_args *a, int by_label, vc_error *err) {
+    memset(s, 0, sizeof *s);
+    s->m = m;
+    const char *images = cli_opt(a, "images"), *input = cli_opt(a, "input"), *labels = cli_opt(a, "labels");
+    const char *ck = cli_opt(a, "checkpoint");
+    if (!images) images = cli_opt(a, "image");
+    if (!!images == !!input) return vc_fail(err, VC_EINPUT, "%s: give --images PATH or --input X.npy (one of them)", a->cmd);
+    if (labels && !input) return vc_fail(err, VC_EINPUT, "%s: --labels goes with --input", a->cmd);
+    int every, rc = cli_int(a, "checkpoint-every", 1024, 1, 1 << 30, &every, err);
+    if (rc) return rc;
+    if (!ck && cli_opt(a, "checkpoint-every"))
+        return vc_fail(err, VC_EINPUT, "%s: --checkpoint-every goes with --checkpoint DIR", a->cmd);
+    rc = images ? imageset_open_path(s, m, images, err) : open_input(s, m, a, input, labels, by_label, err);
+    s->checkpoint = ck;
+    s->checkpoint_every = every;
+    return rc;
 }
 
 int imageset_open_path(vc_imageset *s, const vc_model *m, const char *path, vc_error *err) {
@@ -173,52 +186,6 @@ int imageset_load(const vc_imageset *s, const int *idx, int n, float *x, int *la
         if (labels) labels[k] = s->label[idx[k]];
     }
     return VC_OK;
-}
-
-int importance_over_set(vc_set_scores *out, const vc_model *m, vc_metric metric, const vc_target *t,
-                        const vc_imageset *s, int batch, vc_error *err) {
-    return importance_over_set_setup(out, m, metric, t, s, batch, NULL, NULL, err);
-}
-
-int importance_over_set_setup(vc_set_scores *out, const vc_model *m, vc_metric metric, const vc_target *t,
-                              const vc_imageset *s, int batch, int (*setup)(vc_run *, const void *, vc_error *),
-                              const void *ctx, vc_error *err) {
-    memset(out, 0, sizeof *out);
-    out->n_cat = s->n_cat;
-    out->cat_names = s->cat_names;
-    out->cat = calloc_check(s->n_cat, sizeof(vc_scores));
-    out->cat_images = calloc_check(s->n_cat, sizeof(int));
-    float *x = malloc_check((size_t)batch * m->nodes[0].size * sizeof(float));
-    int *idx = malloc_check(batch * sizeof(int)), *lab = malloc_check(batch * sizeof(int));
-    int rc = VC_OK, done = 0;
-    for (int c = 0; c < s->n_cat && !rc; c++) {
-        vc_importance im;
-        rc = importance_begin(&im, m, metric, t, batch, err);
-        if (!rc) rc = importance_set_setup(&im, setup, ctx, err);
-        for (int i = 0; i < s->n && !rc;) {
-            int n = 0;
-            for (; i < s->n && n < batch; i++) if (s->cat[i] == c) idx[n++] = i;
-            if (!n) break;
-            if (metric != VC_M_WEIGHT) rc = imageset_load(s, idx, n, x, lab, err);
-            if (!rc) rc = importance_add(&im, x, n, lab, err);
-            done += n;
-            if (!rc && progress("importance", done, s->n)) rc = vc_fail(err, VC_EINPUT, "cancelled");
-        }
-        if (!rc) {
-            importance_end(&im, &out->cat[c]);
-            out->cat_images[c] = im.images;
-            out->images += im.images;
-        }
-        importance_free(&im);
-    }
-    if (!rc) {   // overall: the mean of the categories, each weighing the same
-        scores_copy(&out->overall, &out->cat[0]);
-        for (int c = 1; c < s->n_cat; c++) scores_axpby(&out->overall, 1.0f, &out->cat[c], 1.0f);
-        scores_axpby(&out->overall, 1.0f / s->n_cat, &out->overall, 0.0f);
-    }
-    free(x); free(idx); free(lab);
-    if (rc) set_scores_free(out);
-    return rc;
 }
 
 void set_scores_free(vc_set_scores *s) {

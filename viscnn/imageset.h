@@ -16,6 +16,8 @@ typedef struct vc_imageset {
     float *x;                 // --input: the whole (n, C, H, W) batch
     const vc_model *m;
     const char *source;       // PATH or X.npy, for messages and exports
+    const char *checkpoint;   // --checkpoint DIR (importance_over_set's partial sums), or NULL
+    int checkpoint_every;     // --checkpoint-every K: this rank's images between checkpoints
 } vc_imageset;
 
 // by_label: with --input and --labels, make one category per label value.
@@ -49,6 +51,12 @@ typedef struct {
     int images;
 } vc_set_scores;
 
+// The images are split into units, the batches the one-process loop makes
+// (per category, in order, `batch` images each); under MPI rank r scores the
+// units u with u % ranks == r, decoding the next unit while it computes this
+// one, and the ranks' double sums are added (dist_sum) at the end, so every
+// rank returns the same scores (docs/mpi.md). With s->checkpoint the partial
+// sums are saved and resumed (checkpoint.h); not for the setup variant.
 int importance_over_set(vc_set_scores *out, const vc_model *m, vc_metric metric, const vc_target *t,
                         const vc_imageset *s, int batch, vc_error *err);
 // The same on a modified network (setup: see importance_set_setup).

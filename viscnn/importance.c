@@ -152,25 +152,42 @@ int importance_begin(vc_importance *im, const vc_model *m, vc_metric metric, con
     im->target = *t;
     im->batch = batch;
     scores_init(&im->sum, m, t->layer >= 0 ? t->layer : -1);
+    int nl = im->sum.n_layers ? im->sum.n_layers : 1;
+    im->off_nodes = malloc_check(nl * sizeof(size_t));
+    im->off_edges = malloc_check(nl * sizeof(size_t));
+    im->off_snip = malloc_check(nl * sizeof(size_t));
+    size_t n = 1;
+    for (int l = 0; l < im->sum.n_layers; l++) {
+        im->off_nodes[l] = n;
+        n += im->sum.l[l].cout;
+        im->off_edges[l] = n;
+        n += (size_t)im->sum.l[l].cout * im->sum.l[l].cg;
+    }
+    for (int l = 0; l < im->sum.n_layers; l++) {
+        im->off_snip[l] = n;
+        if (metric == VC_M_SNIP) n += m->params[m->nodes[im->sum.l[l].node].param[VC_P_WEIGHT]].size;
+    }
+    im->acc_n = n;
+    im->acc = im->own_acc = calloc_check(n, sizeof(double));
     if (metric == VC_M_WEIGHT) return VC_OK;
     im->r = vc_run_new(m, batch);
     im->seed = malloc_check((size_t)batch * m->nodes[t->stop].size * sizeof(float));
-    size_t most_c = 1;
-    for (int l = 0; l < im->sum.n_layers; l++)
+    size_t most_c = 1, most_e = 1;
+    for (int l = 0; l < im->sum.n_layers; l++) {
         if ((size_t)im->sum.l[l].cout > most_c) most_c = (size_t)im->sum.l[l].cout;
-    im->node_sums = malloc_check((size_t)batch * most_c * sizeof(double));
-    if (metric == VC_M_SNIP) {
-        im->snip_g = calloc_check(im->sum.n_layers ? im->sum.n_layers : 1, sizeof(float *));
-        for (int l = 0; l < im->sum.n_layers; l++)
-            im->snip_g[l] = calloc_check(m->params[m->nodes[im->sum.l[l].node].param[VC_P_WEIGHT]].size, sizeof(float));
+        size_t e = (size_t)im->sum.l[l].cout * im->sum.l[l].cg;
+        if (e > most_e) most_e = e;
     }
+    im->node_sums = malloc_check((size_t)batch * most_c * sizeof(double));
+    im->edge_sums = malloc_check(most_e * sizeof(float));
     return VC_OK;
 }
 
 // Per-image node sums of layer L, added to the set's sums. The sums over each
 // map are made where the run lives (vc_run_node_sums); here, per channel in
-// image order, they are averaged and added.
-static int add_node_scores(vc_importance *im, const vc_layer_scores *L, vc_layer_scores *S, int N, vc_error *err) {
+// image order, each image's score (a float) is added to the double sums.
+static int add_node_scores(vc_importance *im, const vc_layer_scores *L, double *S_nodes, double *S_edges, int N,
+                           vc_error *err) {
     const vc_node *zn = &im->m->nodes[L->z_node];
     const int m = zn->h * zn->w, C = L->cout;
     vc_node_sum kind = im->metric == VC_M_ACTXGRAD ? VC_SUM_RELU_Z_ABS_G : im->metric == VC_M_ACT ? VC_SUM_RELU_Z
@@ -181,14 +198,19 @@ static int add_node_scores(vc_importance *im, const vc_layer_scores *L, vc_layer
         for (int n = 0; n < N; n++) {
             double s = im->node_sums[(size_t)n * C + j];
             if (im->metric == VC_M_TAYLOR) s = fabs(s);
-            S->nodes[j] += (float)(s / m);
+            const float v = (float)(s / m);   // the image's score, a float; summed in double
+            S_nodes[j] += v;
             if (im->metric == VC_M_GRAD)   // a grad edge scores as its out-node
-                for (int i = 0; i < L->cg; i++) S->edges[(size_t)j * L->cg + i] += (float)(s / m);
+                for (int i = 0; i < L->cg; i++) S_edges[(size_t)j * L->cg + i] += v;
         }
     return VC_OK;
 }
 
-static int add_edge_scores(vc_importance *im, const vc_layer_scores *L, vc_layer_scores *S, vc_error *err) {
+// The batch's edge scores of layer L, reduced over the batch where the run
+// lives (vc_run_edge_scores, into a float buffer), then added to the set's
+// double sums. Batches are the units MPI ranks share (docs/mpi.md), so the
+// sums do not depend on the number of ranks.
+static int add_edge_scores(vc_importance *im, const vc_layer_scores *L, double *S_edges, vc_error *err) {
     const vc_node *c = &im->m->nodes[L->node];
     conv2d_dims d = {.H = im->m->nodes[L->in_node].h, .W = im->m->nodes[L->in_node].w, .kh = c->a.kernel[0], .kw = c->a.kernel[1],
                      .sh = c->a.stride[0], .sw = c->a.stride[1], .ph = c->a.padding[0], .pw = c->a.padding[1],
@@ -196,7 +218,12 @@ static int add_edge_scores(vc_importance *im, const vc_layer_scores *L, vc_layer
     conv2d_dims_finish(&d);
     if (!vc_run_has_grad(im->r, L->node) && im->metric != VC_M_ACT) return VC_OK;   // not upstream of the target: all zero
     vc_edge_score kind = im->metric == VC_M_ACTXGRAD ? VC_EDGE_ABS_EG : im->metric == VC_M_TAYLOR ? VC_EDGE_EG_ABS : VC_EDGE_ABS_E;
-    return vc_run_edge_scores(im->r, L->node, kind, 1.0f / (float)(d.Ho * d.Wo), S->edges, err);
+    size_t ne = (size_t)L->cout * L->cg;
+    memset(im->edge_sums, 0, ne * sizeof(float));
+    int rc = vc_run_edge_scores(im->r, L->node, kind, 1.0f / (float)(d.Ho * d.Wo), im->edge_sums, err);
+    if (rc) return rc;
+    for (size_t k = 0; k < ne; k++) S_edges[k] += im->edge_sums[k];
+    return VC_OK;
 }
 
 int importance_set_setup(vc_importance *im, int (*fn)(vc_run *r, const void *ctx, vc_error *err), const void *ctx,
@@ -207,7 +234,7 @@ int importance_set_setup(vc_importance *im, int (*fn)(vc_run *r, const void *ctx
 }
 
 int importance_add(vc_importance *im, const float *x, int N, const int *labels, vc_error *err) {
-    if (im->metric == VC_M_WEIGHT) { im->images += N; return VC_OK; }
+    if (im->metric == VC_M_WEIGHT) { im->images += N; im->acc[0] += N; return VC_OK; }
     VC_ASSERT(N <= im->batch);
     int rc = VC_OK;
     if (N != vc_run_batch(im->r)) {   // a short last batch
@@ -224,15 +251,18 @@ int importance_add(vc_importance *im, const float *x, int N, const int *labels, 
         for (int l = 0; l < im->sum.n_layers; l++) {
             int p = im->m->nodes[im->sum.l[l].node].param[VC_P_WEIGHT];
             const float *gw = vc_run_param_grad(im->r, p);
-            for (size_t k = 0; gw && k < im->m->params[p].size; k++) im->snip_g[l][k] += gw[k];
+            double *G = im->acc + im->off_snip[l];
+            for (size_t k = 0; gw && k < im->m->params[p].size; k++) G[k] += gw[k];
         }
         vc_run_zero_param_grads(im->r);
     } else
         for (int l = 0; l < im->sum.n_layers; l++) {
-            if ((rc = add_node_scores(im, &im->sum.l[l], &im->sum.l[l], N, err))) return rc;
-            if (im->metric != VC_M_GRAD && (rc = add_edge_scores(im, &im->sum.l[l], &im->sum.l[l], err))) return rc;
+            double *nodes = im->acc + im->off_nodes[l], *edges = im->acc + im->off_edges[l];
+            if ((rc = add_node_scores(im, &im->sum.l[l], nodes, edges, N, err))) return rc;
+            if (im->metric != VC_M_GRAD && (rc = add_edge_scores(im, &im->sum.l[l], edges, err))) return rc;
         }
     im->images += N;
+    im->acc[0] += N;
     return VC_OK;
 }
 
@@ -244,35 +274,34 @@ void importance_end(vc_importance *im, vc_scores *out) {
         const vc_node *c = &m->nodes[L->node];
         const int kk = c->a.kernel[0] * c->a.kernel[1];
         const float *w = m->params[c->param[VC_P_WEIGHT]].data;
-        const float *gw = im->snip_g ? im->snip_g[l] : NULL;
+        const double *gw = im->metric == VC_M_SNIP ? im->acc + im->off_snip[l] : NULL;
         if (im->metric == VC_M_WEIGHT || im->metric == VC_M_SNIP) {
             for (int j = 0; j < L->cout; j++) {
                 double node = 0;
                 for (int i = 0; i < L->cg; i++) {
                     const float *wk = w + ((size_t)j * L->cg + i) * kk;
-                    const float *gk = gw ? gw + ((size_t)j * L->cg + i) * kk : NULL;
+                    // G summed in double, then rounded to the float it was before
+                    const double *gk = gw ? gw + ((size_t)j * L->cg + i) * kk : NULL;
                     double s = 0;
-                    for (int k = 0; k < kk; k++) s += fabs(gk ? (double)wk[k] * gk[k] : (double)wk[k]);
-                    if (im->metric == VC_M_SNIP && !gk) s = 0;
+                    for (int k = 0; k < kk; k++) s += fabs(gk ? (double)wk[k] * (float)gk[k] : (double)wk[k]);
                     L->edges[(size_t)j * L->cg + i] = (float)(s / kk);
                     node += s / kk;
                 }
                 L->nodes[j] = (float)(im->metric == VC_M_WEIGHT ? node / L->cg : node);
             }
-        } else if (im->images > 0) {
-            const float inv = 1.0f / (float)im->images;
-            for (int j = 0; j < L->cout; j++) L->nodes[j] *= inv;
-            for (size_t k = 0; k < (size_t)L->cout * L->cg; k++) L->edges[k] *= inv;
+        } else if (im->acc[0] > 0) {
+            const double *sn = im->acc + im->off_nodes[l], *se = im->acc + im->off_edges[l], n = im->acc[0];
+            for (int j = 0; j < L->cout; j++) L->nodes[j] = (float)(sn[j] / n);
+            for (size_t k = 0; k < (size_t)L->cout * L->cg; k++) L->edges[k] = (float)(se[k] / n);
         }
     }
 }
 
 void importance_free(vc_importance *im) {
-    for (int l = 0; im->snip_g && l < im->sum.n_layers; l++) free(im->snip_g[l]);
-    free(im->snip_g);
+    free(im->own_acc); free(im->off_nodes); free(im->off_edges); free(im->off_snip);
     scores_free(&im->sum);
     vc_run_free(im->r);
-    free(im->seed); free(im->node_sums);
+    free(im->seed); free(im->node_sums); free(im->edge_sums);
     memset(im, 0, sizeof *im);
 }
 

@@ -31,13 +31,23 @@ typedef struct {
     const vc_model *m;
     vc_metric metric;
     vc_target target;
-    vc_scores sum;            // sums of per-image scores
-    int images;
+    vc_scores sum;            // the layout of the scores (its floats stay 0; the sums are in acc)
+    int images;               // images added through this accumulator (acc[0] counts those of acc)
+    // The sums, in double, so that they do not depend on how the images were
+    // split (docs/mpi.md): acc[0] = images, then per layer its cout node sums
+    // and cout*cg edge sums, then (snip) per layer the sum of dF/dW. Per-image
+    // contributions are the same floats as before; only the running sums are
+    // double. acc may be pointed at another array of acc_n doubles (one per
+    // category, a checkpoint, a reduction): importance_add and importance_end
+    // use whatever it points to.
+    double *acc, *own_acc;
+    size_t acc_n;
+    size_t *off_nodes, *off_edges, *off_snip;   // (n_layers) offsets into acc
     vc_run *r;
     int batch;
     float *seed;
     double *node_sums;        // (batch, most out-channels of a layer): vc_run_node_sums' output
-    float **snip_g;           // snip: per layer, sum over the set of dF/dW
+    float *edge_sums;         // (most cout*cg of a layer): one batch's edge scores, vc_run_edge_scores' output
     int (*setup)(vc_run *r, const void *ctx, vc_error *err);   // run on every run it makes (circuit masks); NULL: none
     const void *setup_ctx;
 } vc_importance;

@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "../export.h"
 #include "../imageset.h"
+#include "../dist.h"
 #include "../../engine/util.h"
 
 #define MAX_CURVE 64
@@ -188,7 +189,7 @@ int cmd_circuit(int argc, char **argv, vc_error *err) {
         rc = contrast_scores(&con, &ss, expr, err);
         if (!rc) rc = contrast_clamped(&clamped, &n_scores, &ss, expr, err);
         raw = &con;
-        if (!rc) {
+        if (!rc && dist_is_root()) {
             fprintf(stderr, "circuit: contrast \"%s\" clamped %zu of %zu scores (%.1f%%) from negative to 0\n", expr, clamped,
                     n_scores, n_scores ? 100.0 * (double)clamped / (double)n_scores : 0.0);
             size_t positive = 0;
@@ -209,16 +210,19 @@ int cmd_circuit(int argc, char **argv, vc_error *err) {
         rc = circuit_extract_iterative(&c, &iter_scores, m, metric, &t, &set, cat, raw, &spec, batch, err);
         if (!rc) raw = &iter_scores;
     } else if (!rc) rc = circuit_extract(&c, m, raw, &t, &spec, err);
-    if (!rc && faith) {
+    // Under MPI every rank has the scores and the circuit (the iterative rounds
+    // score on all ranks); faithfulness, the pruned model and the output are rank 0's.
+    const int root = dist_is_root();
+    if (!rc && faith && root) {
         rc = faith_reference(&ref, m, &t, ev, eidx, n_eval, batch, err);
         if (!rc) rc = faith_measure(&fc, &ref, m, &t, raw, &c, ev, batch, err);
         if (!rc && n_curve) rc = faith_curve(curve, curve_fr, n_curve, m, single, &t, &ref, ev, batch, err);
     }
-    if (!rc && pruned) rc = circuit_write_pruned(pruned, m, raw, &c, err);
-    if (!rc && pruned) cli_wrote(pruned, "the circuit as a model (the rest zeroed)", t0);
-    FILE *f = rc ? NULL : export_open(out, err);
-    if (!rc && !f) rc = VC_EINPUT;
-    if (!rc) {
+    if (!rc && pruned && root) rc = circuit_write_pruned(pruned, m, raw, &c, err);
+    if (!rc && pruned && root) cli_wrote(pruned, "the circuit as a model (the rest zeroed)", t0);
+    FILE *f = rc || !root ? NULL : export_open(out, err);
+    if (!rc && root && !f) rc = VC_EINPUT;
+    if (f) {
         char mode_text[64];
         circuit_spec_text(&spec, mode_text, sizeof mode_text);
         circuit_normalize(&norm, raw, m, &t);

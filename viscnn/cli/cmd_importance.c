@@ -5,6 +5,7 @@
 #include "../contrast.h"
 #include "../export.h"
 #include "../imageset.h"
+#include "../dist.h"
 #include "../../engine/util.h"
 
 // Evaluates a contrast over the set's categories (and "overall") into out.
@@ -85,16 +86,17 @@ int cmd_importance(int argc, char **argv, vc_error *err) {
     if (!rc) imageset_warn(&set);
     if (!rc) rc = importance_over_set(&ss, m, metric, &t, &set, batch, err);
     if (!rc && expr) rc = contrast_scores(&con, &ss, expr, err);
-    FILE *f = rc ? NULL : export_open(out, err);
-    if (!rc && !f) rc = VC_EINPUT;
-    if (!rc && csv) {
+    int write = !rc && dist_is_root();   // under MPI every rank has the scores; rank 0 writes
+    FILE *f = !write ? NULL : export_open(out, err);
+    if (write && !f) rc = VC_EINPUT;
+    if (f && csv) {
         fprintf(f, by_class || expr ? "kind,layer,out,in,score,category\n" : "kind,layer,out,in,score\n");
         export_scores_csv(f, m, scores_view(&view, &ss.overall, m, layers, n_layers), by_class || expr ? "overall" : NULL);
         for (int c = 0; by_class && c < ss.n_cat; c++)
             export_scores_csv(f, m, scores_view(&view, &ss.cat[c], m, layers, n_layers), ss.cat_names[c]);
         if (expr) export_scores_csv(f, m, scores_view(&view, &con, m, layers, n_layers), expr);
         rc = export_close(f, out, 1, err);
-    } else if (!rc) {
+    } else if (f) {
         fprintf(f, "{\"metric\": \"%s\", \"target\": ", vc_metric_names[metric]);
         export_string(f, t.text);
         fprintf(f, ", \"images\": %d, \"source\": ", ss.images);

@@ -25,6 +25,7 @@
 #include "cli.h"
 #include "../export.h"
 #include "../imageset.h"
+#include "../dist.h"
 #include "../projection.h"
 
 int cmd_project(int argc, char **argv, vc_error *err) {
@@ -65,13 +66,14 @@ int cmd_project(int argc, char **argv, vc_error *err) {
                      pstr, set.source, set.n_cat, set.x ? " (give --labels L.npy to make one category per label)" : "");
     if (!rc && need) imageset_warn(&set);
     if (!rc && need) rc = importance_over_set(&ss, m, metric, &t, &set, batch, err);
-    if (!rc) {
+    const int root = dist_is_root();   // under MPI: all ranks score, rank 0 lays out and writes
+    if (!rc && root) {
         dgraph_build(&g, m);
         rc = projection_run(&lay, m, &g, proj, need ? &ss : NULL, err);
     }
-    FILE *f = rc ? NULL : export_open(out, err);
-    if (!rc && !f) rc = VC_EINPUT;
-    if (!rc) {
+    FILE *f = rc || !root ? NULL : export_open(out, err);
+    if (!rc && root && !f) rc = VC_EINPUT;
+    if (f) {
         fprintf(f, "{\"projection\": \"%s\", \"model\": ", vc_projection_names[proj]);
         export_string(f, m->path);
         if (need) {

@@ -14,7 +14,8 @@
 #define IMAGES_NOTE                                                                                          \
     "PATH is one image, a folder of images, or a folder of class subfolders (each a category; folder names "  \
     "are matched to the model's labels ignoring case, with space, _ and - alike). Folders that match no "     \
-    "label and images that would be skipped are named in a warning."
+    "label and images that would be skipped are named in a warning. PATH may also be a list file (.txt): one "   \
+    "image path per line, optionally followed by a label; under mpirun each rank reads only its share."
 
 const cli_help_entry cli_help[] = {
     {"info", "MODEL [--json]", "layers, shapes, labels, nodes, edges and parameters of a model", NULL, {
@@ -38,6 +39,8 @@ const cli_help_entry cli_help[] = {
         {"circuit", "C.json", "run the network masked to a circuit from viscnn circuit"},
         {"decisions", "D.npz", "write every branching node's decisions (docs/parity.md)"},
         {"o", "OUT.npy|OUT.png", "where to write the output"},
+        {"checkpoint", "DIR", "write partial sums there every K images and resume from them (docs/mpi.md)"},
+        {"checkpoint-every", "K", "images between checkpoints (default 1024)"},
         {"device", "cpu|cuda", "where the runs live (cuda needs a make CUDA=1 build and a GPU; docs/cuda.md)"},
         {"device", "cpu|cuda", "where the runs live (cuda needs a make CUDA=1 build and a GPU; docs/cuda.md)"},
     }},
@@ -62,6 +65,8 @@ const cli_help_entry cli_help[] = {
         {"layer", "L", "write only layer L (repeat for several)"},
         {"batch", "B", "images per forward/backward pass (default 8)"},
         {"o", "OUT.json|OUT.csv", "where to write the scores (format from the extension)"},
+        {"checkpoint", "DIR", "write partial sums there every K images and resume from them (docs/mpi.md)"},
+        {"checkpoint-every", "K", "images between checkpoints (default 1024)"},
         {"device", "cpu|cuda", "where the runs live (cuda needs a make CUDA=1 build and a GPU; docs/cuda.md)"},
     }},
     {"edges", "MODEL (--image IMG | --input X.npy) --layer L -o OUT.npy|OUT.png", "the exact per-kernel maps of one conv layer",
@@ -110,6 +115,8 @@ const cli_help_entry cli_help[] = {
         {"metric", "M", "the scores (default actxgrad)"},
         {"batch", "B", "images per pass (default 8)"},
         {"o", "OUT.json", "where to write the layout"},
+        {"checkpoint", "DIR", "write partial sums there every K images and resume from them (docs/mpi.md)"},
+        {"checkpoint-every", "K", "images between checkpoints (default 1024)"},
         {"device", "cpu|cuda", "where the runs live (cuda needs a make CUDA=1 build and a GPU; docs/cuda.md)"},
     }},
     {"serve", "MODEL --images PATH", "the browser GUI",

@@ -5,6 +5,7 @@
 #include <string.h>
 #include "cli.h"
 #include "help.h"
+#include "../dist.h"
 
 static const struct { const char *name; int (*fn)(int, char **, vc_error *); } commands[] = {
     {"info", cmd_info}, {"predict", cmd_predict}, {"forward", cmd_forward},
@@ -58,18 +59,24 @@ int main(int argc, char **argv) {
         vc_error err = {{0}};
         const char *names[N_COMMANDS];
         for (int k = 0; k < N_COMMANDS; k++) names[k] = commands[k].name;
+        // under mpirun these split their images across the ranks (docs/mpi.md)
+        int dist = !strcmp(argv[1], "importance") || !strcmp(argv[1], "circuit") || !strcmp(argv[1], "project");
+        if (dist) dist_start(&argc, &argv);
         int nargs = argc - 2;
         int rc = cli_take_device(argv[1], &nargs, argv + 2, &err);
         if (!rc) rc = commands[i].fn ? commands[i].fn(nargs, argv + 2, &err)
                                      : cli_help_command(nargs, argv + 2, names, N_COMMANDS, &err);
-        if (rc) {
+        if (rc && !dist_error_quiet()) {   // (an error all ranks agreed on: rank 0 prints it)
             const char *msg = err.msg[0] ? err.msg : "failed";
             size_t cl = strlen(argv[1]);   // messages may already start with "<command>: "
             if (!strncmp(msg, argv[1], cl) && msg[cl] == ':' && msg[cl + 1] == ' ') msg += cl + 2;
             fprintf(stderr, "viscnn %s: %s\n", argv[1], msg);
-            return rc == VC_EINPUT ? 2 : 1;
         }
-        return 0;
+        // an error only this rank saw (not agreed at a collective): the others
+        // may be waiting in one, so end the whole job with this status
+        if (dist && rc && !dist_error_agreed()) dist_abort(rc == VC_EINPUT ? 2 : 1);
+        if (dist) dist_end();   // after rank 0 has printed: the others wait for it here
+        return !rc ? 0 : rc == VC_EINPUT ? 2 : 1;
     }
     fprintf(stderr, "viscnn: unknown command '%s' (try viscnn --help)\n", argv[1]);
     return 2;
