@@ -8,8 +8,12 @@
    calibrated BN, as the command line does) at a small input size, run by
    `viscnn forward` on 4 photographs of data/photos preprocessed by viscnn
    itself (`viscnn predict --save-input`), and compared with the PyTorch
-   module's own float32 logits on that batch: max |ours - torch| / max |torch|
-   <= 1e-4.  Each converted file is deleted after use (build/ stays small).
+   module's own float32 logits on that batch, per photo: max |ours - torch| /
+   max |torch| <= 1e-4.  Exception, printed: a photo on which PyTorch's own
+   float32 is more than 5e-5 from the float64 run of the same graph (seeded
+   efficientnet_v2_s: its activations reach 1e4 and PyTorch's float32 logits
+   are 0.3 off on some photos) must be as close to float64 as PyTorch's is
+   (within 2x).  Each converted file is deleted after use (build/ stays small).
 2. Importance parity with the float64 oracle (tools/torch_reference.py,
    dissection, the engine's hardtanh/hardswish/hardsigmoid/relu/max-pool
    decisions replayed) for mobilenet_v2, efficientnet_b0, shufflenet_v2_x0_5
@@ -57,7 +61,7 @@ FAMILIES = [
     ("resnet", "resnet18", 64), ("resnet (bottleneck)", "resnet50", 64),
     ("resnext", "resnext50_32x4d", 64), ("wide_resnet", "wide_resnet50_2", 64),
     ("densenet", "densenet121", 64), ("googlenet", "googlenet", 64),
-    ("inception_v3", "inception_v3", 96), ("squeezenet", "squeezenet1_1", 64),
+    ("inception_v3", "inception_v3", 299), ("squeezenet", "squeezenet1_1", 64),
     ("regnet_x", "regnet_x_400mf", 64), ("mobilenet_v2", "mobilenet_v2", 64),
     ("mobilenet_v3_small", "mobilenet_v3_small", 64), ("mobilenet_v3_large", "mobilenet_v3_large", 64),
     ("efficientnet", "efficientnet_b0", 64), ("efficientnet_v2", "efficientnet_v2_s", 64),
@@ -149,11 +153,31 @@ def check_logits(family, name, size):
         if not ok:
             report(False, f"{family}: {name} forward", why)
             return
+        xs = torch.from_numpy(vcio.load_npy(x))
         with torch.no_grad():
-            ref = model(torch.from_numpy(vcio.load_npy(x))).numpy()
-        e = rel(vcio.load_npy(out), ref)
-        report(e <= TOL_LOGITS, f"{family}: {name} converts and matches PyTorch's logits on 4 photos at "
-               f"{size}x{size}: rel err {e:.1e} ({time.time() - t:.0f} s)", f"{e:.2e} > {TOL_LOGITS:g}")
+            ref = model(xs).numpy()
+        ours = vcio.load_npy(out)
+        per = [rel(ours[i], ref[i]) for i in range(len(ref))]
+        e, bad, notes = max(per), [i for i, v in enumerate(per) if v > TOL_LOGITS], ""
+        if bad:
+            # An image the model is ill-conditioned on: PyTorch's own float32 is far
+            # from float64 there (seeded efficientnet_v2_s: 0.3 of its logits).  No
+            # float32 engine can meet 1e-4 on it; ours must be as close to float64
+            # as PyTorch's float32 is (within 2x), and every other image must pass.
+            graph, tensors = vcio.read_graph(path)
+            with torch.no_grad():
+                r64 = t2v.run_graph(graph, {k: torch.from_numpy(v).double() for k, v in tensors.items()},
+                                    xs.double()).numpy()
+            still = []
+            for i in bad:
+                t32, o64 = rel(ref[i], r64[i]), rel(ours[i], r64[i])
+                notes += f"; photo {i}: PyTorch float32 {t32:.1e} from float64, ours {o64:.1e}"
+                if not (t32 > TOL_LOGITS / 2 and o64 <= 2 * t32):
+                    still.append(i)
+            bad = still
+        report(not bad, f"{family}: {name} converts and matches PyTorch's logits on 4 photos at "
+               f"{size}x{size}: rel err {e:.1e}{notes} ({time.time() - t:.0f} s)",
+               f"photos {bad}: {[f'{per[i]:.2e}' for i in bad]} > {TOL_LOGITS:g}")
         remove(out)
     finally:
         remove(path)
