@@ -33,7 +33,9 @@ Takes about 8 minutes on 2 busy cores.
 """
 
 import argparse
+import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -178,9 +180,116 @@ def check_logits(family, name, size):
         report(not bad, f"{family}: {name} converts and matches PyTorch's logits on 4 photos at "
                f"{size}x{size}: rel err {e:.1e}{notes} ({time.time() - t:.0f} s)",
                f"photos {bad}: {[f'{per[i]:.2e}' for i in bad]} > {TOL_LOGITS:g}")
+        if name in ANALYSED:
+            check_analysis(family, name, path, x)
         remove(out)
     finally:
         remove(path)
+
+
+# The families with the new ops: a circuit (and, for one, all six metrics) runs
+# on each, and its kernels' input ends are checked against the graph.
+ANALYSED = {"mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0",
+            "efficientnet_v2_s", "mnasnet0_5", "shufflenet_v2_x0_5", "regnet_y_400mf", "convnext_tiny"}
+SIX = ["actxgrad", "act", "grad", "taylor", "weight", "snip"]
+# ops through which a channel keeps its identity (mul: the map operand, its
+# gate is part of the node it scales; layernorm2d and lrn normalise across
+# channels but channel c stays channel c)
+THROUGH = {"batchnorm2d", "relu", "maxpool2d", "avgpool2d", "adaptive_avgpool2d", "dropout",
+           "hardtanh", "hardswish", "hardsigmoid", "sigmoid", "silu", "gelu", "mul",
+           "layernorm2d", "lrn"}
+
+
+def expected_source(nodes, name, ch):
+    """(layer, channel) that channel ch of node `name` comes from, by the
+    semantics of docs/model-format.md: the display layers are convs, adds and
+    the input."""
+    while True:
+        n = nodes.get(name)
+        if n is None or n["op"] in ("conv2d", "add"):
+            return name, ch
+        if n["op"] in THROUGH:
+            name = n["inputs"][0]
+        elif n["op"] == "concat":
+            for i in n["inputs"]:
+                if ch < nodes_c[i]:
+                    name = i
+                    break
+                ch -= nodes_c[i]
+        elif n["op"] == "channel_shuffle":
+            C, g = nodes_c[name], n["attrs"]["groups"]
+            ch = (ch % g) * (C // g) + ch // g
+            name = n["inputs"][0]
+        elif n["op"] == "channel_slice":
+            ch += n["attrs"]["start"]
+            name = n["inputs"][0]
+        else:
+            return None, -1
+
+
+nodes_c = {}
+
+
+def check_analysis(family, name, path, x):
+    """viscnn circuit on 2 photos; every kept kernel's in_layer/in_ch against
+    expected_source; all six metrics on mobilenet_v3_small."""
+    t = time.time()
+    graph, tensors = vcio.read_graph(path)
+    nodes = {n["name"]: n for n in graph["nodes"]}
+    with torch.no_grad():
+        _, env = t2v.run_graph(graph, {k: torch.from_numpy(v) for k, v in tensors.items()},
+                               torch.zeros([1] + graph["input"]["shape"]), keep=True)
+    nodes_c.clear()
+    nodes_c.update({k: v.shape[1] for k, v in env.items()})
+    nodes_c[graph["input"]["name"]] = graph["input"]["shape"][0]
+    imgs = os.path.join(DIR, "imgs")
+    os.makedirs(imgs, exist_ok=True)
+    for p in PHOTOS[:2]:
+        dst = os.path.join(imgs, p)
+        if not os.path.exists(dst):
+            with open(os.path.join(ROOT, "data", "photos", p), "rb") as a, open(dst, "wb") as b:
+                b.write(a.read())
+    cj = os.path.join(DIR, f"circuit_{name}.json")
+    ok, _, why = run([VISCNN, "circuit", path, "--images", imgs, "--target", "class:3",
+                      "--mode", "keep:0.02", "-o", cj], "viscnn circuit")
+    if not ok:
+        report(False, f"{family}: {name} circuit", why)
+        return
+    with open(cj) as f:
+        doc = json.load(f)
+    remove(cj)
+    checked, wrong = 0, []
+    for L in doc["layers"]:
+        if L.get("kind") != "conv":
+            continue
+        n = nodes[L["name"]]
+        w = tensors[n["params"]["weight"]].shape
+        Cog, cg = w[0] // n["attrs"]["groups"], w[1]
+        for e in L["edges"][::max(1, len(L["edges"]) // 500)]:   # up to ~500 a layer
+            i = (e["out_ch"] // Cog) * cg + e["kernel_index"]
+            want = expected_source(nodes, n["inputs"][0], i)
+            want = (want[0] if want[0] != graph["input"]["name"] else want[0], want[1])
+            got = (e["in_layer"], e["in_ch"])
+            checked += 1
+            if got != want and not (want[0] == graph["input"]["name"] and got[1] == want[1]):
+                wrong.append(f"{L['name']} out {e['out_ch']} kernel {e['kernel_index']}: {got} != {want}")
+    report(checked > 0 and not wrong, f"{family}: {name} circuit runs; the input end of {checked} of its "
+           f"kept kernels (up to 500 a layer) is right through gates, shuffles, slices and norms "
+           f"({time.time() - t:.0f} s)", "; ".join(wrong[:3]) or "no kernel kept")
+    if name == "mobilenet_v3_small":
+        lab = os.path.join(DIR, "labels_4.npy")
+        for m in SIX:
+            o = os.path.join(DIR, f"imp_{name}_{m}.json")
+            ok, dt, why = run([VISCNN, "importance", path, "--input", x, "--labels", lab, "--target", "loss",
+                               "--metric", m, "-o", o], "viscnn importance")
+            if ok:
+                d = load_scores(o)
+                vals = np.concatenate([np.asarray(l[p], np.float64).ravel() for l in d["layers"]
+                                       for p in ("nodes", "edges")])
+                ok = bool(np.isfinite(vals).all() and np.abs(vals).max() > 0)
+                why = "non-finite or all-zero scores"
+            remove(o)
+            report(ok, f"{family}: {name} importance --metric {m} runs (finite, not all zero)", why)
 
 
 def layer_errors(ours, ref):
@@ -345,6 +454,8 @@ def main():
     for f in os.listdir(DIR):
         if f.startswith("x") or f.startswith("labels_"):
             remove(os.path.join(DIR, f))
+    if not KEEP:
+        shutil.rmtree(os.path.join(DIR, "imgs"), ignore_errors=True)
     return 1 if failures else 0
 
 
