@@ -70,6 +70,13 @@ void conv2d_winograd_dx(float *dx, const float *dy, const float *w, const conv2d
 // dw: (Co,C,3,3) += the weight gradient of that conv from x and dy.
 void conv2d_winograd_dw(float *dw, const float *x, const float *dy, const conv2d_dims *d);
 
+// Depthwise (groups == C == Co, kernel larger than 1x1): conv2d_forward and
+// conv2d_backward's dx and dw take the direct kernel of ops/conv2d_depthwise.c.
+int conv2d_depthwise_applies(const conv2d_dims *d);
+void conv2d_depthwise_forward(float *y, const float *x, const float *w, const float *b, const conv2d_dims *d);
+void conv2d_depthwise_backward(float *dx, float *dw, const float *dy, const float *x, const float *w,
+                               const conv2d_dims *d);
+
 // ---- linear (ops/linear.c): y = x w^T + b ---------------------------------
 // y: (N,Out)  x: (N,In)  w: (Out,In)  b: (Out) or NULL
 void linear_forward(float *y, const float *x, const float *w, const float *b, int N, int In, int Out);

@@ -1,6 +1,7 @@
 // test_ops_families.c: the ops of the mobile and modern CNN families (issue 20):
 // hardtanh (relu6), hardswish, hardsigmoid, sigmoid, silu, gelu, mul with
-// channel broadcasting, layernorm2d, channel_shuffle, channel_slice.
+// channel broadcasting, layernorm2d, channel_shuffle, channel_slice; and the
+// direct depthwise conv kernel (ops/conv2d_depthwise.c) against conv2d_*_ref.
 //
 // Each op is wrapped as a function of one flat vector v (its input and, where it
 // has them, its second operand or parameters, concatenated) so that one harness
@@ -250,9 +251,43 @@ static void hand_cases(void) {
     check_vals("layernorm2d hand", ly, (const float[]){-2, 2}, 2, 1e-5);
 }
 
+// The direct depthwise kernel against conv2d's plain reference (itself held to
+// finite differences in test_ops_conv.c), on the geometries the families use.
+static void depthwise_case(int N, int C, int H, int k, int s, int p, int dil) {
+    conv2d_dims d = {.N = N, .C = C, .H = H, .W = H + 3, .Co = C, .kh = k, .kw = k, .sh = s, .sw = s,
+                     .ph = p, .pw = p, .dh = dil, .dw = dil, .groups = C};
+    conv2d_dims_finish(&d);
+    char name[160];
+    snprintf(name, sizeof name, "conv2d depthwise direct N=%d C=%d H=%d W=%d k=%d s=%d p=%d d=%d", N, C, H, H + 3, k, s, p, dil);
+    if (!tu_selected(name)) return;
+    size_t nx = (size_t)N * C * d.H * d.W, ny = (size_t)N * C * d.Ho * d.Wo, nw = (size_t)C * k * k;
+    float *x = tu_rand(&rng, nx), *w = tu_rand(&rng, nw), *b = tu_rand(&rng, C), *dy = tu_rand(&rng, ny);
+    float *y = tu_zeros(ny), *yr = tu_zeros(ny), *dx = tu_rand(&rng, nx), *dxr = malloc(nx * sizeof(float));
+    float *dw = tu_rand(&rng, nw), *dwr = malloc(nw * sizeof(float)), *db = tu_zeros(C), *dbr = tu_zeros(C);
+    memcpy(dxr, dx, nx * sizeof(float));   // pre-filled: the backward must add
+    memcpy(dwr, dw, nw * sizeof(float));
+    int applies = conv2d_depthwise_applies(&d);
+    conv2d_forward(y, x, w, b, &d);
+    conv2d_forward_ref(yr, x, w, b, &d);
+    conv2d_backward(dx, dw, db, dy, x, w, &d);
+    conv2d_backward_ref(dxr, dwr, dbr, dy, x, w, &d);
+    double ey = tu_rel_err(y, yr, ny, 1e-6), ex = tu_rel_err(dx, dxr, nx, 1e-6), ew = tu_rel_err(dw, dwr, nw, 1e-6);
+    tu_report(name, applies && ey <= 1e-6 && ex <= 1e-6 && ew <= 1e-5,
+              "applies %d, rel err y %.3g dx %.3g dw %.3g", applies, ey, ex, ew);
+    free(x); free(w); free(b); free(dy); free(y); free(yr); free(dx); free(dxr); free(dw); free(dwr); free(db); free(dbr);
+}
+
 int main(int argc, char **argv) {
     tu_init(argc, argv);
     hand_cases();
+    depthwise_case(2, 5, 9, 3, 1, 1, 1);
+    depthwise_case(2, 5, 9, 3, 2, 1, 1);
+    depthwise_case(1, 4, 12, 5, 2, 2, 1);
+    depthwise_case(2, 3, 11, 7, 1, 3, 1);
+    depthwise_case(1, 3, 10, 3, 1, 2, 2);
+    depthwise_case(3, 64, 28, 3, 1, 1, 1);   // large enough for the threads
+    depthwise_case(1, 6, 4, 3, 1, 0, 1);     // no padding, 2x5 output
+    depthwise_case(1, 2, 3, 5, 2, 2, 1);     // kernel larger than the map
     both_sizes((op_case){"relu6", .fwd = relu6_f, .bwd = relu6_b}, 0, 0, 8.0f);
     both_sizes((op_case){"hardswish", .fwd = hswish_f, .bwd = hswish_b}, 0, 0, 5.0f);
     both_sizes((op_case){"hardsigmoid", .fwd = hsig_f, .bwd = hsig_b}, 0, 0, 5.0f);
