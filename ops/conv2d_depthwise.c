@@ -8,10 +8,14 @@
 //   y[n,c,oh,ow] = b[c] + sum_{i,j} w[c,i,j] x[n,c, oh*sh - ph + i*dh, ow*sw - pw + j*dw]
 // Parallel over (image, channel); dw: over channels (each sums its images).
 // The reference is conv2d_forward_ref / conv2d_backward_ref (ops/conv2d.c).
+#include <stdlib.h>
 #include <string.h>
 #include "ops.h"
 
+// VISCNN_NO_DEPTHWISE=1 sends these convs to im2col (benchmarks/families.sh compares the two).
 int conv2d_depthwise_applies(const conv2d_dims *d) {
+    const char *e = getenv("VISCNN_NO_DEPTHWISE");
+    if (e && *e && *e != '0') return 0;
     return d->groups > 1 && d->groups == d->C && d->Co == d->C && d->kh * d->kw > 1 && d->kh * d->kw <= 64 * 64;
 }
 

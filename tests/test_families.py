@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Every CNN family of torchvision 0.14 converts, runs and is analysed (issue 20).
 
-    /usr/bin/python3 tests/test_families.py [--only NAME[,NAME...]] [--skip-parity] [--keep]
+    /usr/bin/python3 tests/test_families.py [--only NAME[,NAME...]] [--skip-logits] [--skip-pth]
+        [--skip-parity] [--keep]
 
 1. Logits: the smallest variant of each family (table in docs/families.md) is
    converted in-process with tools/torch2viscnn.py (--seed 0: seeded weights,
@@ -27,6 +28,11 @@
 3. Exact edges: `viscnn edges --grad --target loss` of one depthwise and one
    1x1 conv of each of those four models against the replayed oracle's
    --edges maps and gradient, pointwise, <= 1e-5 relative.
+
+4. Native .pth: for the built-in templates mobilenet_v2, mobilenet_v3_large
+   and efficientnet_b0 (models/arch/), a seeded state dict written by
+   torch.save in the zip and the legacy format converts with `viscnn convert
+   --arch NAME` and matches PyTorch's logits on 2 photos at 224x224, <= 1e-4.
 
 Prints one line per case ("ok   ..." or "FAIL ...: reason"); exits 1 on any FAIL.
 Takes about 8 minutes on 2 busy cores.
@@ -292,6 +298,43 @@ def check_analysis(family, name, path, x):
             report(ok, f"{family}: {name} importance --metric {m} runs (finite, not all zero)", why)
 
 
+# built-in --arch templates (models/arch/*.json) of the new families
+PTH_TEMPLATES = ["mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0"]
+
+
+def check_pth(name):
+    """torch.save of a seeded state dict, zip and legacy formats, converted
+    without Python by `viscnn convert --arch NAME`, runs and matches PyTorch's
+    logits on 2 photos (224x224, the template's input) to <= 1e-4."""
+    t = time.time()
+    parser = argparse.ArgumentParser()
+    t2v.add_model_arguments(parser)
+    spec = t2v.build_model(parser.parse_args(["--torchvision", name, "--seed", "0"]))
+    tmp = []
+    try:
+        for fmt, zipped in (("zip", True), ("legacy", False)):
+            pth = os.path.join(DIR, f"{name}.{fmt}.pth")
+            out = os.path.join(DIR, f"{name}.{fmt}.safetensors")
+            y = os.path.join(DIR, f"{name}.{fmt}.npy")
+            tmp += [pth, out, y]
+            torch.save(spec.model.state_dict(), pth, _use_new_zipfile_serialization=zipped)
+            ok, _, why = run([VISCNN, "convert", pth, "--arch", name, "-o", out], "viscnn convert")
+            if ok:
+                x, _ = photos_batch(out, 224, 2)
+                ok, _, why = run([VISCNN, "forward", out, "--input", x, "-o", y], "viscnn forward")
+            if not ok:
+                report(False, f"native .pth {name} ({fmt})", why)
+                continue
+            with torch.no_grad():
+                ref = spec.model(torch.from_numpy(vcio.load_npy(x))).numpy()
+            e = rel(vcio.load_npy(y), ref)
+            report(e <= TOL_LOGITS, f"native .pth {name} ({fmt} torch.save) converts with --arch {name} and "
+                   f"matches PyTorch's logits on 2 photos at 224x224: rel err {e:.1e} ({time.time() - t:.0f} s)",
+                   f"{e:.2e} > {TOL_LOGITS:g}")
+    finally:
+        remove(*tmp)
+
+
 def layer_errors(ours, ref):
     """Worst per-layer error of ours against ref (and of ref's float32 probe),
     and structural problems."""
@@ -434,6 +477,7 @@ def main():
     ap.add_argument("--only", help="comma-separated model names")
     ap.add_argument("--skip-parity", action="store_true")
     ap.add_argument("--skip-logits", action="store_true")
+    ap.add_argument("--skip-pth", action="store_true")
     ap.add_argument("--keep", action="store_true", help="keep the converted files and outputs")
     args = ap.parse_args()
     KEEP = args.keep
@@ -447,6 +491,10 @@ def main():
         for family, name, size in FAMILIES:
             if only is None or name in only:
                 check_logits(family, name, size)
+    if not args.skip_pth:
+        for name in PTH_TEMPLATES:
+            if only is None or name in only:
+                check_pth(name)
     if not args.skip_parity:
         for name in PARITY:
             if only is None or name in only:

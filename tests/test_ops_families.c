@@ -272,7 +272,7 @@ static void depthwise_case(int N, int C, int H, int k, int s, int p, int dil) {
     conv2d_backward(dx, dw, db, dy, x, w, &d);
     conv2d_backward_ref(dxr, dwr, dbr, dy, x, w, &d);
     double ey = tu_rel_err(y, yr, ny, 1e-6), ex = tu_rel_err(dx, dxr, nx, 1e-6), ew = tu_rel_err(dw, dwr, nw, 1e-6);
-    tu_report(name, applies && ey <= 1e-6 && ex <= 1e-6 && ew <= 1e-5,
+    tu_report(name, (applies || getenv("VISCNN_NO_DEPTHWISE")) && ey <= 1e-6 && ex <= 1e-6 && ew <= 1e-5,
               "applies %d, rel err y %.3g dx %.3g dw %.3g", applies, ey, ex, ew);
     free(x); free(w); free(b); free(dy); free(y); free(yr); free(dx); free(dxr); free(dw); free(dwr); free(db); free(dbr);
 }

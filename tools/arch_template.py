@@ -35,7 +35,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch2viscnn as t2v  # noqa: E402
 
-BUILTIN = ["alexnet", "vgg11", "vgg16", "resnet18", "googlenet"]
+BUILTIN = ["alexnet", "vgg11", "vgg16", "resnet18", "googlenet",
+           "mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0"]   # issue 20
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Preprocessing that differs from the converter's, see the docstring.
