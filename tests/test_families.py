@@ -29,8 +29,8 @@
    1x1 conv of each of those four models against the replayed oracle's
    --edges maps and gradient, pointwise, <= 1e-5 relative.
 
-4. Native .pth: for the built-in templates mobilenet_v2, mobilenet_v3_large
-   and efficientnet_b0 (models/arch/), a seeded state dict written by
+4. Native .pth: for the built-in templates mobilenet_v2, mobilenet_v3_large,
+   efficientnet_b0 and convnext_tiny (models/arch/), a seeded state dict written by
    torch.save in the zip and the legacy format converts with `viscnn convert
    --arch NAME` and matches PyTorch's logits on 2 photos at 224x224, <= 1e-4.
 
@@ -299,7 +299,7 @@ def check_analysis(family, name, path, x):
 
 
 # built-in --arch templates (models/arch/*.json) of the new families
-PTH_TEMPLATES = ["mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0"]
+PTH_TEMPLATES = ["mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0", "convnext_tiny"]
 
 
 def check_pth(name):
