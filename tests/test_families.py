@@ -35,7 +35,7 @@
    --arch NAME` and matches PyTorch's logits on 2 photos at 224x224, <= 1e-4.
 
 Prints one line per case ("ok   ..." or "FAIL ...: reason"); exits 1 on any FAIL.
-Takes about 8 minutes on 2 busy cores.
+Takes about 15 minutes on 2 busy cores (--only, --skip-* narrow it).
 """
 
 import argparse
