@@ -85,6 +85,10 @@ static int parse_attrs(vc_node *n, cJSON *attrs, const char *path, vc_error *err
     a->beta = (float)attr_num(attrs, "beta", 0.75);
     a->k = (float)attr_num(attrs, "k", 1.0);
     a->p = (float)attr_num(attrs, "p", 0.5);
+    a->min_val = (float)attr_num(attrs, "min_val", -1.0);
+    a->max_val = (float)attr_num(attrs, "max_val", 1.0);
+    a->start = (int)attr_num(attrs, "start", 0);
+    a->end = (int)attr_num(attrs, "end", 0);
     return VC_OK;
 }
 
@@ -215,7 +219,7 @@ static int build(vc_model *m, const tensor_table *f, cJSON *g, vc_error *err) {
     for (cJSON *e = nodes->child; e && !rc; e = e->next, i++) {
         cJSON *ins = cJSON_GetObjectItemCaseSensitive(e, "inputs");
         int k = cJSON_GetArraySize(ins);
-        int want = tmp[i].op == VC_OP_ADD ? 2 : tmp[i].op == VC_OP_CONCAT ? -1 : 1;
+        int want = tmp[i].op == VC_OP_ADD ? 2 : tmp[i].op == VC_OP_CONCAT || tmp[i].op == VC_OP_MUL ? -1 : 1;
         if (!cJSON_IsArray(ins) || k < 1 || k > MAX_IN || (want > 0 && k != want)) {
             rc = vc_fail(err, VC_EINPUT, "%s: node %s: %s takes %s input%s, got %d", path, tmp[i].name,
                          vc_op_names[tmp[i].op], want == 2 ? "2" : want == 1 ? "1" : "1 or more", want == 1 ? "" : "s", k);

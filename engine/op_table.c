@@ -6,6 +6,7 @@
 #include "engine.h"
 #include "../ops/ops.h"
 #include "backend.h"
+#include "op_families.h"
 
 const char *const vc_op_names[VC_OP_COUNT] = {
     [VC_OP_INPUT] = "input", [VC_OP_CONV2D] = "conv2d", [VC_OP_LINEAR] = "linear",
@@ -13,6 +14,10 @@ const char *const vc_op_names[VC_OP_COUNT] = {
     [VC_OP_ADAPTIVE_AVGPOOL2D] = "adaptive_avgpool2d", [VC_OP_BATCHNORM2D] = "batchnorm2d",
     [VC_OP_LRN] = "lrn", [VC_OP_CONCAT] = "concat", [VC_OP_ADD] = "add", [VC_OP_FLATTEN] = "flatten",
     [VC_OP_DROPOUT] = "dropout", [VC_OP_LOG_SOFTMAX] = "log_softmax",
+    [VC_OP_HARDTANH] = "hardtanh", [VC_OP_HARDSWISH] = "hardswish", [VC_OP_HARDSIGMOID] = "hardsigmoid",
+    [VC_OP_SIGMOID] = "sigmoid", [VC_OP_SILU] = "silu", [VC_OP_GELU] = "gelu", [VC_OP_MUL] = "mul",
+    [VC_OP_LAYERNORM2D] = "layernorm2d", [VC_OP_CHANNEL_SHUFFLE] = "channel_shuffle",
+    [VC_OP_CHANNEL_SLICE] = "channel_slice",
 };
 _Static_assert(sizeof vc_op_names / sizeof vc_op_names[0] == VC_OP_COUNT, "op name table");
 
@@ -406,6 +411,17 @@ const vc_op_impl vc_cpu_ops[VC_OP_COUNT] = {
     [VC_OP_FLATTEN] = {flatten_infer, flatten_fwd, flatten_bwd},
     [VC_OP_DROPOUT] = {dropout_infer, dropout_fwd, dropout_bwd},
     [VC_OP_LOG_SOFTMAX] = {log_softmax_infer, log_softmax_fwd, log_softmax_bwd},
+    // issue 20's ops (engine/op_families.c)
+    [VC_OP_HARDTANH] = {fam_hardtanh_infer, fam_hardtanh_fwd, fam_hardtanh_bwd, 0, VC_DEC_REGION, fam_hardtanh_decide},
+    [VC_OP_HARDSWISH] = {fam_unary_infer, fam_hardswish_fwd, fam_hardswish_bwd, 0, VC_DEC_REGION, fam_saved_region_decide},
+    [VC_OP_HARDSIGMOID] = {fam_unary_infer, fam_hardsigmoid_fwd, fam_hardsigmoid_bwd, 0, VC_DEC_REGION, fam_saved_region_decide},
+    [VC_OP_SIGMOID] = {fam_unary_infer, fam_sigmoid_fwd, fam_sigmoid_bwd},
+    [VC_OP_SILU] = {fam_unary_infer, fam_silu_fwd, fam_silu_bwd},
+    [VC_OP_GELU] = {fam_unary_infer, fam_gelu_fwd, fam_gelu_bwd},
+    [VC_OP_MUL] = {fam_mul_infer, fam_mul_fwd, fam_mul_bwd},
+    [VC_OP_LAYERNORM2D] = {fam_layernorm2d_infer, fam_layernorm2d_fwd, fam_layernorm2d_bwd, 1},
+    [VC_OP_CHANNEL_SHUFFLE] = {fam_shuffle_infer, fam_shuffle_fwd, fam_shuffle_bwd},
+    [VC_OP_CHANNEL_SLICE] = {fam_slice_infer, fam_slice_fwd, fam_slice_bwd},
 };
 
 // ---- discrete decisions (viscnn.h) ---------------------------------------------------

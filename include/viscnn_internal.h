@@ -30,6 +30,9 @@ typedef enum {
     VC_OP_CONV2D, VC_OP_LINEAR, VC_OP_RELU, VC_OP_MAXPOOL2D, VC_OP_AVGPOOL2D,
     VC_OP_ADAPTIVE_AVGPOOL2D, VC_OP_BATCHNORM2D, VC_OP_LRN, VC_OP_CONCAT, VC_OP_ADD,
     VC_OP_FLATTEN, VC_OP_DROPOUT, VC_OP_LOG_SOFTMAX,
+    // the mobile / modern families (issue 20; engine/op_families.c)
+    VC_OP_HARDTANH, VC_OP_HARDSWISH, VC_OP_HARDSIGMOID, VC_OP_SIGMOID, VC_OP_SILU, VC_OP_GELU,
+    VC_OP_MUL, VC_OP_LAYERNORM2D, VC_OP_CHANNEL_SHUFFLE, VC_OP_CHANNEL_SLICE,
     VC_OP_COUNT
 } vc_op;
 extern const char *const vc_op_names[VC_OP_COUNT];
@@ -42,6 +45,8 @@ typedef struct {
     int size;                 // lrn
     float eps, alpha, beta, k; // batchnorm eps; lrn alpha, beta, k
     float p;                  // dropout
+    float min_val, max_val;   // hardtanh (relu6: 0, 6)
+    int start, end;           // channel_slice: channels [start, end)
 } vc_attrs;
 
 // A parameter tensor: named by its PyTorch state-dict key.

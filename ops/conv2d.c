@@ -167,6 +167,7 @@ void conv2d_forward(float *y, const float *x, const float *w, const float *b, co
     const int K = Cg * d->kh * d->kw, P = d->Ho * d->Wo;
     if (d->N == 0 || P == 0) return;
     if (conv2d_winograd_applies(d)) { conv2d_winograd(y, x, w, b, d, 0); return; }
+    if (conv2d_depthwise_applies(d)) { conv2d_depthwise_forward(y, x, w, b, d); return; }
     const int pointwise = is_pointwise(d), nb = images_per_group(d->N, P, COLS_TARGET);
     const size_t xs = (size_t)d->C * d->H * d->W, ys = (size_t)d->Co * P;   // per-image strides
     float *col = pointwise && nb == 1 ? NULL : ops_scratch(0, (size_t)K * nb * P);   // (K, m*P)
@@ -230,6 +231,7 @@ void conv2d_backward(float *dx, float *dw, float *db, const float *dy,
     }
     if (!dx && !dw) return;
 
+    if (conv2d_depthwise_applies(d)) { conv2d_depthwise_backward(dx, dw, dy, x, w, d); return; }
     if (conv2d_winograd_applies(d)) {
         if (dw) conv2d_winograd_dw(dw, x, dy, d);
         if (dx) conv2d_winograd_dx(dx, dy, w, d);

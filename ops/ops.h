@@ -70,6 +70,13 @@ void conv2d_winograd_dx(float *dx, const float *dy, const float *w, const conv2d
 // dw: (Co,C,3,3) += the weight gradient of that conv from x and dy.
 void conv2d_winograd_dw(float *dw, const float *x, const float *dy, const conv2d_dims *d);
 
+// Depthwise (groups == C == Co, kernel larger than 1x1): conv2d_forward and
+// conv2d_backward's dx and dw take the direct kernel of ops/conv2d_depthwise.c.
+int conv2d_depthwise_applies(const conv2d_dims *d);
+void conv2d_depthwise_forward(float *y, const float *x, const float *w, const float *b, const conv2d_dims *d);
+void conv2d_depthwise_backward(float *dx, float *dw, const float *dy, const float *x, const float *w,
+                               const conv2d_dims *d);
+
 // ---- linear (ops/linear.c): y = x w^T + b ---------------------------------
 // y: (N,Out)  x: (N,In)  w: (Out,In)  b: (Out) or NULL
 void linear_forward(float *y, const float *x, const float *w, const float *b, int N, int In, int Out);
@@ -207,3 +214,67 @@ void conv2d_edge_sums(float *abs_eg, float *eg, float *abs_e, const float *x, co
                       const float *g, const conv2d_dims *d);
 void conv2d_edge_sums_ref(float *abs_eg, float *eg, float *abs_e, const float *x, const float *w,
                           const float *g, const conv2d_dims *d);
+
+// ---- activations of the mobile families (ops/hardtanh.c ... ops/gelu.c) ----
+// All (n) elementwise. Piecewise ones report their piece per element as a
+// region code (0 below, 1 the middle piece, 2 above; docs/parity.md).
+// hardtanh: y = clamp(x, lo, hi) (ReLU6: 0, 6); the region is read off y.
+void hardtanh_forward(float *y, const float *x, size_t n, float lo, float hi);
+void hardtanh_backward(float *dx, const float *dy, const float *y, size_t n, float lo, float hi);
+void hardtanh_decisions(uint8_t *region, const float *y, size_t n, float lo, float hi);
+void hardtanh_forward_ref(float *y, const float *x, size_t n, float lo, float hi);
+void hardtanh_backward_ref(float *dx, const float *dy, const float *y, size_t n, float lo, float hi);
+// hardswish: y = x relu6(x+3)/6; region (n) saved by the forward
+void hardswish_forward(float *y, uint8_t *region, const float *x, size_t n);
+void hardswish_backward(float *dx, const float *dy, const uint8_t *region, const float *x, size_t n);
+void hardswish_forward_ref(float *y, uint8_t *region, const float *x, size_t n);
+void hardswish_backward_ref(float *dx, const float *dy, const uint8_t *region, const float *x, size_t n);
+// hardsigmoid: y = relu6(x+3)/6; region (n) saved by the forward
+void hardsigmoid_forward(float *y, uint8_t *region, const float *x, size_t n);
+void hardsigmoid_backward(float *dx, const float *dy, const uint8_t *region, size_t n);
+void hardsigmoid_forward_ref(float *y, uint8_t *region, const float *x, size_t n);
+void hardsigmoid_backward_ref(float *dx, const float *dy, const uint8_t *region, size_t n);
+// sigmoid (backward from y), silu and gelu (erf form; backward from x)
+void sigmoid_forward(float *y, const float *x, size_t n);
+void sigmoid_backward(float *dx, const float *dy, const float *y, size_t n);
+void sigmoid_forward_ref(float *y, const float *x, size_t n);
+void sigmoid_backward_ref(float *dx, const float *dy, const float *y, size_t n);
+void silu_forward(float *y, const float *x, size_t n);
+void silu_backward(float *dx, const float *dy, const float *x, size_t n);
+void silu_forward_ref(float *y, const float *x, size_t n);
+void silu_backward_ref(float *dx, const float *dy, const float *x, size_t n);
+void gelu_forward(float *y, const float *x, size_t n);
+void gelu_backward(float *dx, const float *dy, const float *x, size_t n);
+void gelu_forward_ref(float *y, const float *x, size_t n);
+void gelu_backward_ref(float *dx, const float *dy, const float *x, size_t n);
+
+// ---- mul with channel broadcasting (ops/mul.c) ------------------------------
+// y = x * g;  x, y: (N,C,HW)  g: (gN,C,gHW), gN in {1, N}, gHW in {1, HW}
+void mul_forward(float *y, const float *x, const float *g, int N, int C, int HW, int gN, int gHW);
+void mul_backward(float *dx, float *dg, const float *dy, const float *x, const float *g,
+                  int N, int C, int HW, int gN, int gHW);
+void mul_forward_ref(float *y, const float *x, const float *g, int N, int C, int HW, int gN, int gHW);
+void mul_backward_ref(float *dx, float *dg, const float *dy, const float *x, const float *g,
+                      int N, int C, int HW, int gN, int gHW);
+
+// ---- LayerNorm over channels (ops/layernorm2d.c) ----------------------------
+// y, x: (N,C,HW)  w, b: (C) or NULL
+void layernorm2d_forward(float *y, const float *x, const float *w, const float *b, float eps, int N, int C, int HW);
+void layernorm2d_backward(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
+                          float eps, int N, int C, int HW);
+void layernorm2d_forward_ref(float *y, const float *x, const float *w, const float *b, float eps, int N, int C, int HW);
+void layernorm2d_backward_ref(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
+                              float eps, int N, int C, int HW);
+
+// ---- channel shuffle and channel slice (ops/channel_shuffle.c, channel_slice.c) ----
+// shuffle: output channel c is input channel channel_shuffle_src(c, C, groups)
+int channel_shuffle_src(int c, int C, int groups);
+void channel_shuffle_forward(float *y, const float *x, int N, int C, int HW, int groups);
+void channel_shuffle_backward(float *dx, const float *dy, int N, int C, int HW, int groups);
+void channel_shuffle_forward_ref(float *y, const float *x, int N, int C, int HW, int groups);
+void channel_shuffle_backward_ref(float *dx, const float *dy, int N, int C, int HW, int groups);
+// slice: y = x[:, start:start+Co]
+void channel_slice_forward(float *y, const float *x, int N, int C, int HW, int start, int Co);
+void channel_slice_backward(float *dx, const float *dy, int N, int C, int HW, int start, int Co);
+void channel_slice_forward_ref(float *y, const float *x, int N, int C, int HW, int start, int Co);
+void channel_slice_backward_ref(float *dx, const float *dy, int N, int C, int HW, int start, int Co);

@@ -89,6 +89,8 @@ run "circuits (modes, faithfulness, contrasts, edge ends on googlenet and resnet
 T2=1; [ "$OMP_NUM_THREADS" = 1 ] && T2=3
 run "importance parity with the PyTorch oracle (dissection, replayed decisions; $OMP_NUM_THREADS and $T2 threads)" 1 \
     $PY tests/test_importance_parity.py --threads "$OMP_NUM_THREADS,$T2"
+run "CNN families: every torchvision family converts and matches PyTorch; parity on mobilenet_v2, efficientnet_b0, shufflenet_v2_x0_5, convnext_tiny" 1 \
+    $PY tests/test_families.py
 run "bad input (AddressSanitizer)" 1 $PY tests/test_bad_input.py
 run "pth checkpoints (native .pth, hostile files)" 1 $PY tests/test_pth.py
 run "fashion default model and make data" 1 $PY tests/test_fashion.py

@@ -12,7 +12,9 @@ A template is the converter's viscnn.graph (tools/torch2viscnn.py: the same
 trace, node names, preprocessing and labels; see docs/model-format.md) with
 one extra top-level key, "param_shapes": {state-dict key: shape} for every
 tensor the graph uses, so that the C side can name a misshapen tensor before
-it builds anything. viscnn drops "param_shapes" when it writes a model.
+it builds anything, and "param_views": {key: shape} for a tensor the graph
+uses in another shape than the state dict's (ConvNeXt's Linear weights, used
+as 1x1 convs). viscnn drops both when it writes a model.
 Every models/arch/*.json is embedded into the library at build time (the
 Makefile runs scripts/embed_arch.sh); the file name is the --arch name.
 
@@ -35,7 +37,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch2viscnn as t2v  # noqa: E402
 
-BUILTIN = ["alexnet", "vgg11", "vgg16", "resnet18", "googlenet"]
+BUILTIN = ["alexnet", "vgg11", "vgg16", "resnet18", "googlenet",
+           "mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0", "convnext_tiny"]   # issue 20
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Preprocessing that differs from the converter's, see the docstring.
@@ -53,11 +56,19 @@ def template(args):
     graph = dict(conv.graph)
     if args.torchvision in PREPROCESS_OVERRIDE:
         graph["preprocess"] = dict(graph["preprocess"], **PREPROCESS_OVERRIDE[args.torchvision])
-    shapes = {}
+    shapes, views = {}, {}
+    sd = spec.model.state_dict()
     for n in graph["nodes"]:
         for key in n.get("params", {}).values():
             shapes[key] = list(conv.tensors[key].shape)
+            if key in sd and list(sd[key].shape) != shapes[key]:
+                # used in another shape than the state dict's (ConvNeXt's Linear
+                # as a 1x1 conv): the file's shape is checked, the graph's is a view
+                views[key] = shapes[key]
+                shapes[key] = list(sd[key].shape)
     graph["param_shapes"] = shapes
+    if views:
+        graph["param_views"] = views
     return graph
 
 

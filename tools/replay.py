@@ -129,8 +129,82 @@ class MaxPool:
         return torch.where(mine != exact, gap, torch.zeros((), dtype=x.dtype))
 
 
+class Piecewise:
+    """A three-piece op (engine: VC_DEC_REGION with codes 0, 1, 2): region 0
+    below the lower kink, 1 between, 2 above, as the op's backward in PyTorch
+    decides it (ops/hardtanh.c, hardswish.c, hardsigmoid.c)."""
+    dtype = np.uint8
+    name = ""
+
+    @staticmethod
+    def kinks(attrs):
+        return -3.0, 3.0
+
+    @classmethod
+    def validate(cls, name, a, attrs, in_shape):
+        if a.size and int(a.max()) > 2:
+            raise ReplayError(f"decisions for {cls.name} {name}: values other than 0, 1 and 2")
+
+    @classmethod
+    def margin(cls, x, mine, exact, attrs):
+        """Distance of x from the kink between the two pieces that differ."""
+        lo, hi = cls.kinks(attrs)
+        pair = torch.maximum(mine, exact).to(torch.int64) + torch.minimum(mine, exact).to(torch.int64)
+        d = torch.where(pair == 1, (x - lo).abs(), torch.where(pair == 3, (x - hi).abs(), (x - lo).abs() + (x - hi).abs()))
+        return torch.where(mine != exact, d, torch.zeros((), dtype=x.dtype))
+
+    @classmethod
+    def pieces(cls, x, d, lower, middle, upper):
+        return torch.where(d == 0, lower, torch.where(d == 2, upper, middle))
+
+
+class Hardtanh(Piecewise):
+    name = "hardtanh"
+
+    @staticmethod
+    def kinks(attrs):
+        return float(attrs.get("min_val", -1.0)), float(attrs.get("max_val", 1.0))
+
+    @classmethod
+    def replay(cls, x, d, attrs):
+        lo, hi = cls.kinks(attrs)
+        z = torch.zeros((), dtype=x.dtype)
+        return cls.pieces(x, d, z + lo, x, z + hi)
+
+    @classmethod
+    def decide(cls, x, attrs):
+        lo, hi = cls.kinks(attrs)   # PyTorch's hardtanh_backward: 0 at x <= lo and x >= hi
+        return torch.where(x <= lo, 0, torch.where(x >= hi, 2, 1)).to(torch.uint8)
+
+
+class Hardswish(Piecewise):
+    name = "hardswish"
+
+    @classmethod
+    def replay(cls, x, d, attrs):
+        return cls.pieces(x, d, torch.zeros((), dtype=x.dtype), x * (x + 3) / 6, x)
+
+    @classmethod
+    def decide(cls, x, attrs):      # PyTorch's hardswish_backward: x < -3, [-3, 3], x > 3
+        return torch.where(x < -3, 0, torch.where(x > 3, 2, 1)).to(torch.uint8)
+
+
+class Hardsigmoid(Piecewise):
+    name = "hardsigmoid"
+
+    @classmethod
+    def replay(cls, x, d, attrs):
+        z = torch.zeros((), dtype=x.dtype)
+        return cls.pieces(x, d, z, (x + 3) / 6, z + 1)
+
+    @classmethod
+    def decide(cls, x, attrs):      # PyTorch's hardsigmoid_backward: 1/6 on (-3, 3) only
+        return torch.where(x <= -3, 0, torch.where(x >= 3, 2, 1)).to(torch.uint8)
+
+
 # op name -> how it branches; the engine's vc_op_impl.decision, op by op
-OPS = {"relu": Relu, "maxpool2d": MaxPool}
+OPS = {"relu": Relu, "maxpool2d": MaxPool, "hardtanh": Hardtanh, "hardswish": Hardswish,
+       "hardsigmoid": Hardsigmoid}
 
 
 def decision_nodes(graph):
@@ -155,8 +229,8 @@ class Decisions:
             raise ReplayError(f"{path}: entries for no branching node of the model: {', '.join(extra[:3])}")
         missing = [n for n in self.nodes if n not in arrays]
         if missing:
-            raise ReplayError(f"{path}: no decisions for {', '.join(missing[:3])} (every relu and "
-                              f"maxpool2d node needs them: viscnn forward without --layer)")
+            raise ReplayError(f"{path}: no decisions for {', '.join(missing[:3])} (every relu, "
+                              f"maxpool2d, hardtanh, hardswish and hardsigmoid node needs them: viscnn forward without --layer)")
         self.arrays = {}
         for name, a in arrays.items():
             node = self.nodes[name]

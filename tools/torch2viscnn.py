@@ -28,6 +28,8 @@ Exit status: 0 success, 2 bad input (one-line reason), 1 internal error.
 """
 
 import argparse
+import difflib
+import dis
 import glob
 import gzip
 import importlib.util
@@ -62,7 +64,13 @@ OPS = {
     "avgpool2d": (1, 1), "adaptive_avgpool2d": (1, 1), "batchnorm2d": (1, 1),
     "lrn": (1, 1), "concat": (1, None), "add": (2, 2), "flatten": (1, 1),
     "dropout": (1, 1), "log_softmax": (1, 1),
+    "hardtanh": (1, 1), "hardswish": (1, 1), "hardsigmoid": (1, 1),
+    "sigmoid": (1, 1), "silu": (1, 1), "gelu": (1, 1), "mul": (1, 2),
+    "layernorm2d": (1, 1), "channel_shuffle": (1, 1), "channel_slice": (1, 1),
 }
+# Ops that act on each element alone: a channels-last input stays channels-last.
+POINTWISE = {"relu", "hardtanh", "hardswish", "hardsigmoid", "sigmoid", "silu",
+             "gelu", "dropout"}
 
 VERIFY_BATCH = 2     # batch used for shape propagation and verification
 VERIFY_RTOL = 1e-5
@@ -345,6 +353,18 @@ class ScopeTracer(fx.Tracer):
         node.meta["viscnn_scope"] = self.scope[-1] if self.scope else ""
         return node
 
+    def iter(self, obj):
+        """`a, b = x.chunk(2, dim=1)` (ShuffleNet): unpacking a Proxy.  torch
+        1.13's Proxy.__iter__ finds the UNPACK_SEQUENCE by f_lasti // 2, which
+        is wrong on Python 3.11 (its bytecode has inline caches), and then
+        gives up here; look the instruction up by its offset instead."""
+        frame = inspect.currentframe().f_back.f_back   # Proxy.__iter__'s caller
+        if frame is not None:
+            for inst in dis.get_instructions(frame.f_code):
+                if inst.offset == frame.f_lasti and inst.opname == "UNPACK_SEQUENCE":
+                    return (obj[i] for i in range(inst.argval))
+        return super().iter(obj)
+
 
 def trace(model):
     """Symbolically trace `model` (eval mode) into a GraphModule."""
@@ -427,6 +447,19 @@ def _sig_cat(tensors, dim=0, out=None): pass
 def _sig_view(input, *shape): pass
 def _sig_size(input, dim=None): pass
 def _sig_contiguous(input, memory_format=None): pass
+def _sig_unary(input, inplace=False): pass
+def _sig_unary_(input): pass
+def _sig_hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False): pass
+def _sig_relu6(input, inplace=False): pass
+def _sig_gelu(input, approximate="none"): pass
+def _sig_mul(input, other, out=None): pass
+def _sig_layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5): pass
+def _sig_permute(input, *dims): pass
+def _sig_permute_f(input, dims): pass
+def _sig_transpose(input, dim0, dim1): pass
+def _sig_chunk(input, chunks, dim=0): pass
+def _sig_mean(input, dim=None, keepdim=False, dtype=None): pass
+def _sig_stochastic_depth(input, p, mode, training=True): pass
 
 
 def _bind(sig, args, kwargs):
@@ -457,6 +490,21 @@ FUNCTIONS = {
 }
 if hasattr(torch, "concat"):
     FUNCTIONS[torch.concat] = ("cat", _sig_cat)
+FUNCTIONS.update({
+    F.relu6: ("relu6", _sig_relu6), F.hardtanh: ("hardtanh", _sig_hardtanh),
+    F.hardswish: ("hardswish", _sig_unary), F.hardsigmoid: ("hardsigmoid", _sig_unary),
+    F.silu: ("silu", _sig_unary), torch.sigmoid: ("sigmoid", _sig_unary_),
+    F.sigmoid: ("sigmoid", _sig_unary_), F.gelu: ("gelu", _sig_gelu),
+    operator.mul: ("mul", _sig_mul), torch.mul: ("mul", _sig_mul),
+    F.layer_norm: ("layer_norm", _sig_layer_norm),
+    torch.permute: ("permute", _sig_permute_f), torch.transpose: ("transpose", _sig_transpose),
+    torch.chunk: ("chunk", _sig_chunk), torch.mean: ("mean", _sig_mean),
+})
+try:   # torchvision's stochastic depth is an fx-wrapped function: an identity in eval
+    from torchvision.ops import stochastic_depth as _tv_stochastic_depth
+    FUNCTIONS[_tv_stochastic_depth] = ("stochastic_depth", _sig_stochastic_depth)
+except ImportError:
+    pass
 
 METHODS = {
     "relu": ("relu", _sig_relu_), "relu_": ("relu", _sig_relu_),
@@ -465,10 +513,33 @@ METHODS = {
     "add": ("add", _sig_add), "add_": ("add", _sig_add),
     "log_softmax": ("log_softmax", _sig_log_softmax),
     "contiguous": ("pass", _sig_contiguous),
+    "sigmoid": ("sigmoid", _sig_unary_), "mul": ("mul", _sig_mul),
+    "permute": ("permute", _sig_permute), "transpose": ("transpose", _sig_transpose),
+    "chunk": ("chunk", _sig_chunk), "mean": ("mean", _sig_mean),
 }
 
+# The module types the converter knows, for "nearest supported" in errors.
+SUPPORTED_MODULES = [
+    "Conv2d", "Linear", "ReLU", "ReLU6", "Hardtanh", "Hardswish", "Hardsigmoid",
+    "SiLU", "Sigmoid", "GELU", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d",
+    "BatchNorm2d", "LayerNorm", "LocalResponseNorm", "Dropout", "Flatten",
+    "LogSoftmax", "Identity"]
+SUPPORTED_FUNCTIONS = [
+    "relu", "relu6", "hardtanh", "hardswish", "hardsigmoid", "silu", "sigmoid",
+    "gelu", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "dropout",
+    "log_softmax", "local_response_norm", "flatten", "add", "mul", "cat",
+    "layer_norm", "permute", "transpose", "chunk", "mean", "view", "reshape",
+    "contiguous", "stochastic_depth"]
+
+
+def nearest_supported(name, choices):
+    """The supported name closest to `name` (for one-line errors)."""
+    low = {c.lower(): c for c in choices}
+    hit = difflib.get_close_matches(name.lower(), list(low), n=1, cutoff=0.0)
+    return low[hit[0]] if hit else choices[0]
+
 # Functions and methods that compute sizes (ints), consumed by view/reshape.
-SHAPE_FUNCTIONS = {getattr, operator.getitem}
+SHAPE_FUNCTIONS = {getattr, operator.getitem, operator.floordiv}
 SHAPE_METHODS = {"size"}
 
 
@@ -484,6 +555,10 @@ class Converter:
         self.used = {"input"}
         self.module_calls = {}
         self.fx_to_name = {}     # fx node name -> viscnn node name (op nodes)
+        self.nhwc = set()        # fx nodes holding a viscnn node permuted to (N,H,W,C)
+        self.attrs = {}          # get_attr fx node -> (qualified name, tensor)
+        self.chunks = {}         # chunk fx node -> (source fx node, [channel bounds])
+        self.shuffle = {}        # fx node -> (source, groups, "grouped" | "transposed")
 
     # -- shapes ------------------------------------------------------------
     @staticmethod
@@ -574,6 +649,9 @@ class Converter:
                 raise ConvertError(f"node '{node.name}' ({_describe(node, self.gm)}): "
                                    f"{e}") from None
         out = outputs[0].args[0]
+        if out in self.nhwc:
+            raise ConvertError("the model output is channels-last (permute(0, 2, 3, 1) "
+                               "without the permute back)")
         if out not in self.names or self.names[out] == "input":
             raise ConvertError("the model output must be computed by at least "
                                "one op from the input")
@@ -623,8 +701,18 @@ class Converter:
                         f"in-place op overwrites '{src.name}', which node "
                         f"'{user.name}' reads afterwards")
 
-    def _emit(self, node, op, inputs, params=None, attrs=None):
-        name = self._name_for(node)
+    def _emit(self, node, op, inputs, params=None, attrs=None, nhwc_ok=False, name=None):
+        """Appends the viscnn node for fx `node`.  nhwc_ok: the op may take a
+        channels-last input (ConvNeXt's permute -> LayerNorm / Linear / GELU ->
+        permute back), and its result is channels-last too."""
+        nhwc = [i for i in inputs if i in self.nhwc]
+        if nhwc and not nhwc_ok:
+            raise _Unsupported(f"{op} of a channels-last tensor (after permute(0, 2, 3, 1)): only "
+                               f"LayerNorm, Linear, pointwise activations, mul and the "
+                               f"permute back are supported there")
+        if nhwc:
+            self.nhwc.add(node)
+        name = name or self._name_for(node)
         entry = {"name": name, "op": op, "inputs": [self.names[i] for i in inputs]}
         if params:
             entry["params"] = params
@@ -639,31 +727,63 @@ class Converter:
         self.fx_to_name[node.name] = name
 
     def _passthrough(self, node, source):
+        if isinstance(source, fx.Node) and source in self.shuffle:   # .contiguous() inside a shuffle
+            self.shuffle[node] = self.shuffle[source]
+            return
         self.names[node] = self.names[self._tensor_input(source)]
+        if source in self.nhwc:
+            self.nhwc.add(node)
 
-    def _add_param(self, params, role, module_path, tensor):
-        key = f"{module_path}.{role}" if module_path else role
+    def _emit_raw(self, name, op, input_names, attrs=None):
+        """An extra viscnn node with no fx node of its own (mean -> pool + flatten)."""
+        entry = {"name": name, "op": op, "inputs": list(input_names)}
+        if attrs:
+            entry["attrs"] = attrs
+        self.nodes.append(entry)
+        return name
+
+    def _add_param(self, params, role, module_path, tensor, key=None, shape=None):
+        """params[role] = the state-dict key; shape: store the tensor reshaped
+        (a channels-last Linear's weight as a 1x1 conv's)."""
+        key = key or (f"{module_path}.{role}" if module_path else role)
+        if shape is not None:
+            tensor = tensor.reshape(shape)
         params[role] = key
         if key not in self.tensors:
             self.tensors[key] = tensor.detach().cpu().to(torch.float32).numpy().copy()
 
     def _convert_node(self, node):
         if node.op == "get_attr":
-            raise _Unsupported("direct use of a parameter or buffer outside a "
-                               "module is not supported")
+            # a parameter used directly (ConvNeXt's layer scale, LayerNorm2d's
+            # affine): only mul and layer_norm may take one
+            try:
+                t = self.gm.get_parameter(node.target)
+            except AttributeError:
+                try:
+                    t = self.gm.get_buffer(node.target)
+                except AttributeError:
+                    raise _Unsupported("get_attr of something that is not a tensor") from None
+            self.attrs[node] = (node.target, t)
+            return
         if node.op == "call_module":
             return self._convert_module(node)
+        if node.op == "call_function" and node.target is operator.getitem and \
+                node.args and node.args[0] in self.chunks:
+            return self._chunk_item(node)
         if node.op == "call_function":
             if node.target in SHAPE_FUNCTIONS:
                 return self._convert_shape_node(node)
             if node.target not in FUNCTIONS:
-                raise _Unsupported("unsupported function")
+                fname = getattr(node.target, "__name__", repr(node.target))
+                raise _Unsupported(f"unsupported function {fname} (nearest supported: "
+                                   f"{nearest_supported(fname, SUPPORTED_FUNCTIONS)})")
             kind, sig = FUNCTIONS[node.target]
         elif node.op == "call_method":
             if node.target in SHAPE_METHODS:
                 return self._convert_shape_node(node)
             if node.target not in METHODS:
-                raise _Unsupported("unsupported method")
+                raise _Unsupported(f"unsupported method .{node.target}() (nearest supported: "
+                                   f".{nearest_supported(node.target, SUPPORTED_FUNCTIONS)}())")
             kind, sig = METHODS[node.target]
         else:
             raise _Unsupported("unsupported node kind")
@@ -678,9 +798,12 @@ class Converter:
             if not (isinstance(node.args[0], fx.Node) and node.args[0] in self.shape_nodes):
                 raise _Unsupported("indexing or slicing is not supported "
                                    "(except x.shape[i] feeding view/reshape)")
+        if node.op == "call_function" and node.target is operator.floordiv:
+            if not (isinstance(node.args[0], fx.Node) and node.args[0] in self.shape_nodes):
+                raise _Unsupported("floor division of a tensor is not supported")
         for user in node.users:
             ok = (user.op == "call_method" and user.target in ("view", "reshape")) or \
-                 (user.op == "call_function" and user.target is operator.getitem)
+                 (user.op == "call_function" and user.target in (operator.getitem, operator.floordiv))
             if not ok:
                 raise _Unsupported(f"size values may only feed view/reshape, "
                                    f"but node '{user.name}' uses it")
@@ -718,6 +841,16 @@ class Converter:
                      "padding": _pair(padding, "padding"), "dilation": dilation,
                      "groups": int(m.groups)}
             return self._emit(node, "conv2d", [x], params, attrs)
+        if t is nn.Linear and x in self.nhwc:
+            # channels-last Linear (ConvNeXt): a 1x1 convolution, whose kernels are edges
+            params = {}
+            self._add_param(params, "weight", path, m.weight,
+                            shape=(m.out_features, m.in_features, 1, 1))
+            if m.bias is not None:
+                self._add_param(params, "bias", path, m.bias)
+            attrs = {"kernel": [1, 1], "stride": [1, 1], "padding": [0, 0],
+                     "dilation": [1, 1], "groups": 1}
+            return self._emit(node, "conv2d", [x], params, attrs, nhwc_ok=True)
         if t is nn.Linear:
             self._rank(x, (2,))
             params = {}
@@ -726,7 +859,19 @@ class Converter:
                 self._add_param(params, "bias", path, m.bias)
             return self._emit(node, "linear", [x], params)
         if t is nn.ReLU:
-            return self._emit(node, "relu", [x])
+            return self._emit(node, "relu", [x], nhwc_ok=True)
+        if t in (nn.ReLU6, nn.Hardtanh):
+            return self._hardtanh(node, x, m.min_val, m.max_val)
+        simple = {nn.Hardswish: "hardswish", nn.Hardsigmoid: "hardsigmoid",
+                  nn.SiLU: "silu", nn.Sigmoid: "sigmoid"}
+        if t in simple:
+            return self._emit(node, simple[t], [x], nhwc_ok=True)
+        if t is nn.GELU:
+            return self._gelu(node, x, m.approximate)
+        if t is nn.LayerNorm:
+            return self._layer_norm(node, x, m.normalized_shape, m.eps,
+                                    ("weight", path, m.weight) if m.weight is not None else None,
+                                    ("bias", path, m.bias) if m.bias is not None else None)
         if t is nn.MaxPool2d:
             return self._maxpool(node, x, m.kernel_size, m.stride, m.padding,
                                  m.dilation, m.ceil_mode, m.return_indices)
@@ -750,12 +895,46 @@ class Converter:
         if t is nn.LocalResponseNorm:
             return self._lrn(node, x, m.size, m.alpha, m.beta, m.k)
         if t is nn.Dropout:
-            return self._emit(node, "dropout", [x], attrs={"p": float(m.p)})
+            return self._emit(node, "dropout", [x], attrs={"p": float(m.p)}, nhwc_ok=True)
         if t is nn.Flatten:
             return self._flatten(node, x, m.start_dim, m.end_dim)
         if t is nn.LogSoftmax:
             return self._log_softmax(node, x, m.dim)
-        raise _Unsupported("unsupported module type")
+        raise _Unsupported(f"unsupported module type {t.__name__} (nearest supported: "
+                           f"nn.{nearest_supported(t.__name__, SUPPORTED_MODULES)})")
+
+    # -- the mobile and modern families --------------------------------------
+    def _hardtanh(self, node, x, lo, hi):
+        lo, hi = _number(lo, "min_val"), _number(hi, "max_val")
+        if not lo < hi:
+            raise _Unsupported(f"hardtanh needs min_val < max_val, got {lo} and {hi}")
+        self._emit(node, "hardtanh", [x], attrs={"min_val": lo, "max_val": hi}, nhwc_ok=True)
+
+    def _gelu(self, node, x, approximate):
+        if approximate != "none":
+            raise _Unsupported(f"GELU(approximate={approximate!r}): only the exact erf "
+                               f"form is supported (nearest supported op: gelu)")
+        self._emit(node, "gelu", [x], nhwc_ok=True)
+
+    def _layer_norm(self, node, x, normalized_shape, eps, weight, bias):
+        """LayerNorm over the last dim of a channels-last map: layernorm2d.
+        weight, bias: (role, module path, tensor) or (role, None, tensor, key)."""
+        shape = self._rank(x, (4,))
+        if x not in self.nhwc:
+            raise _Unsupported("LayerNorm is supported over the channels of a map only: "
+                               "x.permute(0, 2, 3, 1) -> LayerNorm(C) -> permute back "
+                               "(nearest supported op: layernorm2d)")
+        if tuple(normalized_shape) != (shape[3],):
+            raise _Unsupported(f"LayerNorm over {list(normalized_shape)}: only over the "
+                               f"channels ({shape[3]}) is supported")
+        params = {}
+        for spec in (weight, bias):
+            if spec is not None:
+                role, path, t = spec[:3]
+                self._add_param(params, role, path, t, key=spec[3] if len(spec) > 3 else None)
+        if ("weight" in params) != ("bias" in params):
+            raise _Unsupported("LayerNorm with a weight but no bias (or the reverse)")
+        self._emit(node, "layernorm2d", [x], params, {"eps": _number(eps, "eps")}, nhwc_ok=True)
 
     # -- shared op builders ----------------------------------------------------
     def _maxpool(self, node, x, kernel, stride, padding, dilation, ceil_mode,
@@ -823,6 +1002,145 @@ class Converter:
     def _fn_pass(self, node, a):
         self._passthrough(node, a["input"])
 
+    def _fn_relu6(self, node, a):
+        self._hardtanh(node, self._tensor_input(a["input"]), 0.0, 6.0)
+
+    def _fn_hardtanh(self, node, a):
+        self._hardtanh(node, self._tensor_input(a["input"]), a["min_val"], a["max_val"])
+
+    def _fn_hardswish(self, node, a):
+        self._emit(node, "hardswish", [self._tensor_input(a["input"])], nhwc_ok=True)
+
+    def _fn_hardsigmoid(self, node, a):
+        self._emit(node, "hardsigmoid", [self._tensor_input(a["input"])], nhwc_ok=True)
+
+    def _fn_silu(self, node, a):
+        self._emit(node, "silu", [self._tensor_input(a["input"])], nhwc_ok=True)
+
+    def _fn_sigmoid(self, node, a):
+        self._emit(node, "sigmoid", [self._tensor_input(a["input"])], nhwc_ok=True)
+
+    def _fn_gelu(self, node, a):
+        self._gelu(node, self._tensor_input(a["input"]), a["approximate"])
+
+    def _fn_stochastic_depth(self, node, a):
+        if a["training"] is not False:
+            raise _Unsupported("stochastic_depth with training=True stays active in "
+                               "eval mode")
+        self._passthrough(node, a["input"])
+
+    def _fn_mul(self, node, a):
+        """x * gate (N,C,1,1) (squeeze-excitation), x * y (same shape), or
+        x * parameter (layer scale: (C,1,1), or (C) channels-last)."""
+        if a["out"] is not None:
+            raise _Unsupported("mul with out= is not supported")
+        ops = [a["input"], a["other"]]
+        params = [o for o in ops if isinstance(o, fx.Node) and o in self.attrs]
+        if params:
+            p = params[0]
+            x = self._tensor_input(ops[1] if ops[0] is p else ops[0])
+            key, t = self.attrs[p]
+            shape = self._rank(x, (4,))
+            C = shape[3] if x in self.nhwc else shape[1]
+            want = (C,) if x in self.nhwc else (C, 1, 1)
+            if tuple(t.shape) != want:
+                raise _Unsupported(f"mul by parameter {key} of shape {list(t.shape)}: only "
+                                   f"a per-channel scale {list(want)} is supported")
+            prm = {}
+            self._add_param(prm, "weight", None, t, key=key)
+            return self._emit(node, "mul", [x], prm, nhwc_ok=True)
+        xs = [self._tensor_input(o, "operand") for o in ops]
+        s0, s1 = self.shape(xs[0]), self.shape(xs[1])
+        if s0 != s1 and len(s0) == 4 and tuple(s0[2:]) == (1, 1):
+            xs, s0, s1 = xs[::-1], s1, s0      # the gate first: put the map first
+        ok = s0 == s1 or (len(s0) == 4 and tuple(s1) == (s0[0], s0[1], 1, 1))
+        if not ok or (xs[0] in self.nhwc) != (xs[1] in self.nhwc):
+            raise _Unsupported(f"mul of shapes {list(s0)} and {list(s1)}: only equal shapes "
+                               f"or a (N,C,1,1) gate are supported")
+        self._emit(node, "mul", xs, nhwc_ok=True)
+
+    def _fn_layer_norm(self, node, a):
+        specs = []
+        for role in ("weight", "bias"):
+            v = a[role]
+            if v is None:
+                specs.append(None)
+            elif isinstance(v, fx.Node) and v in self.attrs:
+                key, t = self.attrs[v]
+                specs.append((role, None, t, key))
+            else:
+                raise _Unsupported(f"layer_norm {role} must be a parameter of the model")
+        self._layer_norm(node, self._tensor_input(a["input"]), a["normalized_shape"],
+                         a["eps"], specs[0], specs[1])
+
+    def _fn_permute(self, node, a):
+        x = self._tensor_input(a["input"])
+        dims = a.get("dims")
+        if dims is None or (len(dims) == 1 and isinstance(dims[0], (tuple, list))):
+            dims = dims[0] if dims else dims
+        dims = tuple(int(d) % 4 for d in dims) if dims is not None and len(dims) == 4 else None
+        self._rank(x, (4,))
+        if x not in self.nhwc and dims == (0, 2, 3, 1):
+            self.names[node] = self.names[x]
+            self.nhwc.add(node)
+        elif x in self.nhwc and dims == (0, 3, 1, 2):
+            self.names[node] = self.names[x]
+        else:
+            raise _Unsupported(f"only permute(0, 2, 3, 1) of a map and permute(0, 3, 1, 2) "
+                               f"back are supported (channels-last LayerNorm/Linear), got {dims}")
+
+    def _fn_transpose(self, node, a):
+        x = a["input"]
+        d = sorted(int(v) % 5 for v in (a["dim0"], a["dim1"]))
+        if isinstance(x, fx.Node) and x in self.shuffle and self.shuffle[x][2] == "grouped" \
+                and d == [1, 2]:
+            src, g, _ = self.shuffle[x]
+            self.shuffle[node] = (src, g, "transposed")
+            return
+        raise _Unsupported("transpose is supported only inside a channel shuffle "
+                           "(view(N, g, C/g, H, W) -> transpose(1, 2) -> view(N, C, H, W))")
+
+    def _fn_chunk(self, node, a):
+        x = self._tensor_input(a["input"])
+        shape = self._rank(x, (4,))
+        k, dim = a["chunks"], a["dim"]
+        if x in self.nhwc or not isinstance(dim, int) or dim % 4 != 1 or \
+                not isinstance(k, int) or k < 1:
+            raise _Unsupported(f"only chunk(k, dim=1) of a (N,C,H,W) map is supported, got "
+                               f"chunks={k!r}, dim={dim!r}")
+        C = shape[1]
+        size = -(-C // k)
+        self.chunks[node] = (x, [(s, min(s + size, C)) for s in range(0, C, size)])
+
+    def _chunk_item(self, node):
+        x, bounds = self.chunks[node.args[0]]
+        i = node.args[1]
+        if not isinstance(i, int) or not -len(bounds) <= i < len(bounds):
+            raise _Unsupported(f"chunk index {i!r} out of range")
+        start, end = bounds[i]
+        self._emit(node, "channel_slice", [x], attrs={"start": start, "end": end})
+
+    def _fn_mean(self, node, a):
+        x = self._tensor_input(a["input"])
+        self._rank(x, (4,))
+        dims = a["dim"]
+        if isinstance(dims, int):
+            dims = [dims]
+        if a["dtype"] is not None or x in self.nhwc or dims is None or \
+                sorted(int(d) % 4 for d in dims) != [2, 3]:
+            raise _Unsupported(f"only mean over the spatial dims [2, 3] of a map is supported, "
+                               f"got dim={a['dim']!r} (nearest supported op: adaptive_avgpool2d)")
+        if a["keepdim"]:
+            return self._emit(node, "adaptive_avgpool2d", [x], attrs={"output": [1, 1]})
+        # (N,C): the spatial mean, then flatten
+        name = self._name_for(node)
+        pool = self._emit_raw(self._unique(f"{name}.pool"), "adaptive_avgpool2d",
+                              [self.names[x]], {"output": [1, 1]})
+        entry_inputs = [pool]
+        self.nodes.append({"name": name, "op": "flatten", "inputs": entry_inputs})
+        self.names[node] = name
+        self.fx_to_name[node.name] = name
+
     def _fn_relu(self, node, a):
         self._emit(node, "relu", [self._tensor_input(a["input"])])
 
@@ -880,6 +1198,21 @@ class Converter:
         self._emit(node, "concat", xs)
 
     def _fn_view(self, node, a):
+        src = a["input"]
+        out_shape = self.shape(node)
+        if isinstance(src, fx.Node) and src in self.shuffle:
+            base, g, state = self.shuffle[src]
+            bs = self.shape(base)
+            if state == "transposed" and out_shape == bs:
+                return self._emit(node, "channel_shuffle", [base], attrs={"groups": g})
+            raise _Unsupported("a channel shuffle must end with view(N, C, H, W)")
+        if isinstance(src, fx.Node) and src in self.names and src not in self.nhwc:
+            ins = self.shape(src)
+            if ins is not None and len(ins) == 4 and out_shape is not None and len(out_shape) == 5 \
+                    and out_shape[0] == ins[0] and out_shape[1] * out_shape[2] == ins[1] \
+                    and tuple(out_shape[3:]) == tuple(ins[2:]):
+                self.shuffle[node] = (src, int(out_shape[1]), "grouped")
+                return
         x = self._tensor_input(a["input"])
         dims = a["shape"]
         if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
@@ -940,6 +1273,13 @@ def validate_graph(graph, tensors):
             if not need <= set(shp) or ("weight" in shp) != ("bias" in shp) or \
                     len({s for s in shp.values()}) != 1 or len(shp["running_mean"]) != 1:
                 raise ValueError(f"{name}: bad batchnorm parameters")
+        elif op == "mul" and p:
+            if set(shp) != {"weight"} or len(n["inputs"]) != 1:
+                raise ValueError(f"{name}: bad mul parameters")
+        elif op == "layernorm2d":
+            if set(shp) not in (set(), {"weight", "bias"}) or \
+                    any(len(v) != 1 for v in shp.values()):
+                raise ValueError(f"{name}: bad layernorm2d parameters")
         elif p:
             raise ValueError(f"{name}: {op} takes no parameters")
         seen.add(name)
@@ -998,6 +1338,33 @@ def run_graph(graph, tensors, x, keep=False, override=None):
             y = xs[0]
         elif op == "log_softmax":
             y = F.log_softmax(xs[0], 1)
+        elif op == "hardtanh":
+            y = F.hardtanh(xs[0], a["min_val"], a["max_val"])
+        elif op == "hardswish":
+            y = F.hardswish(xs[0])
+        elif op == "hardsigmoid":
+            y = F.hardsigmoid(xs[0])
+        elif op == "sigmoid":
+            y = torch.sigmoid(xs[0])
+        elif op == "silu":
+            y = F.silu(xs[0])
+        elif op == "gelu":
+            y = F.gelu(xs[0])
+        elif op == "mul":
+            if "weight" in p:
+                y = xs[0] * p["weight"].reshape(1, -1, 1, 1)
+            else:
+                y = xs[0] * xs[1]
+        elif op == "layernorm2d":
+            C = xs[0].shape[1]
+            y = F.layer_norm(xs[0].permute(0, 2, 3, 1), (C,), p.get("weight"), p.get("bias"),
+                             a.get("eps", 1e-5)).permute(0, 3, 1, 2)
+        elif op == "channel_shuffle":
+            N, C, H, W = xs[0].shape
+            g = a["groups"]
+            y = xs[0].reshape(N, g, C // g, H, W).transpose(1, 2).reshape(N, C, H, W)
+        elif op == "channel_slice":
+            y = xs[0][:, a["start"]:a["end"]]
         else:
             raise ValueError(f"unknown op {op!r}")
         env[n["name"]] = y

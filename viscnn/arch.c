@@ -90,6 +90,10 @@ int vc_convert_pth(const char *pth, const char *arch, const char *out, vc_conver
     free(text);
     if (!g || !cJSON_IsObject(g)) { cJSON_Delete(g); return vc_fail(err, VC_EINPUT, "--arch %s: the template is not a JSON object", arch); }
     cJSON *shapes = cJSON_DetachItemFromObjectCaseSensitive(g, "param_shapes");
+    // "param_views": {key: shape} for a tensor the graph uses in another shape
+    // than the state dict holds (ConvNeXt's Linear on channels-last maps, a
+    // (O,I) weight used as the (O,I,1,1) of a 1x1 conv): same values, same order
+    cJSON *views = cJSON_DetachItemFromObjectCaseSensitive(g, "param_views");
     const char **names = NULL;
     int n = 0;
     pth_file f;
@@ -130,9 +134,26 @@ int vc_convert_pth(const char *pth, const char *arch, const char *out, vc_conver
             if (pt->dim[k] > INT_MAX) { rc = vc_fail(err, VC_EINPUT, "%s: '%s' is too large", pth, names[i]); break; }
             dims[i][k] = (int)pt->dim[k];
         }
+        int rank = pt->rank;
+        cJSON *view = views ? cJSON_GetObjectItemCaseSensitive(views, names[i]) : NULL;
+        if (!rc && view) {
+            int64_t numel = 1;
+            int vr = cJSON_IsArray(view) ? cJSON_GetArraySize(view) : -1;
+            if (vr < 1 || vr > 4) rc = vc_fail(err, VC_EINPUT, "--arch %s: param_views of '%s' is not a shape", arch, names[i]);
+            rank = vr;
+            int k = 0;
+            for (cJSON *d = view && vr > 0 ? view->child : NULL; d && !rc; d = d->next, k++) {
+                if (!cJSON_IsNumber(d) || d->valuedouble < 1 || d->valuedouble > INT_MAX)
+                    rc = vc_fail(err, VC_EINPUT, "--arch %s: param_views of '%s' is not a shape", arch, names[i]);
+                else { dims[i][k] = (int)d->valuedouble; numel *= dims[i][k]; }
+            }
+            if (!rc && (size_t)numel != (size_t)pt->numel)
+                rc = vc_fail(err, VC_EINPUT, "%s: '%s' has %lld values, --arch %s views it as %lld", pth, names[i],
+                             (long long)pt->numel, arch, (long long)numel);
+        }
         if (!rc) rc = pth_float32(&f, pt, &t[i].data, &owned[i], err);
         t[i].name = names[i];
-        t[i].rank = pt->rank;
+        t[i].rank = rank;
         t[i].dim = dims[i];
         info->n_values += pt->numel;
     }
@@ -181,6 +202,7 @@ int vc_convert_pth(const char *pth, const char *arch, const char *out, vc_conver
     free(names);
     if (have_file) pth_free(&f);
     cJSON_Delete(shapes);
+    cJSON_Delete(views);
     cJSON_Delete(g);
     return rc;
 }

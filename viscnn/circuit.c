@@ -7,6 +7,7 @@
 #include <string.h>
 #include "imageset.h"
 #include "../engine/util.h"
+#include "chanmap.h"
 
 const double vc_curve_fractions[VC_CURVE_N] = {0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05, 0.01, 0.005, 0.001};
 
@@ -92,10 +93,9 @@ static int *layer_map(const vc_model *m, const vc_scores *layout) {
     return lo;
 }
 
-static int is_per_channel(vc_op op) {
-    return op == VC_OP_BATCHNORM2D || op == VC_OP_RELU || op == VC_OP_MAXPOOL2D || op == VC_OP_AVGPOOL2D ||
-           op == VC_OP_ADAPTIVE_AVGPOOL2D || op == VC_OP_DROPOUT;
-}
+// per-channel: channel c of the output reads channel c of each input (mul: of x
+// and of its gate; the gate's SE branch is reached like an add's operand)
+static int is_per_channel(vc_op op) { return chan_is_pointwise(op); }
 
 static int any_set(const unsigned char *v, int n) {
     for (int k = 0; k < n; k++) if (v[k]) return 1;
@@ -134,6 +134,11 @@ void circuit_reach(unsigned char ***fwd, unsigned char ***bwd, const vc_model *m
             } else if (nd->op == VC_OP_FLATTEN) {
                 int hw = x->h * x->w;
                 for (int k = 0; k < nd->c; k++) F[n][k] = F[nd->in[0]][k / hw];
+            } else if (nd->op == VC_OP_CHANNEL_SHUFFLE || nd->op == VC_OP_CHANNEL_SLICE) {
+                for (int ch = 0, src; ch < nd->c; ch++) F[n][ch] = F[chan_source(m, n, ch, 0, &src)][src];
+            } else if (nd->op == VC_OP_MUL) {
+                for (int k = 0; k < nd->n_in; k++)
+                    for (int ch = 0; ch < nd->c; ch++) F[n][ch] |= F[nd->in[k]][ch];
             } else if (is_per_channel(nd->op)) {
                 memcpy(F[n], F[nd->in[0]], nd->c);
             } else {   // linear, lrn, log_softmax: every output channel sees every input channel
@@ -166,6 +171,9 @@ void circuit_reach(unsigned char ***fwd, unsigned char ***bwd, const vc_model *m
             } else if (nd->op == VC_OP_FLATTEN) {
                 int hw = x->h * x->w;
                 for (int k = 0; k < nd->c; k++) if (B[n][k]) B[nd->in[0]][k / hw] = 1;
+            } else if (nd->op == VC_OP_CHANNEL_SHUFFLE || nd->op == VC_OP_CHANNEL_SLICE) {
+                for (int ch = 0, src; ch < nd->c; ch++)
+                    if (B[n][ch]) B[chan_source(m, n, ch, 0, &src)][src] = 1;
             } else if (nd->op == VC_OP_ADD || is_per_channel(nd->op)) {
                 for (int k = 0; k < nd->n_in; k++)
                     for (int ch = 0; ch < nd->c; ch++) B[nd->in[k]][ch] |= B[n][ch];
@@ -314,12 +322,9 @@ static unsigned char **producer_unselected(const vc_model *m, const vc_scores *l
             for (;;) {
                 const vc_node *nd = &m->nodes[n];
                 if (nd->op == VC_OP_CONV2D) { out[l][ch0] = lo[n] >= 0 && !c->node[lo[n]][ch]; break; }
-                if (nd->op == VC_OP_CONCAT) {
-                    int k = 0;
-                    while (k < nd->n_in - 1 && ch >= m->nodes[nd->in[k]].c) ch -= m->nodes[nd->in[k++]].c;
-                    n = nd->in[k];
-                } else if (is_per_channel(nd->op)) n = nd->in[0];
-                else break;
+                int src, from = chan_source(m, n, ch, 0, &src);   // concat, shuffle, slice, per-channel ops
+                if (from < 0) break;
+                n = from, ch = src;
             }
         }
     }

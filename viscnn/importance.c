@@ -11,6 +11,7 @@
 #include "../engine/util.h"
 #include "../loaders/dataset.h"
 #include "../ops/ops.h"
+#include "chanmap.h"
 
 const char *const vc_metric_names[VC_M_COUNT] = {"actxgrad", "act", "grad", "taylor", "weight", "snip"};
 
@@ -18,11 +19,6 @@ int metric_parse(vc_metric *out, const char *s, vc_error *err) {
     for (int i = 0; i < VC_M_COUNT; i++)
         if (!strcmp(s, vc_metric_names[i])) { *out = (vc_metric)i; return VC_OK; }
     return vc_fail(err, VC_EINPUT, "--metric %s: unknown metric (actxgrad, act, grad, taylor, weight, snip)", s);
-}
-
-static int is_per_channel(vc_op op) {
-    return op == VC_OP_BATCHNORM2D || op == VC_OP_RELU || op == VC_OP_MAXPOOL2D || op == VC_OP_AVGPOOL2D ||
-           op == VC_OP_ADAPTIVE_AVGPOOL2D || op == VC_OP_DROPOUT || op == VC_OP_LRN;
 }
 
 // The BN that is a conv's only consumer, else -1.
@@ -76,17 +72,13 @@ int target_parse(vc_target *t, const vc_model *m, const char *s, vc_error *err) 
         t->kind = VC_T_NODE;
         t->node = t->stop = node;
         t->ch = (int)ch;
-        // the target layer: walk back through per-channel ops (and concat, to
-        // the input holding the channel) to the conv that makes this map
+        // the target layer: walk back through per-channel ops (and concat, shuffle,
+        // slice, to the input holding the channel) to the conv that makes this map
         int l = node, c = (int)ch;
-        while (l > 0 && m->nodes[l].op != VC_OP_CONV2D) {
-            const vc_node *nl = &m->nodes[l];
-            if (nl->op == VC_OP_CONCAT) {
-                int k = 0;
-                while (k < nl->n_in - 1 && c >= m->nodes[nl->in[k]].c) c -= m->nodes[nl->in[k++]].c;
-                l = nl->in[k];
-            } else if (is_per_channel(nl->op)) l = nl->in[0];
-            else break;
+        while (l > 0 && m->nodes[l].op != VC_OP_CONV2D) {   // (and shuffles, slices, gates)
+            int src, from = chan_source(m, l, c, 1, &src);
+            if (from < 0) break;
+            l = from, c = src;
         }
         if (m->nodes[node].rank != 4 || l <= 0 || m->nodes[l].op != VC_OP_CONV2D)
             return vc_fail(err, VC_EINPUT, "--target %s: %s is not the channel map of a conv layer (a conv, or per-channel "

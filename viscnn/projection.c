@@ -7,17 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include "export.h"
+#include "chanmap.h"
 #include "../engine/util.h"
 
 const char *const vc_dlayer_kind_names[VC_DL_COUNT] = {"input", "conv", "add"};
 const char *const vc_projection_names[VC_PROJ_COUNT] = {"mds", "mds-smooth", "grid", "weights"};
 
 // ---- display graph ---------------------------------------------------------------
-
-static int is_per_channel(vc_op op) {
-    return op == VC_OP_BATCHNORM2D || op == VC_OP_RELU || op == VC_OP_MAXPOOL2D || op == VC_OP_AVGPOOL2D ||
-           op == VC_OP_ADAPTIVE_AVGPOOL2D || op == VC_OP_DROPOUT || op == VC_OP_LRN;
-}
 
 static int is_display_add(const vc_node *n) { return n->op == VC_OP_ADD && n->n_in == 2 && n->rank == 4; }
 
@@ -26,16 +22,10 @@ vc_dsrc dgraph_trace(const vc_dgraph *g, const vc_model *m, int node, int ch) {
         const vc_node *n = &m->nodes[node];
         if (ch < 0 || ch >= n->c) return (vc_dsrc){-1, -1};
         if (g->layer_of[node] >= 0) return (vc_dsrc){g->layer_of[node], ch};
-        if (n->op == VC_OP_CONCAT) {
-            int k = 0;
-            while (k < n->n_in && ch >= m->nodes[n->in[k]].c) ch -= m->nodes[n->in[k++]].c;
-            if (k == n->n_in) return (vc_dsrc){-1, -1};
-            node = n->in[k];
-        } else if (is_per_channel(n->op)) {
-            node = n->in[0];
-        } else {
-            return (vc_dsrc){-1, -1};   // linear, flatten, log_softmax mix channels
-        }
+        // per-channel ops, concat, shuffle, slice, gates (mul's operand 0), norms
+        int src, from = chan_source(m, node, ch, 1, &src);
+        if (from < 0) return (vc_dsrc){-1, -1};   // linear, flatten, log_softmax mix channels
+        node = from, ch = src;
     }
 }
 

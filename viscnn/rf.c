@@ -44,7 +44,12 @@ static int affine_rule(const vc_node *n, const vc_node *x, int axis, rf_rule *r)
         return 1;
     case VC_OP_RELU: case VC_OP_BATCHNORM2D: case VC_OP_LRN: case VC_OP_DROPOUT:
     case VC_OP_ADD: case VC_OP_CONCAT:
+    case VC_OP_HARDTANH: case VC_OP_HARDSWISH: case VC_OP_HARDSIGMOID: case VC_OP_SIGMOID: case VC_OP_SILU:
+    case VC_OP_GELU: case VC_OP_LAYERNORM2D: case VC_OP_CHANNEL_SHUFFLE: case VC_OP_CHANNEL_SLICE:
         *r = (rf_rule){1, 0, 1, 1};
+        return 1;
+    case VC_OP_MUL:   // a (N,C,1,1) gate operand: every unit reads its one cell
+        *r = H == 1 && Ho != 1 ? (rf_rule){0, 0, 1, 1} : (rf_rule){1, 0, 1, 1};
         return 1;
     case VC_OP_FLATTEN: case VC_OP_LINEAR: case VC_OP_LOG_SOFTMAX:
         *r = (rf_rule){0, 0, 1, H};   // every unit reads the whole input map
