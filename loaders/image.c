@@ -24,6 +24,7 @@
 #include <jpeglib.h>
 #include <jerror.h>                                   // JWRN_* / JERR_* codes, ERREXIT
 #include <png.h>
+#include "fileio.h"
 
 // ---- reading the file ----------------------------------------------------------
 
@@ -33,8 +34,9 @@ static int read_all(unsigned char **buf, size_t *n, const char *path, vc_error *
 {
     *buf = NULL;
     *n = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return vc_fail(err, VC_EINPUT, "%s: cannot open: %s", path, strerror(errno));
+    size_t fsize;
+    FILE *f = vc_fopen_regular(path, &fsize, err);
+    if (!f) return VC_EINPUT;
     size_t cap = 1 << 16, len = 0;
     unsigned char *b = malloc(cap);
     if (!b) {
@@ -119,11 +121,20 @@ static int to_planar(vc_image *img, const unsigned char *px, int h, int w, int s
     return VC_OK;
 }
 
+static long long max_pixels = IMAGE_DEFAULT_MAX_PIXELS;
+
+void image_set_max_pixels(long long n) { max_pixels = n > 0 ? n : IMAGE_DEFAULT_MAX_PIXELS; }
+
+// Called with the header's size before anything is decoded or allocated:
+// a small file can declare a huge image (a PNG of zero rows compresses ~1000:1).
 static int check_size(const char *path, const char *fmt, long long h, long long w, vc_error *err)
 {
     if (h < 1 || w < 1 || h > IMAGE_MAX_SIDE || w > IMAGE_MAX_SIDE)
         return vc_fail(err, VC_EINPUT, "%s: %s image size %lldx%lld (WxH) is out of range (1..%d per side)",
                        path, fmt, w, h, IMAGE_MAX_SIDE);
+    if (w * h > max_pixels)
+        return vc_fail(err, VC_EINPUT, "%s: %lldx%lld %s image has %lld pixels, more than the budget of %lld "
+                       "(--max-pixels N raises it)", path, w, h, fmt, w * h, max_pixels);
     return VC_OK;
 }
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "../engine/util.h"
+#include "fileio.h"
 
 static size_t dtype_bytes(const char *dt) {
     static const struct { const char *n; size_t b; } t[] = {
@@ -88,13 +89,11 @@ static int parse_header(st_file *f, cJSON *h, vc_error *err) {
 int st_read(st_file *f, const char *path, vc_error *err) {
     memset(f, 0, sizeof *f);
     f->path = path;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return vc_fail(err, VC_EINPUT, "%s: cannot open: %s", path, strerror(errno));
-    if (fseek(fp, 0, SEEK_END) != 0) { fclose(fp); return vc_fail(err, VC_EINPUT, "%s: cannot seek", path); }
-    long sz = ftell(fp);
-    rewind(fp);
-    if (sz < 8) { fclose(fp); return vc_fail(err, VC_EINPUT, "%s: too short to be a safetensors file (%ld bytes)", path, sz); }
-    f->size = (size_t)sz;
+    size_t sz;
+    FILE *fp = vc_fopen_regular(path, &sz, err);
+    if (!fp) return VC_EINPUT;
+    if (sz < 8) { fclose(fp); return vc_fail(err, VC_EINPUT, "%s: too short to be a safetensors file (%zu bytes)", path, sz); }
+    f->size = sz;
     f->buf = malloc_check(f->size + 1);
     size_t got = fread(f->buf, 1, f->size, fp);
     fclose(fp);

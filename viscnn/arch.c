@@ -10,6 +10,7 @@
 #include "../engine/util.h"
 #include "../loaders/pth.h"
 #include "../loaders/safetensors.h"
+#include "../loaders/fileio.h"
 
 const vc_arch_template *vc_arch_find(const char *name) {
     for (int i = 0; i < vc_n_arch_templates; i++)
@@ -36,17 +37,7 @@ static char *template_text(const char *arch, vc_error *err) {
         vc_fail(err, VC_EINPUT, "--arch %s: no such built-in architecture (built in: %s; or give a template .json)", arch, names);
         return NULL;
     }
-    FILE *fp = fopen(arch, "rb");
-    if (!fp) { vc_fail(err, VC_EINPUT, "--arch %s: cannot open: %s", arch, strerror(errno)); return NULL; }
-    fseek(fp, 0, SEEK_END);
-    long len = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    if (len < 0 || len > (64 << 20)) { fclose(fp); vc_fail(err, VC_EINPUT, "--arch %s: not a template (size)", arch); return NULL; }
-    char *s = malloc_check((size_t)len + 1);
-    size_t got = fread(s, 1, (size_t)len, fp);
-    fclose(fp);
-    s[got] = 0;
-    return s;
+    return vc_read_file(arch, (size_t)64 << 20, NULL, err);
 }
 
 

@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 #include "cli.h"
+#include <stdlib.h>
+#include "../../loaders/image.h"
 
 static const char *usage =
     "usage: viscnn COMMAND ...\n"
@@ -39,6 +41,7 @@ static const char *usage =
     "                                                 train a model (IDX: MNIST-style .gz files)\n"
     "  eval MODEL (--idx IMAGES --labels LABELS | --images FOLDER | --input X.npy --labels L.npy) [--batch B]\n"
     "                                                 accuracy, overall and per class\n"
+    "Any command: --max-pixels N refuses images whose header declares more pixels (default 67108864).\n"
     "Exit status: 0 ok, 2 bad input (one-line reason on stderr), 1 internal error.\n";
 
 static const struct { const char *name; int (*fn)(int, char **, vc_error *); } commands[] = {
@@ -61,6 +64,20 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
         fputs(usage, stdout);
         return 0;
+    }
+    // --max-pixels N (any command that reads images): taken out before the command parses.
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--max-pixels")) continue;
+        char *end = NULL;
+        long long n = i + 1 < argc ? strtoll(argv[i + 1], &end, 10) : 0;
+        if (!end || *end || n < 1) {
+            fprintf(stderr, "viscnn %s: --max-pixels needs a positive integer\n", argv[1]);
+            return 2;
+        }
+        image_set_max_pixels(n);
+        memmove(argv + i, argv + i + 2, (size_t)(argc - i - 1) * sizeof *argv);   // keeps argv[argc] == NULL
+        argc -= 2;
+        i--;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
         if (strcmp(argv[1], commands[i].name)) continue;
