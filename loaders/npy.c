@@ -8,6 +8,7 @@
 #include <string.h>
 #include "../engine/util.h"
 #include "fileio.h"
+#include "atomic_write.h"
 
 void npy_free(vc_npy *a) {
     free(a->f);
@@ -168,16 +169,9 @@ int npy_write(const char *path, const float *data, int rank, const long long *di
     memset(hdr + hl, ' ', pad);
     hl += pad;
     hdr[hl++] = '\n';
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) return vc_fail(err, VC_EINPUT, "%s: cannot write: %s", path, strerror(errno));
+    vc_wfile w;
+    if (vc_wopen(&w, path, err)) return VC_EINPUT;
     unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(hl & 255), (unsigned char)(hl >> 8)};
-    int ok = fwrite(pre, 1, 10, fp) == 10 && fwrite(hdr, 1, hl, fp) == (size_t)hl && fwrite(data, 4, n, fp) == n;
-    if (fclose(fp) != 0) ok = 0;
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
-        return vc_fail(err, VC_EINPUT, "%s: write failed: %s", path, strerror(errno));
-    }
-    return VC_OK;
+    int ok = fwrite(pre, 1, 10, w.fp) == 10 && fwrite(hdr, 1, hl, w.fp) == (size_t)hl && fwrite(data, 4, n, w.fp) == n;
+    return vc_wcommit(&w, ok, err);
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 #include "../engine/util.h"
 #include "fileio.h"
+#include "atomic_write.h"
 
 static size_t dtype_bytes(const char *dt) {
     static const struct { const char *n; size_t b; } t[] = {
@@ -129,8 +130,7 @@ const char *st_meta(const st_file *f, const char *key) {
     return NULL;
 }
 
-int st_write(const char *path, int n, const st_out *t, int n_meta,
-             const char *const *keys, const char *const *vals, vc_error *err) {
+int st_write_fp(FILE *fp, int n, const st_out *t, int n_meta, const char *const *keys, const char *const *vals) {
     cJSON *h = cJSON_CreateObject();
     if (n_meta) {
         cJSON *m = cJSON_AddObjectToObject(h, "__metadata__");
@@ -154,10 +154,6 @@ int st_write(const char *path, int n, const st_out *t, int n_meta,
     char *js = cJSON_PrintUnformatted(h);
     cJSON_Delete(h);
     size_t hl = strlen(js), pad = (8 - hl % 8) % 8;
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) { free(js); return vc_fail(err, VC_EINPUT, "%s: cannot write: %s", path, strerror(errno)); }
     uint64_t L = hl + pad;
     unsigned char lb[8];
     for (int i = 0; i < 8; i++) lb[i] = (unsigned char)(L >> (8 * i));
@@ -168,10 +164,12 @@ int st_write(const char *path, int n, const st_out *t, int n_meta,
         for (int k = 0; k < t[i].rank; k++) cnt *= (size_t)t[i].dim[k];
         ok = fwrite(t[i].data, 4, cnt, fp) == cnt;   // x86/ARM hosts are little-endian
     }
-    if (fclose(fp) != 0) ok = 0;
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
-        return vc_fail(err, VC_EINPUT, "%s: write failed: %s", path, strerror(errno));
-    }
-    return VC_OK;
+    return ok;
+}
+
+int st_write(const char *path, int n, const st_out *t, int n_meta,
+             const char *const *keys, const char *const *vals, vc_error *err) {
+    vc_wfile w;
+    if (vc_wopen(&w, path, err)) return VC_EINPUT;
+    return vc_wcommit(&w, st_write_fp(w.fp, n, t, n_meta, keys, vals), err);
 }

@@ -70,6 +70,8 @@ T2=1; [ "$OMP_NUM_THREADS" = 1 ] && T2=3
 run "importance parity with the PyTorch oracle (dissection, replayed decisions; $OMP_NUM_THREADS and $T2 threads)" 1 \
     $PY tests/test_importance_parity.py --threads "$OMP_NUM_THREADS,$T2"
 run "bad input (AddressSanitizer)" 1 $PY tests/test_bad_input.py
+run "bad-input table (tests/bad_inputs: hostile files, truncations, PNG bomb, 100,000-node graph)" 1 $PY tests/bad_inputs/test_bad_inputs.py
+run "safe writes (SIGKILL/SIGINT/SIGTERM during a write, planted symlinks)" 1 $PY tests/bad_inputs/test_safe_write.py
 run "pth checkpoints (native .pth, hostile files)" 1 $PY tests/test_pth.py
 run "fashion default model and make data" 1 $PY tests/test_fashion.py
 # The server and browser tests read data/ (make data); a clean clone has none.
