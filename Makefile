@@ -57,8 +57,13 @@ build/asan/viscnn: Makefile $(LIB_SRC) viscnn/cli/main.c $(wildcard include/*.h 
 
 test: NEED_TORCH=1
 test: NEED_WEB=1
+ifneq ($(SAN),1)
 test: deps bin/viscnn build/asan/viscnn $(TEST_BIN)
 	@NEED_TORCH=1 tests/run.sh
+else
+test: san
+	@tests/run_san.sh
+endif
 
 clean:
 	rm -rf build bin
@@ -106,3 +111,34 @@ bench: deps bin/viscnn build/bench/bench_run
 bench-circuits: build/bench/circuits
 	build/bench/circuits
 .PHONY: bench-circuits
+
+# ---- SAN=1 (issue 14): everything built with clang, AddressSanitizer and
+# UBSan, no recovery, into build/san/ (its own objects, library, CLI and C
+# tests); `make test SAN=1` runs the C unit tests and the CLI tests under it
+# (tests/run_san.sh). `make san` only builds.
+SAN_CC    = clang
+SAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all \
+            -std=gnu11 -Wall -Wextra -fopenmp -Iinclude -MMD -MP
+SAN_OBJ   = $(LIB_SRC:%.c=build/san/obj/%.o)
+SAN_TESTS = $(TEST_SRC:tests/%.c=build/san/tests/%)
+
+build/san/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(SAN_CC) $(SAN_FLAGS) -c $< -o $@
+
+build/san/libviscnn.a: $(SAN_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+build/san/bin/viscnn: build/san/obj/viscnn/cli/main.o build/san/libviscnn.a Makefile
+	@mkdir -p build/san/bin
+	$(SAN_CC) $(SAN_FLAGS) $(filter-out Makefile,$^) -o $@ $(LDLIBS)
+
+build/san/tests/%: tests/%.c build/san/libviscnn.a Makefile
+	@mkdir -p build/san/tests
+	$(SAN_CC) $(SAN_FLAGS) -Itests -Iops $< build/san/libviscnn.a -o $@ $(LDLIBS)
+
+san: build/san/bin/viscnn $(SAN_TESTS)
+.PHONY: san
+
+-include $(SAN_OBJ:.o=.d) $(SAN_TESTS:=.d)
