@@ -118,6 +118,7 @@ bench-circuits: build/bench/circuits
 # (tests/run_san.sh). `make san` only builds.
 SAN_CC    = clang
 SAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all \
+            -fsanitize=fuzzer-no-link \
             -std=gnu11 -Wall -Wextra -fopenmp -Iinclude -MMD -MP
 SAN_OBJ   = $(LIB_SRC:%.c=build/san/obj/%.o)
 SAN_TESTS = $(TEST_SRC:tests/%.c=build/san/tests/%)
@@ -140,5 +141,18 @@ build/san/tests/%: tests/%.c build/san/libviscnn.a Makefile
 
 san: build/san/bin/viscnn $(SAN_TESTS)
 .PHONY: san
+
+# libFuzzer harnesses (tests/fuzz/README.md) against the SAN library (its
+# objects carry the fuzzer's coverage instrumentation: fuzzer-no-link above).
+# `make fuzz FUZZ_S=600` runs each harness that many seconds, one at a time.
+FUZZ_S    ?= 20
+FUZZ_BINS  = $(patsubst tests/fuzz/%.c,build/san/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+build/san/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz_util.h build/san/libviscnn.a Makefile
+	@mkdir -p build/san/fuzz
+	$(SAN_CC) $(SAN_FLAGS) -fsanitize=fuzzer -Itests $< build/san/libviscnn.a -o $@ $(LDLIBS)
+fuzz-build: $(FUZZ_BINS)
+fuzz: fuzz-build
+	tests/fuzz/run.sh $(FUZZ_S)
+.PHONY: fuzz fuzz-build
 
 -include $(SAN_OBJ:.o=.d) $(SAN_TESTS:=.d)

@@ -193,6 +193,7 @@ static int json_index(const cJSON *x, int n) {
 
 int circuit_read(vc_circuit *c, vc_scores *layout, const vc_model *m, const char *path, vc_error *err) {
     memset(c, 0, sizeof *c);
+    memset(layout, 0, sizeof *layout);   // freed on every error path below, set or not (found by fuzz_circuit)
     char *buf = vc_read_file(path, (size_t)1 << 30, NULL, err);
     if (!buf) return VC_EINPUT;
     cJSON *j = cJSON_Parse(buf);
