@@ -252,6 +252,8 @@ static int build(vc_model *m, tensor_table *f, cJSON *g, vc_error *err) {
     if (!num_int(cJSON_GetArrayItem(ishape, 0), 1, 4096, &ic) || !num_int(cJSON_GetArrayItem(ishape, 1), 1, 16384, &ih) ||
         !num_int(cJSON_GetArrayItem(ishape, 2), 1, 16384, &iw))
         return vc_fail(err, VC_EINPUT, "%s: graph input shape must be integers [C, H, W] with C in [1, 4096] and H, W in [1, 16384]", path);
+    if ((int64_t)ic * ih * iw > VC_LIM_ELEMS)
+        return vc_fail(err, VC_EINPUT, "%s: graph input shape [%d, %d, %d] has more than 2^30 values", path, ic, ih, iw);
     cJSON *nodes = cJSON_GetObjectItemCaseSensitive(g, "nodes");
     if (!cJSON_IsArray(nodes) || cJSON_GetArraySize(nodes) < 1)
         return vc_fail(err, VC_EINPUT, "%s: graph has no nodes", path);
