@@ -88,6 +88,8 @@ run "benchmark smoke (benchmarks/run.sh --smoke)" 1 bash -c \
     'benchmarks/run.sh --smoke > build/bench_smoke.log 2>&1 && grep -q "importance scaling" build/bench_smoke.log &&
      echo "ok   benchmark smoke: make bench runs end to end (table in build/bench_smoke.log)"'
 
+# Footprint (issue 14): what the suite leaves under build/.
+echo "# build/ after the tests: $(du -sh build 2>/dev/null | cut -f1) (du -sh build)"
 echo "(full log: $LOG)"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
