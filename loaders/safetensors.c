@@ -45,7 +45,7 @@ static int parse_header(st_file *f, cJSON *h, vc_error *err) {
             f->meta_val = calloc_check(nm + 1, sizeof(char *));
             for (cJSON *m = e->child; m; m = m->next) {
                 if (!cJSON_IsString(m))
-                    return vc_fail(err, VC_EINPUT, "%s: metadata value '%s' is not a string", p, m->string);
+                    return vc_fail(err, VC_EINPUT, "%s: metadata value '%s' is not a string", p, vc_str(m->string));
                 f->meta_key[f->n_meta] = strdup_check(m->string);
                 f->meta_val[f->n_meta] = strdup_check(m->valuestring);
                 f->n_meta++;
@@ -57,17 +57,17 @@ static int parse_header(st_file *f, cJSON *h, vc_error *err) {
         cJSON *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
         cJSON *of = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
         if (!cJSON_IsString(dt) || !cJSON_IsArray(sh) || !cJSON_IsArray(of) || cJSON_GetArraySize(of) != 2)
-            return vc_fail(err, VC_EINPUT, "%s: tensor '%s' lacks dtype, shape or data_offsets", p, e->string);
+            return vc_fail(err, VC_EINPUT, "%s: tensor '%s' lacks dtype, shape or data_offsets", p, vc_str(e->string));
         size_t eb = dtype_bytes(dt->valuestring);
-        if (!eb) return vc_fail(err, VC_EINPUT, "%s: tensor '%s' has unknown dtype '%s'", p, e->string, dt->valuestring);
-        snprintf(t->dtype, sizeof t->dtype, "%s", dt->valuestring);
+        if (!eb) return vc_fail(err, VC_EINPUT, "%s: tensor '%s' has unknown dtype '%s'", p, vc_str(e->string), vc_str(dt->valuestring));
+        snprintf(t->dtype, sizeof t->dtype, "%s", vc_str(dt->valuestring));
         t->rank = cJSON_GetArraySize(sh);
-        if (t->rank > 8) return vc_fail(err, VC_EINPUT, "%s: tensor '%s' has rank %d > 8", p, e->string, t->rank);
+        if (t->rank > 8) return vc_fail(err, VC_EINPUT, "%s: tensor '%s' has rank %d > 8", p, vc_str(e->string), t->rank);
         double count = 1;
         int k = 0;
         for (cJSON *d = sh->child; d; d = d->next, k++) {
             if (!cJSON_IsNumber(d) || d->valuedouble < 0 || d->valuedouble > 1e12 || d->valuedouble != (double)(int64_t)d->valuedouble)
-                return vc_fail(err, VC_EINPUT, "%s: tensor '%s' has a bad shape", p, e->string);
+                return vc_fail(err, VC_EINPUT, "%s: tensor '%s' has a bad shape", p, vc_str(e->string));
             t->dim[k] = (int64_t)d->valuedouble;
             count *= (double)t->dim[k];
         }
@@ -75,11 +75,11 @@ static int parse_header(st_file *f, cJSON *h, vc_error *err) {
         if (!cJSON_IsNumber(cJSON_GetArrayItem(of, 0)) || !cJSON_IsNumber(cJSON_GetArrayItem(of, 1)) ||
             b < 0 || en < b || en > (double)f->data_size)
             return vc_fail(err, VC_EINPUT, "%s: tensor '%s' has data offsets [%.0f, %.0f] outside the %zu data bytes (file truncated?)",
-                           p, e->string, b, en, f->data_size);
+                           p, vc_str(e->string), b, en, f->data_size);
         t->begin = (size_t)b;
         t->end = (size_t)en;
         if ((double)(t->end - t->begin) != count * (double)eb)
-            return vc_fail(err, VC_EINPUT, "%s: tensor '%s' has %zu bytes, its shape needs %.0f", p, e->string,
+            return vc_fail(err, VC_EINPUT, "%s: tensor '%s' has %zu bytes, its shape needs %.0f", p, vc_str(e->string),
                            t->end - t->begin, count * (double)eb);
         t->name = strdup_check(e->string);
         f->n++;

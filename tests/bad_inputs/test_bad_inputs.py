@@ -285,6 +285,20 @@ for desc, args, want, pat, out in T:
         passed += 1
         print(f"ok   {desc} ({time.time() - t0:.2f} s) -> {err.splitlines()[0][:160]}")
 
+# Names from the file reach stdout escaped too (info's layers, predict's labels).
+evil = model_with("evil_labels.safetensors", lambda g: (g.update(labels=["\x1b[2J\x1b]0;x\x07lab%d" % i + "B" * 100 for i in range(10)]),
+                                                        node(g, "features.1").update(name="\x1b[31mrelu"),
+                                                        node(g, "features.2").update(inputs=["\x1b[31mrelu"])))
+r = subprocess.run([V, "info", evil], capture_output=True, env=env)
+r2 = subprocess.run([V, "predict", evil, "data/fashion/sneaker/" + sorted(os.listdir("data/fashion/sneaker"))[0], "--top", "10"], capture_output=True, env=env)
+out = r.stdout + r2.stdout
+ok = r.returncode == 0 and r2.returncode == 0 and b"\x1b" not in out and b"\\x1b[31mrelu" in r.stdout and b"\\x1b[2J" in r2.stdout \
+    and all(len(l) < 200 for l in r2.stdout.splitlines())
+print(f"{'ok  ' if ok else 'FAIL'} layer and class names with escape sequences are printed escaped and cut on stdout (info, predict)"
+      + ("" if ok else f": {out[:300]!r} {r.stderr[:200]!r} {r2.stderr[:200]!r}"))
+passed += ok
+failed += not ok
+
 # The PNG bomb: refused in under 1 s with peak RSS under 200 MB (one child, measured by wait4).
 t0 = time.time()
 proc = subprocess.Popen([V, "predict", MODEL, p("bomb.png")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)

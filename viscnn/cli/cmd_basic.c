@@ -28,7 +28,7 @@ int cmd_info(int argc, char **argv, vc_error *err) {
     if (!rc) rc = cli_check_unused(&a, err);
     if (!rc) rc = load_model(&m, &a, err);
     if (rc) return rc;
-    printf("model %s (%s)\n", m->name, m->path);
+    printf("model %s (%s)\n", vc_str(m->name), m->path);
     printf("input %s: (N,%d,%d,%d)", m->nodes[0].name, m->nodes[0].c, m->nodes[0].h, m->nodes[0].w);
     if (m->pre.resize || m->pre.crop) printf("  resize %d, crop %d", m->pre.resize, m->pre.crop);
     printf("  mean [%g", m->pre.mean[0]);
@@ -44,14 +44,14 @@ int cmd_info(int argc, char **argv, vc_error *err) {
         size_t np = 0;
         for (int r = 0; r < VC_P_COUNT; r++) if (n->param[r] >= 0) np += m->params[n->param[r]].size;
         for (int k = 0; k < n->n_in && strlen(ins) < 200; k++)
-            snprintf(ins + strlen(ins), sizeof ins - strlen(ins), "%s%s", k ? ", " : "", m->nodes[n->in[k]].name);
-        printf("%4d  %-28s %-19s %-20s %10zu  %s\n", i, n->name, vc_op_names[n->op], shp, np, ins);
+            snprintf(ins + strlen(ins), sizeof ins - strlen(ins), "%s%s", k ? ", " : "", vc_str(m->nodes[n->in[k]].name));
+        printf("%4d  %-28s %-19s %-20s %10zu  %s\n", i, vc_str(n->name), vc_op_names[n->op], shp, np, ins);
         if (n->op == VC_OP_CONV2D) channels += n->c;
     }
     const vc_node *o = &m->nodes[m->output];
     char shp[64];
     shape_str(shp, sizeof shp, o);
-    printf("\noutput %s %s%s\n", o->name, shp, m->n_labels ? ", with labels" : "");
+    printf("\noutput %s %s%s\n", vc_str(o->name), shp, m->n_labels ? ", with labels" : "");
     printf("layers: %d\nnodes (channels of the input and of conv layers): %zu\nedges (2-D conv kernels): %zu\nparameters: %zu\n",
            m->n_nodes - 1, channels, m->n_edges, m->n_weights);
     vc_model_free(m);
@@ -100,7 +100,7 @@ int cmd_predict(int argc, char **argv, vc_error *err) {
             for (int t = 0; t < top; t++) {
                 int k = idx[t];
                 printf("  %d. %5d  %.4f  %s\n", t + 1, k, exp((double)yn[k] - mx) / s,
-                       k < m->n_labels ? m->labels[k] : "");
+                       k < m->n_labels ? vc_str(m->labels[k]) : "");
             }
         }
         free(idx);
