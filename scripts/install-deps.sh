@@ -8,7 +8,8 @@ set -e
 cd "$(dirname "$0")/.."
 pkgs="build-essential pkg-config libopenblas-dev libopenblas0-openmp liblapacke-dev libpng-dev zlib1g-dev libjpeg62-turbo-dev
 libcjson-dev libmicrohttpd-dev chromium python3-torch python3-torchvision python3-numpy python3-pil python3-skimage opencv-doc
-dataset-fashion-mnist darknet"
+dataset-fashion-mnist darknet
+clang libclang-rt-14-dev valgrind"   # the last line: make test SAN=1, make fuzz, valgrind (issue 14)
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
