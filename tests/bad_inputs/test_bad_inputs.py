@@ -320,9 +320,11 @@ t0 = time.time()
 proc = subprocess.Popen([V, "info", p("chain.safetensors")], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
 _, status, ru = os.wait4(proc.pid, 0)
 dt, cpu = time.time() - t0, ru.ru_utime + ru.ru_stime
-ok = os.waitstatus_to_exitcode(status) == 0 and cpu < 1
-print(f"{'ok  ' if ok else 'FAIL'} 100,000-node ReLU chain: info loads and prints it in {cpu:.3f} s CPU ({dt:.3f} s wall on a shared machine)"
-      + ("" if ok else f": exit {os.waitstatus_to_exitcode(status)}, wanted 0 and < 1 s CPU"))
+# < 1 s for the release build; a sanitiser build (ASan's allocator) gets 5 s.
+limit = 5 if "san" in os.path.basename(os.path.dirname(os.path.dirname(os.path.abspath(V)))) or "asan" in V else 1
+ok = os.waitstatus_to_exitcode(status) == 0 and cpu < limit
+print(f"{'ok  ' if ok else 'FAIL'} 100,000-node ReLU chain: info loads and prints it in {cpu:.3f} s CPU (< {limit} s; {dt:.3f} s wall on a shared machine)"
+      + ("" if ok else f": exit {os.waitstatus_to_exitcode(status)}, wanted 0 and < {limit} s CPU"))
 passed += ok
 failed += not ok
 vcio.save_npy(p("x4.npy"), np.full((1, 1, 4, 4), -1.0, np.float32))
