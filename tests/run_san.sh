@@ -25,6 +25,11 @@ run() {   # label, command...
     fi
 }
 [ -x build/san/bin/viscnn ] || { echo "FAIL build/san/bin/viscnn is missing (make san)"; exit 1; }
+# test_rf reads the alexnet model that tests/run.sh's parity step writes
+if [ ! -f build/testdata/alexnet/model.safetensors ]; then
+    $PY tools/torch_dump.py --torchvision alexnet --seed 0 --batch 2 -o build/testdata/alexnet > "$L/alexnet.dump.log" 2>&1 ||
+        echo "FAIL tools/torch_dump.py alexnet (see $L/alexnet.dump.log): test_rf will fail"
+fi
 # test_class_circuits is a statistical benchmark of circuit faithfulness
 # (thousands of forward passes; over an hour under ASan on a shared 2-core
 # machine): make test runs it; here it is named, not run.
