@@ -120,8 +120,13 @@ build/tsan/test_api_threads: Makefile tests/test_api_threads.c $(LIB_SRC) $(wild
 
 test: NEED_TORCH=1
 test: NEED_WEB=1
+ifneq ($(SAN),1)
 test: deps bin/viscnn $(SO_FILE) build/asan/viscnn build/tsan/test_api_threads $(TEST_BIN)
 	@NEED_TORCH=1 tests/run.sh
+else
+test: san
+	@tests/run_san.sh
+endif
 
 clean:
 	rm -rf build bin
@@ -210,3 +215,47 @@ uninstall:
 .PHONY: install uninstall
 # The CUDA flavour (issue 17): make cuda / make CUDA=1, make gpu-bundle (docs/cuda.md).
 include kernels_cuda/cuda.mk
+# ---- SAN=1 (issue 14): everything built with clang, AddressSanitizer and
+# UBSan, no recovery, into build/san/ (its own objects, library, CLI and C
+# tests); `make test SAN=1` runs the C unit tests and the CLI tests under it
+# (tests/run_san.sh). `make san` only builds.
+SAN_CC    = clang
+SAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all \
+            -fsanitize=fuzzer-no-link \
+            -std=gnu11 -Wall -Wextra -fopenmp -Iinclude -MMD -MP
+SAN_OBJ   = $(LIB_SRC:%.c=build/san/obj/%.o)
+SAN_TESTS = $(TEST_SRC:tests/%.c=build/san/tests/%)
+
+build/san/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(SAN_CC) $(SAN_FLAGS) -c $< -o $@
+
+build/san/libviscnn.a: $(SAN_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+build/san/bin/viscnn: build/san/obj/viscnn/cli/main.o build/san/libviscnn.a Makefile
+	@mkdir -p build/san/bin
+	$(SAN_CC) $(SAN_FLAGS) $(filter-out Makefile,$^) -o $@ $(LDLIBS)
+
+build/san/tests/%: tests/%.c build/san/libviscnn.a Makefile
+	@mkdir -p build/san/tests
+	$(SAN_CC) $(SAN_FLAGS) -Itests -Iops $< build/san/libviscnn.a -o $@ $(LDLIBS)
+
+san: build/san/bin/viscnn $(SAN_TESTS)
+.PHONY: san
+
+# libFuzzer harnesses (tests/fuzz/README.md) against the SAN library (its
+# objects carry the fuzzer's coverage instrumentation: fuzzer-no-link above).
+# `make fuzz FUZZ_S=600` runs each harness that many seconds, one at a time.
+FUZZ_S    ?= 20
+FUZZ_BINS  = $(patsubst tests/fuzz/%.c,build/san/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+build/san/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz_util.h build/san/libviscnn.a Makefile
+	@mkdir -p build/san/fuzz
+	$(SAN_CC) $(SAN_FLAGS) -fsanitize=fuzzer -Itests $< build/san/libviscnn.a -o $@ $(LDLIBS)
+fuzz-build: $(FUZZ_BINS)
+fuzz: fuzz-build
+	tests/fuzz/run.sh $(FUZZ_S)
+.PHONY: fuzz fuzz-build
+
+-include $(SAN_OBJ:.o=.d) $(SAN_TESTS:=.d)

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 #include "engine.h"
+#include "checked.h"
 #include "../ops/ops.h"
 #include "backend.h"
 #include "op_families.h"
@@ -41,22 +42,44 @@ static int check_param(const vc_model *m, const vc_node *n, int role, const char
     for (int k = 0; k < p->rank; k++) snprintf(got + strlen(got), sizeof got - strlen(got), "%s%d", k ? "," : "", p->dim[k]);
     for (int k = 0; k < rank; k++) snprintf(want + strlen(want), sizeof want - strlen(want), "%s%d", k ? "," : "", dim[k]);
     return vc_fail(err, VC_EINPUT, "%s: node %s: %s tensor '%s' has shape [%s], expected [%s]",
-                   m->path, n->name, what, p->name, got, want);
+                   m->path, vc_str(n->name), what, vc_str(p->name), got, want);
 }
 
 static int need_spatial(const vc_model *m, const vc_node *n, vc_error *err) {
     if (in0(m, n)->rank != 4)
         return vc_fail(err, VC_EINPUT, "%s: node %s (%s) needs an (N,C,H,W) input, got (N,%d) from %s",
-                       m->path, n->name, vc_op_names[n->op], in0(m, n)->c, in0(m, n)->name);
+                       m->path, vc_str(n->name), vc_op_names[n->op], in0(m, n)->c, vc_str(in0(m, n)->name));
     return VC_OK;
 }
 
-static int set_shape(const vc_model *m, vc_node *n, int rank, int c, int h, int w, vc_error *err) {
+// Every node's shape passes here: the limits of engine/checked.h hold for
+// every node of a graph that loads (with them, every int index inside ops/
+// stays below 2^31 for one image).
+static int set_shape(const vc_model *m, vc_node *n, int rank, int64_t c, int64_t h, int64_t w, vc_error *err) {
     if (c <= 0 || h <= 0 || w <= 0)
-        return vc_fail(err, VC_EINPUT, "%s: node %s (%s): output shape (%d,%d,%d) is empty for input (%d,%d,%d)",
-                       m->path, n->name, vc_op_names[n->op], c, h, w, in0(m, n)->c, in0(m, n)->h, in0(m, n)->w);
-    n->rank = rank; n->c = c; n->h = h; n->w = w;
-    n->size = (size_t)c * h * w;
+        return vc_fail(err, VC_EINPUT, "%s: node %s (%s): output shape (%lld,%lld,%lld) is empty for input (%d,%d,%d)",
+                       m->path, vc_str(n->name), vc_op_names[n->op], (long long)c, (long long)h, (long long)w,
+                       in0(m, n)->c, in0(m, n)->h, in0(m, n)->w);
+    int ovf = 0;
+    int64_t size = ck_mul(ck_mul(c, h, &ovf), w, &ovf);
+    if (ovf || size > VC_LIM_ELEMS || h > VC_LIM_SPATIAL || w > VC_LIM_SPATIAL || (rank == 4 && c > VC_LIM_CHANNELS))
+        return vc_fail(err, VC_EINPUT, "%s: node %s (%s): output shape (%lld,%lld,%lld) is past the limits "
+                       "(channels %d, height and width %d, 2^30 values per image)", m->path, vc_str(n->name), vc_op_names[n->op],
+                       (long long)c, (long long)h, (long long)w, VC_LIM_CHANNELS, VC_LIM_SPATIAL);
+    n->rank = rank; n->c = (int)c; n->h = (int)h; n->w = (int)w;
+    n->size = (size_t)size;
+    return VC_OK;
+}
+
+// Output height and width of a conv or pool node, in checked 64-bit
+// arithmetic, and the same as ops/shapes.c computes in int (which the limits
+// make exact).
+static int window_out(const vc_model *m, const vc_node *n, int ceil_mode, int64_t *ho, int64_t *wo, vc_error *err) {
+    const vc_node *x = in0(m, n);
+    int ovf = 0;
+    *ho = ck_out_size(x->h, n->a.kernel[0], n->a.stride[0], n->a.padding[0], n->a.dilation[0], ceil_mode, &ovf);
+    *wo = ck_out_size(x->w, n->a.kernel[1], n->a.stride[1], n->a.padding[1], n->a.dilation[1], ceil_mode, &ovf);
+    if (ovf) return vc_fail(err, VC_EINPUT, "%s: node %s: output size overflows", m->path, vc_str(n->name));
     return VC_OK;
 }
 
@@ -81,23 +104,32 @@ conv2d_dims vc_conv_dims(const vc_model *m, const vc_node *n, int N) { return co
 
 static int conv2d_infer(const vc_model *m, vc_node *n, vc_error *err) {
     if (need_spatial(m, n, err)) return VC_EINPUT;
-    if (n->param[VC_P_WEIGHT] < 0) return vc_fail(err, VC_EINPUT, "%s: node %s: conv2d has no weight", m->path, n->name);
+    if (n->param[VC_P_WEIGHT] < 0) return vc_fail(err, VC_EINPUT, "%s: node %s: conv2d has no weight", m->path, vc_str(n->name));
     const vc_param *w = &m->params[n->param[VC_P_WEIGHT]];
     const vc_node *x = in0(m, n);
     int g = n->a.groups;
-    if (w->rank != 4) return vc_fail(err, VC_EINPUT, "%s: node %s: weight '%s' has rank %d, expected 4", m->path, n->name, w->name, w->rank);
+    if (w->rank != 4) return vc_fail(err, VC_EINPUT, "%s: node %s: weight '%s' has rank %d, expected 4", m->path, vc_str(n->name), vc_str(w->name), w->rank);
     if (g < 1 || x->c % g || w->dim[0] % g)
         return vc_fail(err, VC_EINPUT, "%s: node %s: groups=%d does not divide in channels %d and out channels %d",
-                       m->path, n->name, g, x->c, w->dim[0]);
+                       m->path, vc_str(n->name), g, x->c, w->dim[0]);
     for (int k = 0; k < 2; k++)
         if (n->a.kernel[k] < 1 || n->a.stride[k] < 1 || n->a.padding[k] < 0 || n->a.dilation[k] < 1)
-            return vc_fail(err, VC_EINPUT, "%s: node %s: bad kernel/stride/padding/dilation", m->path, n->name);
+            return vc_fail(err, VC_EINPUT, "%s: node %s: bad kernel/stride/padding/dilation", m->path, vc_str(n->name));
     int wd[4] = {w->dim[0], x->c / g, n->a.kernel[0], n->a.kernel[1]};
     if (check_param(m, n, VC_P_WEIGHT, "weight", 4, wd, err)) return VC_EINPUT;
     if (check_param(m, n, VC_P_BIAS, "bias", 1, wd, err)) return VC_EINPUT;
     n->c = w->dim[0];
+    int64_t ho, wo;
+    if (window_out(m, n, 0, &ho, &wo, err)) return VC_EINPUT;
+    // the im2col panel of one image: (C/g * kh * kw) x (Ho * Wo)
+    int ovf = 0;
+    int64_t panel = ck_mul(ck_mul(ck_mul(x->c / g, n->a.kernel[0], &ovf), n->a.kernel[1], &ovf), ck_mul(ho, wo, &ovf), &ovf);
+    if (ovf || panel > VC_LIM_ELEMS)
+        return vc_fail(err, VC_EINPUT, "%s: node %s: conv2d's unfolded input (C/groups*kh*kw*Ho*Wo) is past 2^30 values", m->path, vc_str(n->name));
+    if (set_shape(m, n, 4, w->dim[0], ho, wo, err)) return VC_EINPUT;
     conv2d_dims d = conv_dims(m, n, 1);
-    return set_shape(m, n, 4, w->dim[0], d.Ho, d.Wo, err);
+    VC_ASSERT(d.Ho == ho && d.Wo == wo);
+    return VC_OK;
 }
 
 // The effective weight and bias under masks: w*kmask[j,i]*cmask[j], b*cmask[j].
@@ -163,8 +195,8 @@ static int linear_infer(const vc_model *m, vc_node *n, vc_error *err) {
     const vc_node *x = in0(m, n);
     if (x->rank != 2)
         return vc_fail(err, VC_EINPUT, "%s: node %s: linear needs an (N,K) input, got (N,%d,%d,%d) from %s (flatten first)",
-                       m->path, n->name, x->c, x->h, x->w, x->name);
-    if (n->param[VC_P_WEIGHT] < 0) return vc_fail(err, VC_EINPUT, "%s: node %s: linear has no weight", m->path, n->name);
+                       m->path, vc_str(n->name), x->c, x->h, x->w, vc_str(x->name));
+    if (n->param[VC_P_WEIGHT] < 0) return vc_fail(err, VC_EINPUT, "%s: node %s: linear has no weight", m->path, vc_str(n->name));
     const vc_param *w = &m->params[n->param[VC_P_WEIGHT]];
     int wd[2] = {w->rank == 2 ? w->dim[0] : -1, x->c};
     if (check_param(m, n, VC_P_WEIGHT, "weight", 2, wd, err)) return VC_EINPUT;
@@ -205,17 +237,38 @@ static pool2d_dims pool_dims(const vc_model *m, const vc_node *n, int N) {
     pool2d_dims_finish(&d);
     return d;
 }
+// Whether every output window of a pool (per dimension) holds at least one
+// input tap: a window that falls wholly into padding or between dilated taps
+// has no argmax (maxpool's backward would index -1) and no count (avgpool).
+static int pool_windows_hit(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, int64_t out) {
+    for (int64_t o = 0; o < out; o++) {
+        int64_t start = o * s - p, i0 = start >= 0 ? 0 : (-start + d - 1) / d;
+        if (i0 >= k || start + i0 * d >= in) return 0;
+    }
+    return 1;
+}
+
 static int pool_infer(const vc_model *m, vc_node *n, vc_error *err) {
     if (need_spatial(m, n, err)) return VC_EINPUT;
+    if (n->op == VC_OP_AVGPOOL2D && (n->a.dilation[0] != 1 || n->a.dilation[1] != 1))
+        return vc_fail(err, VC_EINPUT, "%s: node %s: avgpool2d has no dilation", m->path, vc_str(n->name));
     for (int k = 0; k < 2; k++) {
         if (n->a.kernel[k] < 1 || n->a.stride[k] < 1 || n->a.dilation[k] < 1 || n->a.padding[k] < 0)
-            return vc_fail(err, VC_EINPUT, "%s: node %s: bad kernel/stride/padding/dilation", m->path, n->name);
+            return vc_fail(err, VC_EINPUT, "%s: node %s: bad kernel/stride/padding/dilation", m->path, vc_str(n->name));
         if (n->a.padding[k] * 2 > n->a.kernel[k])
             return vc_fail(err, VC_EINPUT, "%s: node %s: padding %d is more than half the kernel %d (PyTorch rejects it too)",
-                           m->path, n->name, n->a.padding[k], n->a.kernel[k]);
+                           m->path, vc_str(n->name), n->a.padding[k], n->a.kernel[k]);
     }
+    int64_t ho, wo;
+    if (window_out(m, n, n->a.ceil_mode, &ho, &wo, err) || set_shape(m, n, 4, in0(m, n)->c, ho, wo, err)) return VC_EINPUT;
+    const vc_node *x = in0(m, n);
+    if (!pool_windows_hit(x->h, n->a.kernel[0], n->a.stride[0], n->a.padding[0], n->a.dilation[0], ho) ||
+        !pool_windows_hit(x->w, n->a.kernel[1], n->a.stride[1], n->a.padding[1], n->a.dilation[1], wo))
+        return vc_fail(err, VC_EINPUT, "%s: node %s: a pooling window covers no input value (padding/dilation too large for input %dx%d)",
+                       m->path, vc_str(n->name), x->h, x->w);
     pool2d_dims d = pool_dims(m, n, 1);
-    return set_shape(m, n, 4, in0(m, n)->c, d.Ho, d.Wo, err);
+    VC_ASSERT(d.Ho == ho && d.Wo == wo);
+    return VC_OK;
 }
 static void maxpool2d_fwd(vc_run *r, int i) {
     const vc_node *n = run_node(r, i);
@@ -264,10 +317,10 @@ static int bn_infer(const vc_model *m, vc_node *n, vc_error *err) {
     if (need_spatial(m, n, err)) return VC_EINPUT;
     int c[1] = {in0(m, n)->c};
     if (n->param[VC_P_MEAN] < 0 || n->param[VC_P_VAR] < 0)
-        return vc_fail(err, VC_EINPUT, "%s: node %s: batchnorm2d needs running_mean and running_var", m->path, n->name);
+        return vc_fail(err, VC_EINPUT, "%s: node %s: batchnorm2d needs running_mean and running_var", m->path, vc_str(n->name));
     if ((n->param[VC_P_WEIGHT] < 0) != (n->param[VC_P_BIAS] < 0))
-        return vc_fail(err, VC_EINPUT, "%s: node %s: batchnorm2d needs both weight and bias, or neither", m->path, n->name);
-    if (!(n->a.eps > 0)) return vc_fail(err, VC_EINPUT, "%s: node %s: batchnorm2d eps must be > 0", m->path, n->name);
+        return vc_fail(err, VC_EINPUT, "%s: node %s: batchnorm2d needs both weight and bias, or neither", m->path, vc_str(n->name));
+    if (!(n->a.eps > 0)) return vc_fail(err, VC_EINPUT, "%s: node %s: batchnorm2d eps must be > 0", m->path, vc_str(n->name));
     if (check_param(m, n, VC_P_WEIGHT, "weight", 1, c, err) || check_param(m, n, VC_P_BIAS, "bias", 1, c, err) ||
         check_param(m, n, VC_P_MEAN, "running_mean", 1, c, err) || check_param(m, n, VC_P_VAR, "running_var", 1, c, err))
         return VC_EINPUT;
@@ -288,7 +341,8 @@ static void bn_bwd(vc_run *r, int i, int params) {
 // ---- lrn ----------------------------------------------------------------------------
 static int lrn_infer(const vc_model *m, vc_node *n, vc_error *err) {
     if (need_spatial(m, n, err)) return VC_EINPUT;
-    if (n->a.size < 1) return vc_fail(err, VC_EINPUT, "%s: node %s: lrn size must be >= 1", m->path, n->name);
+    if (n->a.size < 1) return vc_fail(err, VC_EINPUT, "%s: node %s: lrn size must be >= 1", m->path, vc_str(n->name));
+    if (!(n->a.k > 0) || !(n->a.alpha >= 0)) return vc_fail(err, VC_EINPUT, "%s: node %s: lrn needs k > 0 and alpha >= 0", m->path, vc_str(n->name));
     return same_as_input(m, n, err);
 }
 static void lrn_fwd(vc_run *r, int i) {
@@ -306,14 +360,14 @@ static void lrn_bwd(vc_run *r, int i, int params) {
 // ---- concat, add, flatten, dropout, log_softmax ----------------------------------------
 #define MAX_CONCAT 64
 static int concat_infer(const vc_model *m, vc_node *n, vc_error *err) {
-    if (n->n_in > MAX_CONCAT) return vc_fail(err, VC_EINPUT, "%s: node %s: concat of more than %d inputs", m->path, n->name, MAX_CONCAT);
-    int c = 0;
+    if (n->n_in > MAX_CONCAT) return vc_fail(err, VC_EINPUT, "%s: node %s: concat of more than %d inputs", m->path, vc_str(n->name), MAX_CONCAT);
+    int64_t c = 0;
     const vc_node *x0 = in0(m, n);
     for (int k = 0; k < n->n_in; k++) {
         const vc_node *x = &m->nodes[n->in[k]];
         if (x->rank != x0->rank || x->h != x0->h || x->w != x0->w)
             return vc_fail(err, VC_EINPUT, "%s: node %s: concat inputs %s (%d,%d,%d) and %s (%d,%d,%d) differ in spatial size",
-                           m->path, n->name, x0->name, x0->c, x0->h, x0->w, x->name, x->c, x->h, x->w);
+                           m->path, vc_str(n->name), vc_str(x0->name), x0->c, x0->h, x0->w, vc_str(x->name), x->c, x->h, x->w);
         c += x->c;
     }
     return set_shape(m, n, x0->rank, c, x0->h, x0->w, err);
@@ -338,7 +392,7 @@ static int add_infer(const vc_model *m, vc_node *n, vc_error *err) {
     const vc_node *a = &m->nodes[n->in[0]], *b = &m->nodes[n->in[1]];
     if (a->rank != b->rank || a->c != b->c || a->h != b->h || a->w != b->w)
         return vc_fail(err, VC_EINPUT, "%s: node %s: add of %s (%d,%d,%d) and %s (%d,%d,%d): shapes differ",
-                       m->path, n->name, a->name, a->c, a->h, a->w, b->name, b->c, b->h, b->w);
+                       m->path, vc_str(n->name), vc_str(a->name), a->c, a->h, a->w, vc_str(b->name), b->c, b->h, b->w);
     return same_as_input(m, n, err);
 }
 static void add_fwd(vc_run *r, int i) {
@@ -368,7 +422,7 @@ static void flatten_bwd(vc_run *r, int i, int params) {
 }
 
 static int dropout_infer(const vc_model *m, vc_node *n, vc_error *err) {
-    if (!(n->a.p >= 0 && n->a.p < 1)) return vc_fail(err, VC_EINPUT, "%s: node %s: dropout p must be in [0,1)", m->path, n->name);
+    if (!(n->a.p >= 0 && n->a.p < 1)) return vc_fail(err, VC_EINPUT, "%s: node %s: dropout p must be in [0,1)", m->path, vc_str(n->name));
     return same_as_input(m, n, err);
 }
 static void dropout_fwd(vc_run *r, int i) {
@@ -384,7 +438,7 @@ static void dropout_bwd(vc_run *r, int i, int params) {
 
 static int log_softmax_infer(const vc_model *m, vc_node *n, vc_error *err) {
     if (in0(m, n)->rank != 2)
-        return vc_fail(err, VC_EINPUT, "%s: node %s: log_softmax needs an (N,K) input", m->path, n->name);
+        return vc_fail(err, VC_EINPUT, "%s: node %s: log_softmax needs an (N,K) input", m->path, vc_str(n->name));
     return same_as_input(m, n, err);
 }
 static void log_softmax_fwd(vc_run *r, int i) {
@@ -436,9 +490,9 @@ int vc_run_decisions(const vc_run *r, int node, void *out, vc_error *err) {
     const vc_node *n = &m->nodes[node];
     const vc_op_impl *op = &r->be->ops[n->op];
     if (node == 0 || op->decision == VC_DEC_NONE)
-        return vc_fail(err, VC_EINPUT, "decisions: node %s (%s) makes no decisions", n->name, vc_op_names[n->op]);
+        return vc_fail(err, VC_EINPUT, "decisions: node %s (%s) makes no decisions", vc_str(n->name), vc_op_names[n->op]);
     if (!r->act[node] || (op->decision == VC_DEC_ARGMAX && !r->saved[node]))
-        return vc_fail(err, VC_EINPUT, "decisions: node %s was not computed, or its output was freed", n->name);
+        return vc_fail(err, VC_EINPUT, "decisions: node %s was not computed, or its output was freed", vc_str(n->name));
     op->decide(r, node, out);
     return VC_OK;
 }

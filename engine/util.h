@@ -26,3 +26,10 @@ static inline char *strdup_check(const char *s) {
 
 #define VC_ASSERT(c) do { if (!(c)) { \
     fprintf(stderr, "viscnn: internal error: %s at %s:%d\n", #c, __FILE__, __LINE__); abort(); } } while (0)
+
+// A string from a file (a layer, tensor or class name), fit to print inside
+// a message: bytes outside printable ASCII (and '\') as \xNN, cut to
+// VC_STR_MAX characters with "..." after. The result lives until 8 more calls
+// on the same thread.
+#define VC_STR_MAX 80
+const char *vc_str(const char *s);

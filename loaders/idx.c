@@ -5,6 +5,8 @@
 #include <string.h>
 #include <zlib.h>
 #include "../engine/util.h"
+#include <unistd.h>
+#include "fileio.h"
 
 // zlib's message, less the "path: " it puts in front.
 static const char *gz_msg(gzFile f, const char *path, int *zerr) {
@@ -45,8 +47,15 @@ void idx_free(vc_idx *a) {
 int idx_read(vc_idx *a, const char *path, size_t max_bytes, vc_error *err) {
     memset(a, 0, sizeof *a);
     if (!max_bytes) max_bytes = (size_t)1 << 30;
-    gzFile f = gzopen(path, "rb");
-    if (!f) return vc_fail(err, VC_EINPUT, "%s: cannot open (%s)", path, errno ? strerror(errno) : "out of memory");
+    size_t fsize;
+    int fd = vc_open_regular(path, &fsize, err);
+    if (fd < 0) return VC_EINPUT;
+    unsigned char magic[2] = {0, 0};
+    int gz = pread(fd, magic, 2, 0) == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
+    // the most data the file can hold: itself, or ~1032x itself when deflated
+    size_t can_hold = gz ? (fsize > SIZE_MAX / 1032 ? SIZE_MAX : fsize * 1032) : fsize;
+    gzFile f = gzdopen(fd, "rb");
+    if (!f) { close(fd); return vc_fail(err, VC_EINPUT, "%s: cannot open (%s)", path, errno ? strerror(errno) : "out of memory"); }
     unsigned char h[4], d[16];
     int rc = gz_exact(f, h, 4, path, "IDX header", err);
     if (!rc && (h[0] || h[1]))
@@ -67,6 +76,9 @@ int idx_read(vc_idx *a, const char *path, size_t max_bytes, vc_error *err) {
         a->dim[k] = (int)v;
         size *= v;
     }
+    if (!rc && size > can_hold)
+        rc = vc_fail(err, VC_EINPUT, "%s: IDX header claims %zu data bytes, more than the %zu-byte file can hold (truncated?)",
+                     path, size, fsize);
     if (!rc) {
         a->rank = h[3];
         a->size = size;

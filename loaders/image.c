@@ -24,6 +24,8 @@
 #include <jpeglib.h>
 #include <jerror.h>                                   // JWRN_* / JERR_* codes, ERREXIT
 #include <png.h>
+#include "fileio.h"
+#include "atomic_write.h"
 
 // ---- reading the file ----------------------------------------------------------
 
@@ -33,8 +35,9 @@ static int read_all(unsigned char **buf, size_t *n, const char *path, vc_error *
 {
     *buf = NULL;
     *n = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return vc_fail(err, VC_EINPUT, "%s: cannot open: %s", path, strerror(errno));
+    size_t fsize;
+    FILE *f = vc_fopen_regular(path, &fsize, err);
+    if (!f) return VC_EINPUT;
     size_t cap = 1 << 16, len = 0;
     unsigned char *b = malloc(cap);
     if (!b) {
@@ -119,11 +122,20 @@ static int to_planar(vc_image *img, const unsigned char *px, int h, int w, int s
     return VC_OK;
 }
 
+static long long max_pixels = IMAGE_DEFAULT_MAX_PIXELS;
+
+void image_set_max_pixels(long long n) { max_pixels = n > 0 ? n : IMAGE_DEFAULT_MAX_PIXELS; }
+
+// Called with the header's size before anything is decoded or allocated:
+// a small file can declare a huge image (a PNG of zero rows compresses ~1000:1).
 static int check_size(const char *path, const char *fmt, long long h, long long w, vc_error *err)
 {
     if (h < 1 || w < 1 || h > IMAGE_MAX_SIDE || w > IMAGE_MAX_SIDE)
         return vc_fail(err, VC_EINPUT, "%s: %s image size %lldx%lld (WxH) is out of range (1..%d per side)",
                        path, fmt, w, h, IMAGE_MAX_SIDE);
+    if (w * h > max_pixels)
+        return vc_fail(err, VC_EINPUT, "%s: %lldx%lld %s image has %lld pixels, more than the budget of %lld "
+                       "(--max-pixels N raises it)", path, w, h, fmt, w * h, max_pixels);
     return VC_OK;
 }
 
@@ -571,23 +583,11 @@ int image_save_png(const char *path, const vc_image *img, vc_error *err)
         return vc_fail(err, VC_EINPUT, "%s: cannot save a %dx%dx%d (CxHxW) image as PNG (need 1 or 3 channels)",
                        path, img ? img->c : 0, img ? img->h : 0, img ? img->w : 0);
     int C = img->c, H = img->h, W = img->w;
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 5);
     unsigned char *row = malloc((size_t)W * C);
-    if (!tmp || !row) {
-        free(tmp);
-        free(row);
-        return vc_fail(err, VC_EINTERNAL, "%s: out of memory", path);
-    }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp", 5);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        int rc = vc_fail(err, VC_EINPUT, "%s: cannot write %s: %s", path, tmp, strerror(errno));
-        free(tmp);
-        free(row);
-        return rc;
-    }
+    if (!row) return vc_fail(err, VC_EINTERNAL, "%s: out of memory", path);
+    vc_wfile wf;
+    if (vc_wopen(&wf, path, err)) { free(row); return VC_EINPUT; }
+    FILE *f = wf.fp;
     png_src ctx = { NULL, 0, 0, 0, "out of memory" }; // only its msg is used here
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &ctx, png_on_error, png_ignore_warning);
     png_infop info = png ? png_create_info_struct(png) : NULL;
@@ -595,9 +595,7 @@ int image_save_png(const char *path, const vc_image *img, vc_error *err)
     if (!failed && setjmp(png_jmpbuf(png))) failed = 1;
     if (failed) {
         png_destroy_write_struct(&png, &info);
-        fclose(f);
-        remove(tmp);
-        free(tmp);
+        vc_wabort(&wf);
         free(row);
         return vc_fail(err, VC_EINPUT, "%s: writing PNG failed: %s", path, ctx.msg);
     }
@@ -618,15 +616,5 @@ int image_save_png(const char *path, const vc_image *img, vc_error *err)
     png_write_end(png, info);
     png_destroy_write_struct(&png, &info);
     free(row);
-    int bad = fclose(f) != 0;
-    int e = errno;
-    if (bad || rename(tmp, path) != 0) {
-        if (!bad) e = errno;
-        remove(tmp);
-        free(tmp);
-        return vc_fail(err, VC_EINPUT, "%s: %s: %s", path, bad ? "writing failed" : "cannot rename the .tmp file",
-                       strerror(e));
-    }
-    free(tmp);
-    return VC_OK;
+    return vc_wcommit(&wf, 1, err);
 }

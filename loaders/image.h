@@ -19,6 +19,12 @@ extern "C" {
 
 enum { IMAGE_MAX_SIDE = 30000 };    // larger sides are rejected as absurd
 
+// Pixel budget: an image whose header declares more than this many pixels is
+// refused before decoding (default 64 Mpx; the CLI's --max-pixels sets it).
+// Process-wide; n <= 0 restores the default.
+#define IMAGE_DEFAULT_MAX_PIXELS (64LL << 20)
+void image_set_max_pixels(long long n);
+
 typedef struct {
     int c, h, w;
     float *data;                    // data: (c,h,w), values in [0,1]

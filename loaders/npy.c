@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "../engine/util.h"
+#include "fileio.h"
+#include "atomic_write.h"
 
 void npy_free(vc_npy *a) {
     free(a->f);
@@ -78,8 +80,9 @@ done:
 
 int npy_read_header(vc_npy *a, const char *path, char dtype[8], long *data_offset, vc_error *err) {
     memset(a, 0, sizeof *a);
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return vc_fail(err, VC_EINPUT, "%s: cannot open: %s", path, strerror(errno));
+    size_t fsize;
+    FILE *fp = vc_fopen_regular(path, &fsize, err);
+    if (!fp) return VC_EINPUT;
     int bytes;
     int rc = read_header(fp, path, a, 0, dtype, &bytes, err);
     if (!rc) *data_offset = ftell(fp);
@@ -89,14 +92,23 @@ int npy_read_header(vc_npy *a, const char *path, char dtype[8], long *data_offse
 
 int npy_read(vc_npy *a, const char *path, char kind, vc_error *err) {
     memset(a, 0, sizeof *a);
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return vc_fail(err, VC_EINPUT, "%s: cannot open: %s", path, strerror(errno));
+    size_t fsize;
+    FILE *fp = vc_fopen_regular(path, &fsize, err);
+    if (!fp) return VC_EINPUT;
     char dt[8];
     int bytes = 0;
     unsigned char *raw = NULL;
     int rc = read_header(fp, path, a, kind, dt, &bytes, err);
     if (rc) goto done;
-    raw = malloc_check(a->size * bytes);
+    // the header's shape against the bytes the file really has, before allocating
+    long at = ftell(fp);
+    size_t need;
+    if (at < 0 || __builtin_mul_overflow(a->size, (size_t)bytes, &need) || need > fsize - (size_t)at) {
+        rc = vc_fail(err, VC_EINPUT, "%s: .npy header's shape needs %zu elements of %d bytes, the file holds %zu bytes after its header (truncated?)",
+                     path, a->size, bytes, at < 0 ? 0 : fsize - (size_t)at);
+        goto done;
+    }
+    raw = malloc_check(need);
     if (fread(raw, (size_t)bytes, a->size, fp) != a->size) {
         rc = vc_fail(err, VC_EINPUT, "%s: .npy data is truncated (%zu elements expected)", path, a->size); goto done;
     }
@@ -111,6 +123,20 @@ int npy_read(vc_npy *a, const char *path, char kind, vc_error *err) {
                 float v = e == 0 ? mnt * (1.0f / 16777216.0f) : e == 31 ? (mnt ? NAN : INFINITY) : ldexpf(1.0f + mnt / 1024.0f, e - 15);
                 a->f[k] = (h & 0x8000) ? -v : v;
             } else { rc = vc_fail(err, VC_EINPUT, "%s: float dtype '%s' not supported", path, dt); goto done; }
+            if (!isfinite(a->f[k])) {   // one NaN input makes every score NaN: refuse it, naming where
+                long long ix[8] = {0};
+                size_t rest = k;
+                for (int q = a->rank - 1; q >= 0; q--) {
+                    ix[q] = (long long)(rest % (size_t)a->dim[q]);   // dim > 0: the array holds element k
+                    rest /= (size_t)a->dim[q];
+                }
+                char at[200] = "[";
+                for (int q = 0; q < a->rank; q++)
+                    snprintf(at + strlen(at), sizeof at - strlen(at), "%lld%s", ix[q], q + 1 < a->rank ? ", " : "");
+                strcat(at, "]");
+                rc = vc_fail(err, VC_EINPUT, "%s: non-finite value %g at index %s (flat %zu)", path, a->f[k], at, k);
+                goto done;
+            }
         }
     } else {
         a->i = malloc_check(a->size * sizeof(long long));
@@ -143,16 +169,9 @@ int npy_write(const char *path, const float *data, int rank, const long long *di
     memset(hdr + hl, ' ', pad);
     hl += pad;
     hdr[hl++] = '\n';
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) return vc_fail(err, VC_EINPUT, "%s: cannot write: %s", path, strerror(errno));
+    vc_wfile w;
+    if (vc_wopen(&w, path, err)) return VC_EINPUT;
     unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(hl & 255), (unsigned char)(hl >> 8)};
-    int ok = fwrite(pre, 1, 10, fp) == 10 && fwrite(hdr, 1, hl, fp) == (size_t)hl && fwrite(data, 4, n, fp) == n;
-    if (fclose(fp) != 0) ok = 0;
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
-        return vc_fail(err, VC_EINPUT, "%s: write failed: %s", path, strerror(errno));
-    }
-    return VC_OK;
+    int ok = fwrite(pre, 1, 10, w.fp) == 10 && fwrite(hdr, 1, hl, w.fp) == (size_t)hl && fwrite(data, 4, n, w.fp) == n;
+    return vc_wcommit(&w, ok, err);
 }

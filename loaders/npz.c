@@ -6,6 +6,7 @@
 // Names are UTF-8 (general-purpose flag bit 11); times are 1980-01-01 00:00,
 // so that equal arrays give byte-identical archives.
 #include "npz.h"
+#include "atomic_write.h"
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -28,7 +29,8 @@ typedef struct {
 } npz_entry;
 
 struct npz_writer {
-    char *path, *tmp;
+    char *path;
+    vc_wfile wf;      // the temporary file (loaders/atomic_write.c)
     FILE *fp;
     uint64_t pos;             // bytes written so far
     int ok;                   // no write has failed
@@ -62,14 +64,9 @@ int npz_open(npz_writer **out, const char *path, vc_error *err) {
     *out = NULL;
     npz_writer *w = calloc_check(1, sizeof *w);
     w->path = strdup_check(path);
-    w->tmp = malloc_check(strlen(path) + 5);
-    sprintf(w->tmp, "%s.tmp", path);
-    w->fp = fopen(w->tmp, "wb");
-    if (!w->fp) {
-        int rc = vc_fail(err, VC_EINPUT, "%s: cannot write: %s", path, strerror(errno));
-        free(w->path); free(w->tmp); free(w);
-        return rc;
-    }
+    int rc = vc_wopen(&w->wf, path, err);
+    if (rc) { free(w->path); free(w); return rc; }
+    w->fp = w->wf.fp;
     w->ok = 1;
     *out = w;
     return VC_OK;
@@ -79,13 +76,13 @@ void npz_force_zip64(npz_writer *w) { w->force64 = 1; }
 
 static void writer_free(npz_writer *w) {
     for (int i = 0; i < w->n; i++) free(w->e[i].name);
-    free(w->e); free(w->path); free(w->tmp); free(w);
+    free(w->e); free(w->path); free(w);
 }
 
 void npz_abort(npz_writer *w) {
     if (!w) return;
-    if (w->fp) fclose(w->fp);
-    remove(w->tmp);
+    if (w->fp) vc_wabort(&w->wf);
+    w->fp = NULL;
     writer_free(w);
 }
 
@@ -201,16 +198,8 @@ int npz_close(npz_writer *w, vc_error *err) {
     put32(w, z64 ? (uint32_t)U32_MAX : (uint32_t)cd_size);
     put32(w, z64 ? (uint32_t)U32_MAX : (uint32_t)cd_start);
     put16(w, 0);
-    int ok = w->ok;
-    int saved = errno;
-    if (fclose(w->fp) != 0 && ok) { ok = 0; saved = errno; }
+    int rc = vc_wcommit(&w->wf, w->ok, err);
     w->fp = NULL;
-    if (ok && rename(w->tmp, w->path) != 0) { ok = 0; saved = errno; }
-    if (!ok) {
-        int rc = vc_fail(err, VC_EINPUT, "%s: write failed: %s", w->path, strerror(saved));
-        npz_abort(w);
-        return rc;
-    }
     writer_free(w);
-    return VC_OK;
+    return rc;
 }

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "../engine/util.h"
+#include "fileio.h"
+#include "atomic_write.h"
 
 static size_t dtype_bytes(const char *dt) {
     static const struct { const char *n; size_t b; } t[] = {
@@ -43,7 +45,7 @@ static int parse_header(st_file *f, cJSON *h, vc_error *err) {
             f->meta_val = calloc_check(nm + 1, sizeof(char *));
             for (cJSON *m = e->child; m; m = m->next) {
                 if (!cJSON_IsString(m))
-                    return vc_fail(err, VC_EINPUT, "%s: metadata value '%s' is not a string", p, m->string);
+                    return vc_fail(err, VC_EINPUT, "%s: metadata value '%s' is not a string", p, vc_str(m->string));
                 f->meta_key[f->n_meta] = strdup_check(m->string);
                 f->meta_val[f->n_meta] = strdup_check(m->valuestring);
                 f->n_meta++;
@@ -55,17 +57,17 @@ static int parse_header(st_file *f, cJSON *h, vc_error *err) {
         cJSON *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
         cJSON *of = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
         if (!cJSON_IsString(dt) || !cJSON_IsArray(sh) || !cJSON_IsArray(of) || cJSON_GetArraySize(of) != 2)
-            return vc_fail(err, VC_EINPUT, "%s: tensor '%s' lacks dtype, shape or data_offsets", p, e->string);
+            return vc_fail(err, VC_EINPUT, "%s: tensor '%s' lacks dtype, shape or data_offsets", p, vc_str(e->string));
         size_t eb = dtype_bytes(dt->valuestring);
-        if (!eb) return vc_fail(err, VC_EINPUT, "%s: tensor '%s' has unknown dtype '%s'", p, e->string, dt->valuestring);
-        snprintf(t->dtype, sizeof t->dtype, "%s", dt->valuestring);
+        if (!eb) return vc_fail(err, VC_EINPUT, "%s: tensor '%s' has unknown dtype '%s'", p, vc_str(e->string), vc_str(dt->valuestring));
+        snprintf(t->dtype, sizeof t->dtype, "%s", vc_str(dt->valuestring));
         t->rank = cJSON_GetArraySize(sh);
-        if (t->rank > 8) return vc_fail(err, VC_EINPUT, "%s: tensor '%s' has rank %d > 8", p, e->string, t->rank);
+        if (t->rank > 8) return vc_fail(err, VC_EINPUT, "%s: tensor '%s' has rank %d > 8", p, vc_str(e->string), t->rank);
         double count = 1;
         int k = 0;
         for (cJSON *d = sh->child; d; d = d->next, k++) {
             if (!cJSON_IsNumber(d) || d->valuedouble < 0 || d->valuedouble > 1e12 || d->valuedouble != (double)(int64_t)d->valuedouble)
-                return vc_fail(err, VC_EINPUT, "%s: tensor '%s' has a bad shape", p, e->string);
+                return vc_fail(err, VC_EINPUT, "%s: tensor '%s' has a bad shape", p, vc_str(e->string));
             t->dim[k] = (int64_t)d->valuedouble;
             count *= (double)t->dim[k];
         }
@@ -73,11 +75,11 @@ static int parse_header(st_file *f, cJSON *h, vc_error *err) {
         if (!cJSON_IsNumber(cJSON_GetArrayItem(of, 0)) || !cJSON_IsNumber(cJSON_GetArrayItem(of, 1)) ||
             b < 0 || en < b || en > (double)f->data_size)
             return vc_fail(err, VC_EINPUT, "%s: tensor '%s' has data offsets [%.0f, %.0f] outside the %zu data bytes (file truncated?)",
-                           p, e->string, b, en, f->data_size);
+                           p, vc_str(e->string), b, en, f->data_size);
         t->begin = (size_t)b;
         t->end = (size_t)en;
         if ((double)(t->end - t->begin) != count * (double)eb)
-            return vc_fail(err, VC_EINPUT, "%s: tensor '%s' has %zu bytes, its shape needs %.0f", p, e->string,
+            return vc_fail(err, VC_EINPUT, "%s: tensor '%s' has %zu bytes, its shape needs %.0f", p, vc_str(e->string),
                            t->end - t->begin, count * (double)eb);
         t->name = strdup_check(e->string);
         f->n++;
@@ -90,13 +92,11 @@ static int st_parse(st_file *f, vc_error *err);
 int st_read(st_file *f, const char *path, vc_error *err) {
     memset(f, 0, sizeof *f);
     f->path = path;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return vc_fail(err, VC_EINPUT, "%s: cannot open: %s", path, strerror(errno));
-    if (fseek(fp, 0, SEEK_END) != 0) { fclose(fp); return vc_fail(err, VC_EINPUT, "%s: cannot seek", path); }
-    long sz = ftell(fp);
-    rewind(fp);
-    if (sz < 8) { fclose(fp); return vc_fail(err, VC_EINPUT, "%s: too short to be a safetensors file (%ld bytes)", path, sz); }
-    f->size = (size_t)sz;
+    size_t sz;
+    FILE *fp = vc_fopen_regular(path, &sz, err);
+    if (!fp) return VC_EINPUT;
+    if (sz < 8) { fclose(fp); return vc_fail(err, VC_EINPUT, "%s: too short to be a safetensors file (%zu bytes)", path, sz); }
+    f->size = sz;
     f->buf = malloc_check(f->size + 1);
     size_t got = fread(f->buf, 1, f->size, fp);
     fclose(fp);
@@ -148,8 +148,7 @@ const char *st_meta(const st_file *f, const char *key) {
     return NULL;
 }
 
-int st_write(const char *path, int n, const st_out *t, int n_meta,
-             const char *const *keys, const char *const *vals, vc_error *err) {
+int st_write_fp(FILE *fp, int n, const st_out *t, int n_meta, const char *const *keys, const char *const *vals) {
     cJSON *h = cJSON_CreateObject();
     if (n_meta) {
         cJSON *m = cJSON_AddObjectToObject(h, "__metadata__");
@@ -173,10 +172,6 @@ int st_write(const char *path, int n, const st_out *t, int n_meta,
     char *js = cJSON_PrintUnformatted(h);
     cJSON_Delete(h);
     size_t hl = strlen(js), pad = (8 - hl % 8) % 8;
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *fp = fopen(tmp, "wb");
-    if (!fp) { free(js); return vc_fail(err, VC_EINPUT, "%s: cannot write: %s", path, strerror(errno)); }
     uint64_t L = hl + pad;
     unsigned char lb[8];
     for (int i = 0; i < 8; i++) lb[i] = (unsigned char)(L >> (8 * i));
@@ -187,10 +182,12 @@ int st_write(const char *path, int n, const st_out *t, int n_meta,
         for (int k = 0; k < t[i].rank; k++) cnt *= (size_t)t[i].dim[k];
         ok = fwrite(t[i].data, 4, cnt, fp) == cnt;   // x86/ARM hosts are little-endian
     }
-    if (fclose(fp) != 0) ok = 0;
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
-        return vc_fail(err, VC_EINPUT, "%s: write failed: %s", path, strerror(errno));
-    }
-    return VC_OK;
+    return ok;
+}
+
+int st_write(const char *path, int n, const st_out *t, int n_meta,
+             const char *const *keys, const char *const *vals, vc_error *err) {
+    vc_wfile w;
+    if (vc_wopen(&w, path, err)) return VC_EINPUT;
+    return vc_wcommit(&w, st_write_fp(w.fp, n, t, n_meta, keys, vals), err);
 }

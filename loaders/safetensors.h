@@ -3,6 +3,7 @@
 // {"__metadata__": {str: str}, NAME: {"dtype", "shape", "data_offsets": [b, e]}},
 // then the raw little-endian tensor bytes; offsets are relative to the data start.
 #pragma once
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "viscnn_internal.h"
@@ -40,6 +41,9 @@ typedef struct {
     const int *dim;
     const float *data;
 } st_out;
-// Writes F32 tensors and string metadata to path (via path.tmp + rename).
+// The same into an open stream; returns 1 if every write succeeded.
+int st_write_fp(FILE *fp, int n, const st_out *t, int n_meta, const char *const *keys, const char *const *vals);
+// Writes F32 tensors and string metadata to path (loaders/atomic_write.c: a
+// unique temporary beside it, fsync, rename).
 int st_write(const char *path, int n, const st_out *t, int n_meta,
              const char *const *keys, const char *const *vals, vc_error *err);

@@ -164,7 +164,8 @@ static void edge_task_avx2(float *acc, const float *col, int len, int kk, const 
 #define EDGE_LOOP(W)                                                                       \
     for (int p = 0; p < len; p += VP)                                                      \
         for (int jb = 0; jb < Co16 / VC; jb++)                                             \
-            edge_micro(col + p, len, kk, wp + (size_t)jb * kk * VC, gT + (size_t)p * Co16 + jb * VC, Co16, \
+            edge_micro(col + p, len, kk, wp + (size_t)jb * kk * VC,                       \
+                       gT ? gT + (size_t)p * Co16 + jb * VC : NULL, Co16, /* no g for |e| alone */ \
                        acc + (size_t)jb * 3 * VC, (W));
     switch (want) {
     case WANT_AEG: EDGE_LOOP(WANT_AEG); break;

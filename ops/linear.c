@@ -27,10 +27,12 @@
 // y (N,Out) += x (N,In) . w^T; In % 8 == 0. Blocks of 3 weight rows x 4
 // images in 12 registers; missing rows/images read row 0 / image 0 and are
 // not stored. The second group of 4 images finds the 3 rows in L2.
+// (The bodies of the parallel loops are functions of their own: an OpenMP
+// region is outlined into a function without the target attribute, which
+// clang refuses to pass AVX vectors through.)
 __attribute__((target("avx2,fma")))
-static void linear_fwd_small(float *y, const float *x, const float *w, int N, int In, int Out) {
-    #pragma omp parallel for schedule(static) if ((long)Out * In >= 65536)
-    for (int o0 = 0; o0 < Out; o0 += 3) {
+static void linear_fwd_rows(float *y, const float *x, const float *w, int N, int In, int Out, int o0) {
+    {
         const float *wr[3];
         for (int r = 0; r < 3; r++) wr[r] = w + (size_t)(o0 + r < Out ? o0 + r : o0) * In;
         for (int n0 = 0; n0 < N; n0 += 4) {
@@ -61,6 +63,11 @@ static void linear_fwd_small(float *y, const float *x, const float *w, int N, in
     }
 }
 
+static void linear_fwd_small(float *y, const float *x, const float *w, int N, int In, int Out) {
+    #pragma omp parallel for schedule(static) if ((long)Out * In >= 65536)
+    for (int o0 = 0; o0 < Out; o0 += 3) linear_fwd_rows(y, x, w, N, In, Out, o0);
+}
+
 // dx (N,In) += dy (N,Out) . w; In % 8 == 0. Each thread takes a contiguous
 // range of weight rows and streams them once, whole rows at a time (short
 // strided pieces of rows leave the prefetcher behind: 3x slower), into its
@@ -68,15 +75,8 @@ static void linear_fwd_small(float *y, const float *x, const float *w, int N, in
 // tile is 24 columns (3 vectors) x 4 images in 12 registers over OB rows.
 #define OB 8
 __attribute__((target("avx2,fma")))
-static void linear_bwd_dx_small(float *dx, const float *dy, const float *w, int N, int In, int Out) {
-    const int T = (long)Out * In >= 65536 ? omp_get_max_threads() : 1;
-    float *part = T > 1 ? calloc((size_t)(T - 1) * N * In, sizeof(float)) : NULL;
-    if (T > 1 && !part) abort();
-    #pragma omp parallel num_threads(T)
+static void linear_bwd_dx_rows(float *acc_dx, const float *dy, const float *w, int N, int In, int Out, int lo, int hi) {
     {
-        const int th = omp_get_thread_num(), nth = omp_get_num_threads();
-        float *acc_dx = th == 0 ? dx : part + (size_t)(th - 1) * N * In;
-        const int ob = (Out + nth - 1) / nth, lo = th * ob, hi = lo + ob < Out ? lo + ob : Out;
         for (int o0 = lo; o0 < hi; o0 += OB) {
             const int rows = hi - o0 < OB ? hi - o0 : OB;
             for (int c = 0; c < In; c += 24) {
@@ -113,6 +113,19 @@ static void linear_bwd_dx_small(float *dx, const float *dy, const float *w, int 
                 }
             }
         }
+    }
+}
+
+static void linear_bwd_dx_small(float *dx, const float *dy, const float *w, int N, int In, int Out) {
+    const int T = (long)Out * In >= 65536 ? omp_get_max_threads() : 1;
+    float *part = T > 1 ? calloc((size_t)(T - 1) * N * In, sizeof(float)) : NULL;
+    if (T > 1 && !part) abort();
+    #pragma omp parallel num_threads(T)
+    {
+        const int th = omp_get_thread_num(), nth = omp_get_num_threads();
+        float *acc_dx = th == 0 ? dx : part + (size_t)(th - 1) * N * In;
+        const int ob = (Out + nth - 1) / nth, lo = th * ob, hi = lo + ob < Out ? lo + ob : Out;
+        linear_bwd_dx_rows(acc_dx, dy, w, N, In, Out, lo, hi);
     }
     for (int t = 1; t < T; t++) {
         const float *pt = part + (size_t)(t - 1) * N * In;

@@ -11,6 +11,8 @@ libcjson-dev libmicrohttpd-dev libfftw3-dev chromium python3-torch python3-torch
 dataset-fashion-mnist darknet"
 # OpenMPI: make MPI=1 and its tests (tests/test_mpi.py, docs/mpi.md)
 pkgs="$pkgs libopenmpi-dev openmpi-bin"
+# clang with its sanitiser and libFuzzer runtimes, valgrind: make test SAN=1, make fuzz (issue 14)
+pkgs="$pkgs clang libclang-rt-14-dev valgrind"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -51,6 +51,14 @@ if command -v mpicc >/dev/null 2>&1 && command -v mpirun >/dev/null 2>&1 &&
 else
     echo "  ✗ OpenMPI (optional: libopenmpi-dev openmpi-bin for make MPI=1 and the MPI tests)"
 fi
+# clang with its ASan, UBSan and libFuzzer runtimes (libclang-rt-14-dev): make test SAN=1, make fuzz
+if command -v clang >/dev/null 2>&1 && printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { (void)d; (void)n; return 0; }\n' |
+        clang -x c - -fsanitize=fuzzer,address,undefined -o /tmp/viscnn-probe-fuzz.$$ >/dev/null 2>&1; then
+    echo "  ✓ clang + ASan/UBSan/libFuzzer (make test SAN=1, make fuzz)"
+else
+    echo "  ✗ clang + ASan/UBSan/libFuzzer (optional: clang libclang-rt-14-dev; make test SAN=1, make fuzz)"
+fi
+rm -f /tmp/viscnn-probe-fuzz.$$
 if [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import torch, torchvision, numpy' >/dev/null 2>&1; then
     echo "  ✓ PyTorch for tests and tools (/usr/bin/python3: torch, torchvision, numpy)"
 else

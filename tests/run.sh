@@ -92,6 +92,8 @@ run "importance parity with the PyTorch oracle (dissection, replayed decisions; 
 run "CNN families: every torchvision family converts and matches PyTorch; parity on mobilenet_v2, efficientnet_b0, shufflenet_v2_x0_5, convnext_tiny" 1 \
     $PY tests/test_families.py
 run "bad input (AddressSanitizer)" 1 $PY tests/test_bad_input.py
+run "bad-input table (tests/bad_inputs: hostile files, truncations, PNG bomb, 100,000-node graph)" 1 $PY tests/bad_inputs/test_bad_inputs.py
+run "safe writes (SIGKILL/SIGINT/SIGTERM during a write, planted symlinks)" 1 $PY tests/bad_inputs/test_safe_write.py
 run "pth checkpoints (native .pth, hostile files)" 1 $PY tests/test_pth.py
 run "fashion default model and make data" 1 $PY tests/test_fashion.py
 # The server and browser tests read data/ (make data); a clean clone has none.
@@ -116,6 +118,8 @@ run "benchmark smoke (benchmarks/run.sh --smoke)" 1 bash -c \
     'benchmarks/run.sh --smoke > build/bench_smoke.log 2>&1 && grep -q "importance scaling" build/bench_smoke.log &&
      echo "ok   benchmark smoke: make bench runs end to end (table in build/bench_smoke.log)"'
 
+# Footprint (issue 14): what the suite leaves under build/.
+echo "# build/ after the tests: $(du -sh build 2>/dev/null | cut -f1) (du -sh build)"
 echo "(full log: $LOG)"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

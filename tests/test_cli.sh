@@ -4,7 +4,7 @@
 set -u
 cd "$(dirname "$0")/.."
 PY=/usr/bin/python3
-V=bin/viscnn
+V=${VISCNN:-bin/viscnn}
 D=build/testdata/cli
 mkdir -p "$D"
 ok()   { echo "ok   $*"; }

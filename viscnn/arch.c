@@ -10,6 +10,8 @@
 #include "../engine/util.h"
 #include "../loaders/pth.h"
 #include "../loaders/safetensors.h"
+#include "../loaders/fileio.h"
+#include "../loaders/atomic_write.h"
 
 const vc_arch_template *vc_arch_find(const char *name) {
     for (int i = 0; i < vc_n_arch_templates; i++)
@@ -36,17 +38,7 @@ static char *template_text(const char *arch, vc_error *err) {
         vc_fail(err, VC_EINPUT, "--arch %s: no such built-in architecture (built in: %s; or give a template .json)", arch, names);
         return NULL;
     }
-    FILE *fp = fopen(arch, "rb");
-    if (!fp) { vc_fail(err, VC_EINPUT, "--arch %s: cannot open: %s", arch, strerror(errno)); return NULL; }
-    fseek(fp, 0, SEEK_END);
-    long len = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    if (len < 0 || len > (64 << 20)) { fclose(fp); vc_fail(err, VC_EINPUT, "--arch %s: not a template (size)", arch); return NULL; }
-    char *s = malloc_check((size_t)len + 1);
-    size_t got = fread(s, 1, (size_t)len, fp);
-    fclose(fp);
-    s[got] = 0;
-    return s;
+    return vc_read_file(arch, (size_t)64 << 20, NULL, err);
 }
 
 
@@ -169,32 +161,28 @@ int vc_convert_pth(const char *pth, const char *arch, const char *out, vc_conver
             if (!info->n_ignored++) pth_shown(info->ignored_example, f.t[j].name);
         }
     }
-    // Write next to out, load it back with every check the engine makes, then rename.
-    char *part = NULL;
-    if (!rc) {
-        part = malloc_check(strlen(out) + 8);
-        sprintf(part, "%s.part", out);
+    // Write a temporary beside out (loaders/atomic_write.c), load it back with
+    // every check the engine makes, then rename it over out.
+    vc_wfile wf;
+    if (!rc && !(rc = vc_wopen(&wf, out, err))) {
         char *gs = cJSON_PrintUnformatted(g);
         const char *key = "viscnn.graph", *val = gs;
-        rc = st_write(part, n, t, 1, &key, &val, err);
+        int ok = st_write_fp(wf.fp, n, t, 1, &key, &val) && fflush(wf.fp) == 0;
         free(gs);
-    }
-    if (!rc) {
         vc_model *m = NULL;
         vc_error inner = {{0}};
-        if (vc_model_load(&m, part, &inner)) {
-            const char *why = inner.msg;
+        if (!ok) {
+            vc_wabort(&wf);
+            rc = vc_fail(err, VC_EINPUT, "%s: write failed: %s", out, strerror(errno));
+        } else if (vc_model_load(&m, wf.tmp, &inner)) {
+            const char *why = inner.msg, *part = wf.tmp;
             if (!strncmp(why, part, strlen(part)) && !strncmp(why + strlen(part), ": ", 2)) why += strlen(part) + 2;
             rc = vc_fail(err, VC_EINPUT, "%s does not fit --arch %s: %s", pth, arch, why);
-            remove(part);
-        }
+            vc_wabort(&wf);
+        } else
+            rc = vc_wcommit(&wf, 1, err);
         vc_model_free(m);
     }
-    if (!rc && rename(part, out) != 0) {
-        rc = vc_fail(err, VC_EINPUT, "%s: cannot write: %s", out, strerror(errno));
-        remove(part);
-    }
-    free(part);
     for (int i = 0; i < n; i++) free(owned[i]);
     free(owned);
     free(dims);

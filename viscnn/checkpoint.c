@@ -1,4 +1,5 @@
 // checkpoint.c: a rank's partial sums on disk (checkpoint.h).
+#include "../loaders/atomic_write.h"
 #include "checkpoint.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -56,24 +57,13 @@ int ckpt_load(const char *dir, const char *fingerprint, int rank, int size, doub
 
 int ckpt_save(const char *dir, const char *fingerprint, int rank, int size, const double *state, size_t n, int next,
               vc_error *err) {
-    char path[4096], tmp[4200];
+    char path[4096];
     if (mkdir(dir, 0755) && errno != EEXIST) return vc_fail(err, VC_EINPUT, "--checkpoint %s: %s", dir, strerror(errno));
     ckpt_path(path, sizeof path, dir, rank, size);
-    snprintf(tmp, sizeof tmp, "%s/.rank-%d-of-%d.ckpt.XXXXXX", dir, rank, size);
-    int fd = mkstemp(tmp);   // O_CREAT|O_EXCL: a fresh file, never one an attacker placed
-    if (fd < 0) return vc_fail(err, VC_EINPUT, "--checkpoint %s: %s", dir, strerror(errno));
-    FILE *f = fdopen(fd, "wb");
-    if (!f) { close(fd); unlink(tmp); return vc_fail(err, VC_EINTERNAL, "--checkpoint %s: %s", tmp, strerror(errno)); }
-    fputs(CKPT_MAGIC, f);
-    fprintf(f, "job %s\nnext %d doubles %zu\n", fingerprint, next, n);
-    int ok = fwrite(state, sizeof(double), n, f) == n;
-    ok = fflush(f) == 0 && ok;
-    ok = fsync(fileno(f)) == 0 && ok;
-    ok = fclose(f) == 0 && ok;
-    if (!ok || rename(tmp, path)) {
-        int e = errno;
-        unlink(tmp);
-        return vc_fail(err, VC_EINPUT, "--checkpoint %s: cannot write: %s", path, strerror(e));
-    }
-    return VC_OK;
+    vc_wfile w;   // the one atomic writer: unique temporary, fsync, rename (loaders/atomic_write.c)
+    int rc = vc_wopen(&w, path, err);
+    if (rc) return rc;
+    fputs(CKPT_MAGIC, w.fp);
+    fprintf(w.fp, "job %s\nnext %d doubles %zu\n", fingerprint, next, n);
+    return vc_wcommit(&w, fwrite(state, sizeof(double), n, w.fp) == n, err);
 }

@@ -652,6 +652,7 @@ double pearson_r(const float *a, const float *b, size_t n, const char **note) {
         double da = a[k] - ma, db = b[k] - mb;
         sab += da * db; saa += da * da; sbb += db * db;
     }
+    if (!isfinite(sab) || !isfinite(saa) || !isfinite(sbb)) { *note = "a target value is not finite (NaN or infinity)"; return NAN; }
     if (n < 2 || (saa == 0 && sbb == 0)) { *note = "both the full network's and the circuit's target are constant over the images"; return NAN; }
     if (saa == 0) { *note = "the full network's target is constant over the images"; return NAN; }
     if (sbb == 0) { *note = "the circuit's target is constant over the images"; return NAN; }

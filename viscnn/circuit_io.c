@@ -12,6 +12,7 @@
 #include "projection.h"
 #include "../engine/util.h"
 #include "../loaders/safetensors.h"
+#include "../loaders/fileio.h"
 
 // ", "score": RAW, "norm": NORM}" closing one kept node or edge.
 static void write_scores(FILE *f, float raw, float norm) {
@@ -197,15 +198,9 @@ static int json_index(const cJSON *x, int n) {
 
 int circuit_read(vc_circuit *c, vc_scores *layout, const vc_model *m, const char *path, vc_error *err) {
     memset(c, 0, sizeof *c);
-    FILE *f = fopen(path, "rb");
-    if (!f) return vc_fail(err, VC_EINPUT, "%s: cannot open: %s", path, strerror(errno));
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *buf = malloc_check(n > 0 ? (size_t)n + 1 : 1);
-    size_t got = fread(buf, 1, n > 0 ? (size_t)n : 0, f);
-    fclose(f);
-    buf[got] = 0;
+    memset(layout, 0, sizeof *layout);   // freed on every error path below, set or not (found by fuzz_circuit)
+    char *buf = vc_read_file(path, (size_t)1 << 30, NULL, err);
+    if (!buf) return VC_EINPUT;
     cJSON *j = cJSON_Parse(buf);
     free(buf);
     if (!j) return vc_fail(err, VC_EINPUT, "%s: not valid JSON", path);

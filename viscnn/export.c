@@ -1,5 +1,6 @@
 // export.c: JSON and CSV writers, streaming (vgg16 has 15M edge scores: no DOM).
 #include "export.h"
+#include "../loaders/atomic_write.h"
 #include <errno.h>
 #include <math.h>
 #include <string.h>
@@ -59,20 +60,10 @@ void export_scores_csv(FILE *f, const vc_model *m, const vc_scores *s, const cha
     }
 }
 
-FILE *export_open(const char *path, vc_error *err) {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) vc_fail(err, VC_EINPUT, "%s: cannot write: %s", path, strerror(errno));
-    return f;
-}
+// Through loaders/atomic_write.c: a unique temporary beside path, renamed on success.
+FILE *export_open(const char *path, vc_error *err) { return vc_wopen_fp(path, err); }
 
 int export_close(FILE *f, const char *path, int ok, vc_error *err) {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    if (ferror(f)) ok = 0;
-    if (fclose(f) != 0) ok = 0;
-    if (ok && rename(tmp, path) == 0) return VC_OK;
-    remove(tmp);
-    return vc_fail(err, VC_EINPUT, "%s: write failed: %s", path, strerror(errno));
+    (void)path;   // the writer knows it
+    return vc_wclose_fp(f, ok, err);
 }

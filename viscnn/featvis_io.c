@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include "featvis.h"
 #include "../engine/util.h"
+#include "../loaders/atomic_write.h"
 
 uint64_t featvis_hash(uint64_t h, const void *p, size_t n) {
     const unsigned char *s = p;
@@ -85,51 +86,24 @@ int featvis_png_encode(const float *img, int c, int h, int w, unsigned char **ou
     return VC_OK;
 }
 
-static int temp_open(const char *path, char *tmp, size_t cap, vc_error *err) {
-    static unsigned counter;
-    for (int tries = 0; tries < 100; tries++) {
-        snprintf(tmp, cap, "%s.%ld.%u.tmp", path, (long)getpid(), __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED));
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-        if (fd >= 0) return fd;
-        if (errno != EEXIST) return -vc_fail(err, VC_EINPUT, "%s: cannot write: %s", path, strerror(errno));
-    }
-    return -vc_fail(err, VC_EINPUT, "%s: cannot make a unique temporary file beside it", path);
-}
-
+// Checked before any work starts, so that a bad -o fails at once: a
+// temporary file can be made beside it (then removed).
 int featvis_check_writable(const char *path, vc_error *err) {
-    char tmp[4200];
-    if (strlen(path) > 4000) return vc_fail(err, VC_EINPUT, "%s: path too long", path);
     struct stat st;
     if (!stat(path, &st) && S_ISDIR(st.st_mode)) return vc_fail(err, VC_EINPUT, "%s: is a directory", path);
-    int fd = temp_open(path, tmp, sizeof tmp, err);
-    if (fd < 0) return -fd;
-    close(fd);
-    unlink(tmp);
-    return VC_OK;
+    vc_wfile w;
+    int rc = vc_wopen(&w, path, err);
+    if (!rc) vc_wabort(&w);
+    return rc;
 }
 
+// Through the one atomic writer (loaders/atomic_write.c): a unique temporary
+// beside path, fsync, rename, fsync the folder; removed on error or signal.
 int featvis_write_atomic(const char *path, const void *buf, size_t len, vc_error *err) {
-    char tmp[4200];
-    if (strlen(path) > 4000) return vc_fail(err, VC_EINPUT, "%s: path too long", path);
-    int fd = temp_open(path, tmp, sizeof tmp, err);
-    if (fd < 0) return -fd;
-    const unsigned char *p = buf;
-    size_t done = 0;
-    while (done < len) {
-        ssize_t k = write(fd, p + done, len - done);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) break;
-        done += (size_t)k;
-    }
-    int ok = done == len && fsync(fd) == 0;
-    int e = errno;
-    if (close(fd) != 0) ok = 0;
-    if (ok && rename(tmp, path) != 0) { ok = 0; e = errno; }
-    if (!ok) {
-        unlink(tmp);
-        return vc_fail(err, VC_EINPUT, "%s: writing failed: %s", path, strerror(e));
-    }
-    return VC_OK;
+    vc_wfile w;
+    int rc = vc_wopen(&w, path, err);
+    if (rc) return rc;
+    return vc_wcommit(&w, fwrite(buf, 1, len, w.fp) == len, err);
 }
 
 char *featvis_trace_json(const vc_model *m, const vc_featvis_target *t, const vc_featvis_opts *o,

@@ -82,7 +82,7 @@ int cmd_info(int argc, char **argv, vc_error *err) {
         vc_model_free(m);
         return VC_OK;
     }
-    printf("model %s (%s)\n", m->name, m->path);
+    printf("model %s (%s)\n", vc_str(m->name), m->path);
     printf("input %s: (N,%d,%d,%d)", m->nodes[0].name, m->nodes[0].c, m->nodes[0].h, m->nodes[0].w);
     if (m->pre.resize || m->pre.crop) printf("  resize %d, crop %d", m->pre.resize, m->pre.crop);
     printf("  mean [%g", m->pre.mean[0]);
@@ -95,19 +95,19 @@ int cmd_info(int argc, char **argv, vc_error *err) {
         char shp[64], ins[256] = "";
         shape_str(shp, sizeof shp, n);
         for (int k = 0; k < n->n_in && strlen(ins) < 200; k++)
-            snprintf(ins + strlen(ins), sizeof ins - strlen(ins), "%s%s", k ? ", " : "", m->nodes[n->in[k]].name);
-        printf("%4d  %-28s %-19s %-20s %10zu  %s\n", i, n->name, vc_op_names[n->op], shp, node_params(m, n), ins);
+            snprintf(ins + strlen(ins), sizeof ins - strlen(ins), "%s%s", k ? ", " : "", vc_str(m->nodes[n->in[k]].name));
+        printf("%4d  %-28s %-19s %-20s %10zu  %s\n", i, vc_str(n->name), vc_op_names[n->op], shp, node_params(m, n), ins);
     }
     const vc_node *o = &m->nodes[m->output];
     char shp[64];
     shape_str(shp, sizeof shp, o);
-    printf("\noutput %s %s%s\n", o->name, shp, m->n_labels ? ", with labels" : "");
+    printf("\noutput %s %s%s\n", vc_str(o->name), shp, m->n_labels ? ", with labels" : "");
     if (m->n_labels) {   // the names class:NAME and class folders are matched against
         printf("labels (%d):", m->n_labels);
         int col = 12;
         for (int k = 0; k < m->n_labels; k++) {
             char item[320];
-            int l = snprintf(item, sizeof item, "  %d %s", k, m->labels[k]);
+            int l = snprintf(item, sizeof item, "  %d %s", k, vc_str(m->labels[k]));
             if (col + l > 100) { printf("\n "); col = 1; }
             fputs(item, stdout);
             col += l;

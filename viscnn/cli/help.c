@@ -89,8 +89,9 @@ void cli_help_overview(FILE *f) {
     fputs("usage: viscnn COMMAND [ARGS] [OPTIONS]      (viscnn help COMMAND or viscnn COMMAND --help: its options)\n"
           "       viscnn --version\n\ncommands:\n", f);
     for (int i = 0; i < cli_help_count; i++) fprintf(f, "  %-12s%s\n", cli_help[i].name, cli_help[i].summary);
-    fputs("\nOptions are --name value or --name=value. Exit status: 0 ok, 2 bad input (a one-line reason on\n"
-          "stderr), 1 internal error. docs/cli.md is the full reference.\n", f);
+    fputs("\nOptions are --name value or --name=value. Any command that reads images takes --max-pixels N\n"
+          "(refuse larger images from their header before decoding; default 67108864). Exit status: 0 ok,\n"
+          "2 bad input (a one-line reason on stderr), 1 internal error. docs/cli.md is the full reference.\n", f);
 }
 
 // roff needs '-' as '\-' in options, and a leading '.' or '\'' escaped.
@@ -140,7 +141,8 @@ void cli_help_markdown(FILE *f) {
           "Generated from the CLI's help table (`viscnn help --markdown`; tests/test_cli_help.py checks this file\n"
           "is current). Options are `--name value` or `--name=value`; `viscnn COMMAND --help` prints the same\n"
           "text for one command. Exit status: 0 ok, 2 bad input (one line on stderr naming the file or\n"
-          "argument and the reason), 1 internal error.\n", f);
+          "argument and the reason), 1 internal error. Any command that reads images takes `--max-pixels N`:\n"
+          "larger images are refused from their header, before decoding (default 67108864, 64 Mpx).\n", f);
     for (int i = 0; i < cli_help_count; i++) {
         const cli_help_entry *h = &cli_help[i];
         fprintf(f, "\n## %s\n\n%s.\n\n```\n", h->name, h->summary);

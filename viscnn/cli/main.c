@@ -6,6 +6,8 @@
 #include "cli.h"
 #include "help.h"
 #include "../dist.h"
+#include <stdlib.h>
+#include "../../loaders/image.h"
 
 static const struct { const char *name; int (*fn)(int, char **, vc_error *); } commands[] = {
     {"info", cmd_info}, {"predict", cmd_predict}, {"forward", cmd_forward},
@@ -44,6 +46,20 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
         cli_help_overview(stdout);
         return 0;
+    }
+    // --max-pixels N (any command that reads images): taken out before the command parses.
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--max-pixels")) continue;
+        char *end = NULL;
+        long long n = i + 1 < argc ? strtoll(argv[i + 1], &end, 10) : 0;
+        if (!end || *end || n < 1) {
+            fprintf(stderr, "viscnn %s: --max-pixels needs a positive integer\n", argv[1]);
+            return 2;
+        }
+        image_set_max_pixels(n);
+        memmove(argv + i, argv + i + 2, (size_t)(argc - i - 1) * sizeof *argv);   // keeps argv[argc] == NULL
+        argc -= 2;
+        i--;
     }
     if (!strcmp(argv[1], "--version")) {
         puts("viscnn " VISCNN_VERSION);

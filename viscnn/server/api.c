@@ -28,6 +28,7 @@
 // mode = threshold | hierarchical | keep:F; tn, te in [0, 1]; image = "m:IDX"
 // (the set's IDX-th image) | "up:HEX"; layer = a display layer's name (the
 // input node's name, a conv's, an add's).
+#include "../../loaders/atomic_write.h"
 #include "server.h"
 #include <cjson/cJSON.h>
 #include <ctype.h>
@@ -999,18 +1000,18 @@ static void api_upload(vc_server *s, const http_req *q, http_resp *r) {
         return;
     }
     uint64_t key = hash_bytes(HASH_SEED, b, q->body_len);
-    char hex[17], tmp[4200], path[4200];
+    char hex[17], path[4200];
     snprintf(hex, sizeof hex, "%016llx", (unsigned long long)key);
-    snprintf(tmp, sizeof tmp, "%s/.%s.%s.tmp", s->upload_dir, hex, ext);
     snprintf(path, sizeof path, "%s/%s.%s", s->upload_dir, hex, ext);
-    FILE *f = fopen(tmp, "wb");
-    if (!f || fwrite(b, 1, q->body_len, f) != q->body_len) {
-        if (f) fclose(f);
-        remove(tmp);
+    vc_wfile wf;   // loaders/atomic_write.c: renamed to path once it decodes
+    vc_error werr;
+    if (vc_wopen(&wf, path, &werr)) { resp_error(r, 500, "upload: cannot write to the cache folder"); return; }
+    if (fwrite(b, 1, q->body_len, wf.fp) != q->body_len || fflush(wf.fp) != 0) {
+        vc_wabort(&wf);
         resp_error(r, 500, "upload: cannot write to the cache folder");
         return;
     }
-    fclose(f);
+    const char *tmp = wf.tmp;
     // it must decode and preprocess as the model needs; one at a time (a
     // 4096x4096 RGB image is 200 MB as floats)
     static pthread_mutex_t decode_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -1022,12 +1023,12 @@ static void api_upload(vc_server *s, const http_req *q, http_resp *r) {
     pthread_mutex_unlock(&decode_mu);
     free(x);
     if (rc) {
-        remove(tmp);
+        vc_wabort(&wf);
         const char *colon = strstr(err.msg, ": ");
         resp_error(r, 400, "upload: the image does not decode: %s", colon ? colon + 2 : err.msg);
         return;
     }
-    if (rename(tmp, path)) { remove(tmp); resp_error(r, 500, "upload: cannot store the image"); return; }
+    if (vc_wcommit(&wf, 1, &werr)) { resp_error(r, 500, "upload: cannot store the image"); return; }
     // its display name, sanitised
     const char *name = req_arg(q, "name");
     char clean[128] = "upload";
@@ -1039,8 +1040,8 @@ static void api_upload(vc_server *s, const http_req *q, http_resp *r) {
     }
     char np[4200];
     snprintf(np, sizeof np, "%s/%s.name", s->upload_dir, hex);
-    FILE *nf = fopen(np, "w");
-    if (nf) { fputs(clean, nf); fclose(nf); }
+    vc_wfile nf;
+    if (!vc_wopen(&nf, np, &werr)) vc_wcommit(&nf, fputs(clean, nf.fp) >= 0, &werr);
     cJSON *o = cJSON_CreateObject();
     char id[32];
     snprintf(id, sizeof id, "up:%s", hex);

@@ -13,6 +13,7 @@
 //   n_cat x (i32 images, i32 name length, name bytes),
 //   then (n_cat + 1) blocks of floats, the categories in order and then
 //   "overall": per layer cout node scores, then cout*cg edge scores.
+#include "../../loaders/atomic_write.h"
 #include "server.h"
 #include <errno.h>
 #include <stdio.h>
@@ -94,17 +95,11 @@ char *cache_read(const vc_server *s, const char *prefix, uint64_t key, const cha
 }
 
 int cache_write(const vc_server *s, const char *prefix, uint64_t key, const char *ext, const void *data, size_t len, vc_error *err) {
-    char path[4096], tmp[4200];
+    char path[4096];
     cache_path(s, path, sizeof path, prefix, key, ext);
-    static _Atomic unsigned serial;
-    snprintf(tmp, sizeof tmp, "%s.%d.%u.tmp", path, (int)getpid(), serial++);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return vc_fail(err, VC_EINTERNAL, "%s: cannot write: %s", tmp, strerror(errno));
-    int ok = fwrite(data, 1, len, f) == len;
-    ok &= fclose(f) == 0;
-    if (ok && rename(tmp, path) == 0) return VC_OK;
-    remove(tmp);
-    return vc_fail(err, VC_EINTERNAL, "%s: write failed: %s", path, strerror(errno));
+    vc_wfile w;   // loaders/atomic_write.c
+    if (vc_wopen(&w, path, err)) return VC_EINTERNAL;
+    return vc_wcommit(&w, fwrite(data, 1, len, w.fp) == len, err) ? VC_EINTERNAL : VC_OK;
 }
 
 // ---- set scores ------------------------------------------------------------------------

@@ -1,0 +1,31 @@
+#!/bin/bash
+# tests/fuzz/run.sh [SECONDS]: runs every libFuzzer harness (build/san/fuzz/,
+# `make fuzz-build`) for SECONDS (default 20) on its corpus, one at a time,
+# and prints one line per harness with its executions. A crash, leak,
+# timeout or sanitiser report fails the harness and leaves the input in
+# build/san/fuzz/artifacts/ (add it to tests/fuzz/corpus/NAME/ once fixed).
+cd "$(dirname "$0")/../.." || exit 1
+S=${1:-20}
+export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1" UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+export OMP_NUM_THREADS=1
+fail=0
+mkdir -p build/san/fuzz/artifacts build/san/fuzz/logs
+for h in build/san/fuzz/fuzz_*; do
+    case $h in *.d) continue ;; esac
+    name=$(basename "$h" | sed 's/^fuzz_//')
+    corpus=build/san/fuzz/corpus/$name
+    mkdir -p "$corpus"
+    cp -n tests/fuzz/corpus/$name/* "$corpus"/ 2>/dev/null   # the committed seeds; new finds stay in build/
+    log=build/san/fuzz/logs/$name.log
+    "$h" -max_total_time="$S" -timeout=10 -rss_limit_mb=1024 -max_len=65536 -print_final_stats=1 \
+        -artifact_prefix=build/san/fuzz/artifacts/$name- "$corpus" > "$log" 2>&1
+    rc=$?
+    execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$')
+    if [ $rc = 0 ]; then
+        echo "ok   fuzz $name: ${S} s, ${execs:-?} executions, no finding"
+    else
+        fail=$((fail + 1))
+        echo "FAIL fuzz $name: exit $rc after ${execs:-?} executions: $(grep -m1 'ERROR\|runtime error\|Timeout\|out-of-memory' "$log")"
+    fi
+done
+[ $fail = 0 ]
