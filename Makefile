@@ -121,7 +121,7 @@ build/tsan/test_api_threads: Makefile tests/test_api_threads.c $(LIB_SRC) $(wild
 test: NEED_TORCH=1
 test: NEED_WEB=1
 ifneq ($(SAN),1)
-test: deps bin/viscnn $(SO_FILE) build/asan/viscnn build/tsan/test_api_threads $(TEST_BIN)
+test: deps bin/viscnn $(SO_FILE) build/asan/viscnn build/tsan/test_api_threads $(TEST_BIN) fuzz-build
 	@NEED_TORCH=1 tests/run.sh
 else
 test: san

@@ -93,6 +93,12 @@ run "CNN families: every torchvision family converts and matches PyTorch; parity
     $PY tests/test_families.py
 run "bad input (AddressSanitizer)" 1 $PY tests/test_bad_input.py
 run "bad-input table (tests/bad_inputs: hostile files, truncations, PNG bomb, 100,000-node graph)" 1 $PY tests/bad_inputs/test_bad_inputs.py
+# every libFuzzer harness for 20 s on its corpus (tests/fuzz/README.md; make fuzz FUZZ_S=600 for long runs)
+if ls build/san/fuzz/fuzz_* >/dev/null 2>&1; then
+    run "fuzzing (libFuzzer + ASan/UBSan, each harness 20 s)" 1 tests/fuzz/run.sh 20
+else
+    echo "FAIL fuzzing: build/san/fuzz/ has no harnesses (make fuzz-build; needs clang and libclang-rt-14-dev)"; fail=$((fail + 1))
+fi
 run "safe writes (SIGKILL/SIGINT/SIGTERM during a write, planted symlinks)" 1 $PY tests/bad_inputs/test_safe_write.py
 run "pth checkpoints (native .pth, hostile files)" 1 $PY tests/test_pth.py
 run "fashion default model and make data" 1 $PY tests/test_fashion.py
