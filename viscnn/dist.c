@@ -2,6 +2,7 @@
 // -DVC_MPI it is the one-process implementation.
 #define _GNU_SOURCE   // sched_getaffinity, CPU_COUNT
 #include "dist.h"
+#include "../engine/util.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,5 +175,43 @@ void dist_sum(double *buf, size_t n) {
     }
 #else
     (void)buf; (void)n;
+#endif
+}
+
+#ifdef VC_MPI
+// Bytes between two ranks in pieces that fit MPI's int counts.
+static const size_t piece = (size_t)1 << 30;
+static void send_bytes(const void *p, size_t n, int to) {
+    for (size_t o = 0; o < n; o += piece)
+        MPI_Send((const char *)p + o, (int)(n - o < piece ? n - o : piece), MPI_BYTE, to, 0, MPI_COMM_WORLD);
+}
+static void recv_bytes(void *p, size_t n, int from) {
+    for (size_t o = 0; o < n; o += piece)
+        MPI_Recv((char *)p + o, (int)(n - o < piece ? n - o : piece), MPI_BYTE, from, 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+}
+#endif
+
+void dist_gather_to_root(void **blocks, size_t *lens, int n) {
+#ifdef VC_MPI
+    if (g_size == 1) return;
+    // rank 0 receives in block order; each owner sends its blocks in that
+    // order too, so the messages from one owner match up (MPI keeps their order)
+    for (int b = 0; b < n; b++) {
+        int owner = b % g_size;
+        if (owner == 0) continue;
+        if (g_rank == owner) {
+            unsigned long long len = lens[b];
+            MPI_Send(&len, 1, MPI_UNSIGNED_LONG_LONG, 0, 0, MPI_COMM_WORLD);
+            send_bytes(blocks[b], lens[b], 0);
+        } else if (g_rank == 0) {
+            unsigned long long len;
+            MPI_Recv(&len, 1, MPI_UNSIGNED_LONG_LONG, owner, 0, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+            blocks[b] = malloc_check(len ? (size_t)len : 1);
+            lens[b] = (size_t)len;
+            recv_bytes(blocks[b], lens[b], owner);
+        }
+    }
+#else
+    (void)blocks; (void)lens; (void)n;
 #endif
 }

@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include "cli.h"
 #include "../featvis.h"
+#include "../dist.h"
 #include "../../loaders/image.h"
 #include "../../engine/util.h"
 
@@ -78,8 +79,14 @@ static int png_decode(const char *path, int c, int h, int w, float *dst, vc_erro
 }
 
 // --layer L --all: every node of L, cached ones read, the rest as one batch.
+// Under mpirun (docs/mpi.md) node j belongs to rank j % N: each rank reads
+// or optimises its nodes and writes their PNGs (and cache entries); rank 0
+// gathers the pictures (floats, exact) and the traces and writes the sheet
+// and the trace. A picture depends only on the seed and its target, so the
+// files are those of one process.
 static int featvis_all(const vc_model *m, const char *layer, const vc_featvis_opts *o, const char *cache,
                        const char *outdir, const char *trace, vc_error *err) {
+    const int rank = dist_rank(), ranks = dist_size(), root = dist_is_root();
     int node = vc_model_find(m, layer);
     if (node < 0) return vc_fail(err, VC_EINPUT, "--layer %s: no layer %s in %s (see viscnn info)", layer, layer, m->path);
     int C = node == 0 ? m->nodes[0].c : m->nodes[node].c;
@@ -94,49 +101,68 @@ static int featvis_all(const vc_model *m, const char *layer, const vc_featvis_op
         rc = featvis_check_writable(sheet, err);
     }
     if (!rc && trace) rc = featvis_check_writable(trace, err);
+    rc = dist_agree(rc, err);   // (every rank checks the same things)
     if (rc) { free(t); return rc; }
     unsigned char **png = calloc_check(C, sizeof *png);
     char **js = calloc_check(C, sizeof *js);
     size_t *pl = calloc_check(C, sizeof *pl), *jl = calloc_check(C, sizeof *jl);
-    int *todo = malloc_check((size_t)C * sizeof *todo), nt = 0;
-    for (int j = 0; j < C; j++)
+    int *todo = malloc_check((size_t)C * sizeof *todo), nt = 0, mine = 0;
+    for (int j = rank; j < C; j += ranks, mine++)
         if (!cache || featvis_cache_read(cache, featvis_key(m, &t[j], o), &png[j], &pl[j], &js[j], &jl[j])) todo[nt++] = j;
-    fprintf(stderr, "featvis %s: %d nodes, %d from the cache, %d to optimise as one batch\n", layer, C, C - nt, nt);
-    float *img = NULL;
+    double count[2] = {mine - nt, nt};   // from the cache, to optimise: over all ranks
+    dist_sum(count, 2);
+    if (root && ranks == 1)
+        fprintf(stderr, "featvis %s: %d nodes, %d from the cache, %d to optimise as one batch\n", layer, C, (int)count[0], (int)count[1]);
+    else if (root)
+        fprintf(stderr, "featvis %s: %d nodes, %d from the cache, %d to optimise on %d ranks (node j on rank j %% %d)\n",
+                layer, C, (int)count[0], (int)count[1], ranks, ranks);
     int c = m->nodes[0].c, h = o->size ? o->size : m->nodes[0].h, w = o->size ? o->size : m->nodes[0].w;
     size_t chw = (size_t)c * h * w;
+    // the sheet needs every picture as floats: ours as optimised, cached ones
+    // re-read through the image loader
+    float *all = malloc_check(C * chw * sizeof(float));
     if (nt) {
         vc_featvis_target *tt = malloc_check((size_t)nt * sizeof *tt);
         for (int q = 0; q < nt; q++) tt[q] = t[todo[q]];
         vc_featvis_result res;
-        progress p = {layer, -1};
-        rc = vc_featvis_batch(m, tt, nt, o, &res, progress_bar, &p, err);
+        progress p = {layer, -1};   // (rank 0's share stands for the job's progress)
+        rc = vc_featvis_batch(m, tt, nt, o, &res, root ? progress_bar : NULL, &p, err);
         for (int q = 0; !rc && q < nt; q++) {
             int j = todo[q];
             js[j] = featvis_trace_json(m, &t[j], o, &res, q, &jl[j]);
             rc = featvis_png_encode(res.img + q * chw, c, h, w, &png[j], &pl[j], err);
             if (!rc && cache) featvis_cache_write(cache, featvis_key(m, &t[j], o), png[j], pl[j], js[j], jl[j]);
+            if (!rc) memcpy(all + j * chw, res.img + q * chw, chw * sizeof(float));
         }
-        if (!rc) { img = res.img; res.img = NULL; }
         vc_featvis_result_free(&res);
         free(tt);
     }
-    // the sheet needs every picture as floats: decode none, keep ours, and
-    // re-read cached ones through the image loader
-    if (!rc) {
-        float *all = malloc_check(C * chw * sizeof(float));
-        for (int q = 0; q < nt; q++) memcpy(all + todo[q] * chw, img + q * chw, chw * sizeof(float));
-        for (int j = 0; j < C && !rc; j++) {
-            snprintf(path, sizeof path, "%s/%s_%d.png", outdir, layer, j);
-            rc = featvis_write_atomic(path, png[j], pl[j], err);
-            int mine = 0;
-            for (int q = 0; q < nt; q++) mine |= todo[q] == j;
-            if (!rc && !mine) rc = png_decode(path, c, h, w, all + j * chw, err);
-        }
-        if (!rc) rc = write_sheet(sheet, all, C, c, h, w, err);
-        free(all);
+    for (int j = rank, q = 0; j < C && !rc; j += ranks) {
+        snprintf(path, sizeof path, "%s/%s_%d.png", outdir, layer, j);
+        rc = featvis_write_atomic(path, png[j], pl[j], err);
+        int optimised = q < nt && todo[q] == j;
+        q += optimised;
+        if (!rc && !optimised) rc = png_decode(path, c, h, w, all + j * chw, err);
     }
-    if (!rc && trace) {
+    rc = dist_agree(rc, err);   // a rank that failed: every rank stops here, exit 2 naming the cause
+    if (!rc && ranks > 1) {   // rank 0 gathers the others' pictures and traces
+        void **blk = calloc_check(C, sizeof *blk);
+        size_t *bl = calloc_check(C, sizeof *bl);
+        for (int j = rank; j < C; j += ranks) { blk[j] = all + j * chw; bl[j] = chw * sizeof(float); }
+        dist_gather_to_root(blk, bl, C);
+        for (int j = 0; root && j < C; j++)
+            if (j % ranks) {
+                if (bl[j] != chw * sizeof(float)) rc = vc_fail(err, VC_EINTERNAL, "featvis: picture %d arrived with %zu bytes", j, bl[j]);
+                else memcpy(all + j * chw, blk[j], bl[j]);
+                free(blk[j]);
+            }
+        free(blk);
+        free(bl);
+        if (trace) dist_gather_to_root((void **)js, jl, C);
+    }
+    if (!rc && root) rc = write_sheet(sheet, all, C, c, h, w, err);
+    free(all);
+    if (!rc && root && trace) {
         size_t tot = 4;
         for (int j = 0; j < C; j++) tot += jl[j] + 4;
         char *buf = malloc_check(tot), *q = buf;
@@ -150,9 +176,10 @@ static int featvis_all(const vc_model *m, const char *layer, const vc_featvis_op
         rc = featvis_write_atomic(trace, buf, (size_t)(q - buf), err);
         free(buf);
     }
-    if (!rc) fprintf(stderr, "featvis %s: wrote %s and %d pictures in %s\n", layer, sheet, C, outdir);
+    if (ranks > 1) rc = dist_agree(rc, err);   // rank 0's writes: every rank exits with their status
+    if (!rc && root) fprintf(stderr, "featvis %s: wrote %s and %d pictures in %s\n", layer, sheet, C, outdir);
     for (int j = 0; j < C; j++) { free(png[j]); free(js[j]); }
-    free(png); free(js); free(pl); free(jl); free(todo); free(img); free(t);
+    free(png); free(js); free(pl); free(jl); free(todo); free(t);
     return rc;
 }
 
@@ -191,12 +218,15 @@ int cmd_featvis(int argc, char **argv, vc_error *err) {
     vc_model *m;
     if ((rc = vc_model_load(&m, a.pos[0], err))) return rc;
     if (layer) rc = featvis_all(m, layer, &o, cache, out, trace, err);
-    else {
+    else {   // one picture: under mpirun rank 0 makes it, the others wait
         vc_featvis_target t;
         int cached = 0;
-        rc = vc_featvis_parse(&t, m, nodes ? nodes : edges, edges != NULL, err);
-        if (!rc) rc = vc_featvis_png(m, &t, &o, cache, out, trace, &cached, err);
-        if (!rc) fprintf(stderr, "featvis %s: wrote %s%s\n", nodes ? nodes : edges, out, cached ? " (from the cache)" : "");
+        if (dist_is_root()) {
+            rc = vc_featvis_parse(&t, m, nodes ? nodes : edges, edges != NULL, err);
+            if (!rc) rc = vc_featvis_png(m, &t, &o, cache, out, trace, &cached, err);
+            if (!rc) fprintf(stderr, "featvis %s: wrote %s%s\n", nodes ? nodes : edges, out, cached ? " (from the cache)" : "");
+        }
+        rc = dist_agree(rc, err);
     }
     vc_model_free(m);
     return rc;
