@@ -15,7 +15,7 @@ labels):
     with no output written, within a time limit (no hang);
   - a run killed (SIGKILL to the whole job) after its first checkpoint and
     resumed from --checkpoint DIR gives the uninterrupted run's JSON;
-  - featvis --layer features.0 --all on 1/2/3 ranks writes the single
+  - featvis --layer features.8 --all --batch 8 on 1/2/3 ranks writes the single
     process's PNGs (every node's and the sheet) and trace byte for byte, also
     with a partly filled cache; a failure on every rank or on rank 1 alone
     exits 2 naming the cause, without hanging. --featvis-only runs just these.
@@ -76,8 +76,8 @@ if not os.path.isdir("data/fashion") or not os.path.isdir("data/photos"):
 shutil.rmtree(D, ignore_errors=True)
 os.makedirs(D)
 
-# ---- featvis --layer L --all: node j on rank j % N, the files of one process --------------------
-FV = ["featvis", FASHION, "--layer", "features.0", "--all", "--steps", "32"]
+# ---- featvis --layer L --all: batch u (nodes 8u .. 8u+7) on rank u % N, the files of one process --
+FV = ["featvis", FASHION, "--layer", "features.8", "--all", "--batch", "8", "--steps", "32"]
 
 
 def same_tree(a, b):
@@ -96,7 +96,7 @@ def featvis_cases():
     ref, rtrace = os.path.join(D, "fv.ref"), os.path.join(D, "fv.ref.json")
     r = plain(*FV, "--no-cache", "-o", ref, "--trace", rtrace)
     if r.returncode != 0:
-        report(False, "mpi: featvis --layer features.0 --all: single process", r.stderr[-300:])
+        report(False, "mpi: featvis --layer features.8 --all --batch 8: single process", r.stderr[-300:])
         return
     nfiles = len(os.listdir(ref))
     for n in (1, 2, 3):
@@ -108,34 +108,39 @@ def featvis_cases():
                 "" if same_file(rtrace, trace) else "the trace JSON differs")
         except subprocess.TimeoutExpired:
             why = "still running after 300 s (hangs)"
-        report(not why, f"mpi: featvis --layer features.0 --all --steps 32: mpirun -np {n} writes the single process's "
+        report(not why, f"mpi: featvis --layer features.8 --all --batch 8 --steps 32: mpirun -np {n} writes the single process's "
                         f"{nfiles} PNGs (per node and the sheet) and trace byte for byte ({time.time() - t0:.1f} s)", why)
     # a cache that holds two thirds of the pictures: each rank reads its cached
-    # ones and optimises the rest; the files are still the same
-    cache, out = os.path.join(D, "fv.cache"), os.path.join(D, "fv.cached")
+    # ones and optimises the rest of each batch; the same files as one process
+    # with the same cache (what is cached changes a batch's members, and so
+    # the engine's rounding, in one process as on N ranks)
+    cache = os.path.join(D, "fv.cache")
     r = plain(*FV, "--cache", cache, "-o", os.path.join(D, "fv.fill"))
     pngs = sorted(f for f in os.listdir(cache) if f.endswith(".png")) if r.returncode == 0 else []
     for f in pngs[::3]:
         os.remove(os.path.join(cache, f))
         os.remove(os.path.join(cache, f[:-4] + ".json"))
-    r = mpi(3, *FV, "--cache", cache, "-o", out, timeout=300)
+    shutil.copytree(cache, cache + "2")
+    cref, out = os.path.join(D, "fv.cached.ref"), os.path.join(D, "fv.cached")
+    r1 = plain(*FV, "--cache", cache, "-o", cref)
+    r = mpi(3, *FV, "--cache", cache + "2", "-o", out, timeout=300)
     hits = len(pngs) - len(pngs[::3])
-    why = r.stderr[-400:] if r.returncode else same_tree(ref, out) or (
+    why = (r1.stderr + r.stderr)[-400:] if r.returncode or r1.returncode else same_tree(cref, out) or (
         "" if f"{hits} from the cache" in r.stderr else f"no '{hits} from the cache' in {r.stderr[-300:]!r}")
-    report(bool(pngs) and not why, f"mpi: featvis -np 3 with {hits} of {len(pngs)} pictures cached: the same files",
-           why or "filling the cache failed")
-    # every rank fails (-o under a regular file), and rank 1 alone fails (its
-    # node 1's file is a folder): exit 2 naming the cause, no sheet, no hang
+    report(bool(pngs) and not why, f"mpi: featvis -np 3 with {hits} of {len(pngs)} pictures cached: the single process's "
+                                   f"files with the same cache", why or "filling the cache failed")
+    # every rank fails (-o under a regular file), and rank 1 alone fails (node
+    # 9, in batch 1, has a folder for its file): exit 2 naming the cause, no sheet, no hang
     plainfile = os.path.join(D, "fv.afile")
     open(plainfile, "w").close()
     blocked = os.path.join(D, "fv.blocked")
-    os.makedirs(os.path.join(blocked, "features.0_1.png"))
+    os.makedirs(os.path.join(blocked, "features.8_9.png"))
     for label, out, name in (("-o under a regular file (every rank)", os.path.join(plainfile, "sub"), plainfile + "/sub"),
-                             ("node 1's file is a folder (rank 1 alone)", blocked, "features.0_1.png")):
+                             ("node 9's file is a folder (rank 1 alone)", blocked, "features.8_9.png")):
         t0 = time.time()
         try:
             r = mpi(2, *FV, "--no-cache", "-o", out, timeout=120)
-            ok = r.returncode == 2 and name in r.stderr and not os.path.exists(os.path.join(out, "features.0.png"))
+            ok = r.returncode == 2 and name in r.stderr and not os.path.exists(os.path.join(out, "features.8.png"))
             why = f"status {r.returncode}, stderr {r.stderr[-300:]!r}"
         except subprocess.TimeoutExpired:
             ok, why = False, "still running after 120 s (hangs)"

@@ -191,13 +191,13 @@ static void recv_bytes(void *p, size_t n, int from) {
 }
 #endif
 
-void dist_gather_to_root(void **blocks, size_t *lens, int n) {
+void dist_gather_to_root(void **blocks, size_t *lens, int n, int per) {
 #ifdef VC_MPI
     if (g_size == 1) return;
     // rank 0 receives in block order; each owner sends its blocks in that
     // order too, so the messages from one owner match up (MPI keeps their order)
     for (int b = 0; b < n; b++) {
-        int owner = b % g_size;
+        int owner = b / per % g_size;
         if (owner == 0) continue;
         if (g_rank == owner) {
             unsigned long long len = lens[b];
@@ -212,6 +212,6 @@ void dist_gather_to_root(void **blocks, size_t *lens, int n) {
         }
     }
 #else
-    (void)blocks; (void)lens; (void)n;
+    (void)blocks; (void)lens; (void)n; (void)per;
 #endif
 }

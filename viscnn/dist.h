@@ -47,12 +47,12 @@ void dist_abort(int status) __attribute__((noreturn));
 // MPI's algorithm takes for this number of ranks).
 void dist_sum(double *buf, size_t n);
 
-// Collective: blocks b = 0..n-1 of bytes, block b made by rank b % size (on
+// Collective: blocks b = 0..n-1 of bytes, block b made by rank (b / per) % size (on
 // its owner, blocks[b] and lens[b] are set). Afterwards rank 0 holds every
 // block: the others' arrive as malloc'd copies (the caller frees them as its
 // own); the other ranks' arrays are unchanged. Sent owner by owner in block
 // order (point to point, any size). One process: nothing to do.
-void dist_gather_to_root(void **blocks, size_t *lens, int n);
+void dist_gather_to_root(void **blocks, size_t *lens, int n, int per);
 
 // The thread policy of a rank that shares its node with `local` ranks on
 // `cores` cores: threads = max(1, cores / local), and passive waiting (idle

@@ -78,13 +78,23 @@ static int png_decode(const char *path, int c, int h, int w, float *dst, vc_erro
     return rc;
 }
 
-// --layer L --all: every node of L, cached ones read, the rest as one batch.
-// Under mpirun (docs/mpi.md) node j belongs to rank j % N: each rank reads
-// or optimises its nodes and writes their PNGs (and cache entries); rank 0
-// gathers the pictures (floats, exact) and the traces and writes the sheet
-// and the trace. A picture depends only on the seed and its target, so the
-// files are those of one process.
-static int featvis_all(const vc_model *m, const char *layer, const vc_featvis_opts *o, const char *cache,
+// Progress over several batches: batch k of nb, each of `steps` steps.
+typedef struct { progress p; int k, nb; } progress_batches;
+static void progress_all(void *ctx, int step, int steps) {
+    progress_batches *q = ctx;
+    progress_bar(&q->p, q->k * steps + step, q->nb * steps);
+}
+
+// --layer L --all: every node of L in batches of K nodes (unit u: nodes
+// uK .. uK+K-1); in each, cached pictures are read and the rest optimised as
+// one batch. Under mpirun (docs/mpi.md) unit u belongs to rank u % N: each
+// rank reads or optimises its units and writes their PNGs (and cache
+// entries); rank 0 gathers the pictures (floats, exact) and the traces and
+// writes the sheet and the trace. The engine's per-image floats depend on
+// which images share a batch (BLAS and FFT kernels treat a batch's columns
+// unevenly), so the batches are the split's units: every picture is made in
+// the same batch as in one process, and the files are that process's.
+static int featvis_all(const vc_model *m, const char *layer, const vc_featvis_opts *o, int K, const char *cache,
                        const char *outdir, const char *trace, vc_error *err) {
     const int rank = dist_rank(), ranks = dist_size(), root = dist_is_root();
     int node = vc_model_find(m, layer);
@@ -103,62 +113,73 @@ static int featvis_all(const vc_model *m, const char *layer, const vc_featvis_op
     if (!rc && trace) rc = featvis_check_writable(trace, err);
     rc = dist_agree(rc, err);   // (every rank checks the same things)
     if (rc) { free(t); return rc; }
+    const int U = (C + K - 1) / K;   // units (batches)
     unsigned char **png = calloc_check(C, sizeof *png);
     char **js = calloc_check(C, sizeof *js);
     size_t *pl = calloc_check(C, sizeof *pl), *jl = calloc_check(C, sizeof *jl);
-    int *todo = malloc_check((size_t)C * sizeof *todo), nt = 0, mine = 0;
-    for (int j = rank; j < C; j += ranks, mine++)
-        if (!cache || featvis_cache_read(cache, featvis_key(m, &t[j], o), &png[j], &pl[j], &js[j], &jl[j])) todo[nt++] = j;
-    double count[2] = {mine - nt, nt};   // from the cache, to optimise: over all ranks
-    dist_sum(count, 2);
-    if (root && ranks == 1)
+    int *fresh = calloc_check(C, sizeof *fresh), nt = 0, mine = 0, nb = 0;   // fresh[j]: optimised here
+    for (int u = rank; u < U; u += ranks) {
+        int before = nt;
+        for (int j = u * K; j < C && j < (u + 1) * K; j++, mine++)
+            if (!cache || featvis_cache_read(cache, featvis_key(m, &t[j], o), &png[j], &pl[j], &js[j], &jl[j])) fresh[j] = 1, nt++;
+        nb += nt > before;
+    }
+    double count[3] = {mine - nt, nt, nb};   // from the cache, to optimise, batches: over all ranks
+    dist_sum(count, 3);
+    if (root && count[2] <= 1)
         fprintf(stderr, "featvis %s: %d nodes, %d from the cache, %d to optimise as one batch\n", layer, C, (int)count[0], (int)count[1]);
     else if (root)
-        fprintf(stderr, "featvis %s: %d nodes, %d from the cache, %d to optimise on %d ranks (node j on rank j %% %d)\n",
-                layer, C, (int)count[0], (int)count[1], ranks, ranks);
+        fprintf(stderr, "featvis %s: %d nodes, %d from the cache, %d to optimise in %d batches of up to %d%s\n", layer, C,
+                (int)count[0], (int)count[1], (int)count[2], K, ranks > 1 ? " (batch u on rank u % ranks)" : "");
     int c = m->nodes[0].c, h = o->size ? o->size : m->nodes[0].h, w = o->size ? o->size : m->nodes[0].w;
     size_t chw = (size_t)c * h * w;
     // the sheet needs every picture as floats: ours as optimised, cached ones
     // re-read through the image loader
     float *all = malloc_check(C * chw * sizeof(float));
-    if (nt) {
-        vc_featvis_target *tt = malloc_check((size_t)nt * sizeof *tt);
-        for (int q = 0; q < nt; q++) tt[q] = t[todo[q]];
+    vc_featvis_target *tt = malloc_check((size_t)K * sizeof *tt);
+    int *tj = malloc_check((size_t)K * sizeof *tj);
+    progress_batches pb = {{layer, -1}, 0, nb};   // (rank 0's batches stand for the job's progress)
+    for (int u = rank; u < U && !rc; u += ranks) {
+        int n = 0;
+        for (int j = u * K; j < C && j < (u + 1) * K; j++)
+            if (fresh[j]) tj[n] = j, tt[n++] = t[j];
+        if (!n) continue;
         vc_featvis_result res;
-        progress p = {layer, -1};   // (rank 0's share stands for the job's progress)
-        rc = vc_featvis_batch(m, tt, nt, o, &res, root ? progress_bar : NULL, &p, err);
-        for (int q = 0; !rc && q < nt; q++) {
-            int j = todo[q];
+        rc = vc_featvis_batch(m, tt, n, o, &res, root ? progress_all : NULL, &pb, err);
+        pb.k++;
+        for (int q = 0; !rc && q < n; q++) {
+            int j = tj[q];
             js[j] = featvis_trace_json(m, &t[j], o, &res, q, &jl[j]);
             rc = featvis_png_encode(res.img + q * chw, c, h, w, &png[j], &pl[j], err);
             if (!rc && cache) featvis_cache_write(cache, featvis_key(m, &t[j], o), png[j], pl[j], js[j], jl[j]);
             if (!rc) memcpy(all + j * chw, res.img + q * chw, chw * sizeof(float));
         }
         vc_featvis_result_free(&res);
-        free(tt);
     }
-    for (int j = rank, q = 0; j < C && !rc; j += ranks) {
-        snprintf(path, sizeof path, "%s/%s_%d.png", outdir, layer, j);
-        rc = featvis_write_atomic(path, png[j], pl[j], err);
-        int optimised = q < nt && todo[q] == j;
-        q += optimised;
-        if (!rc && !optimised) rc = png_decode(path, c, h, w, all + j * chw, err);
-    }
+    free(tt);
+    free(tj);
+    for (int u = rank; u < U && !rc; u += ranks)
+        for (int j = u * K; j < C && j < (u + 1) * K && !rc; j++) {
+            snprintf(path, sizeof path, "%s/%s_%d.png", outdir, layer, j);
+            rc = featvis_write_atomic(path, png[j], pl[j], err);
+            if (!rc && !fresh[j]) rc = png_decode(path, c, h, w, all + j * chw, err);
+        }
     rc = dist_agree(rc, err);   // a rank that failed: every rank stops here, exit 2 naming the cause
     if (!rc && ranks > 1) {   // rank 0 gathers the others' pictures and traces
         void **blk = calloc_check(C, sizeof *blk);
         size_t *bl = calloc_check(C, sizeof *bl);
-        for (int j = rank; j < C; j += ranks) { blk[j] = all + j * chw; bl[j] = chw * sizeof(float); }
-        dist_gather_to_root(blk, bl, C);
+        for (int j = 0; j < C; j++)
+            if (j / K % ranks == rank) blk[j] = all + j * chw, bl[j] = chw * sizeof(float);
+        dist_gather_to_root(blk, bl, C, K);
         for (int j = 0; root && j < C; j++)
-            if (j % ranks) {
+            if (j / K % ranks) {
                 if (bl[j] != chw * sizeof(float)) rc = vc_fail(err, VC_EINTERNAL, "featvis: picture %d arrived with %zu bytes", j, bl[j]);
                 else memcpy(all + j * chw, blk[j], bl[j]);
                 free(blk[j]);
             }
         free(blk);
         free(bl);
-        if (trace) dist_gather_to_root((void **)js, jl, C);
+        if (trace) dist_gather_to_root((void **)js, jl, C, K);
     }
     if (!rc && root) rc = write_sheet(sheet, all, C, c, h, w, err);
     free(all);
@@ -179,7 +200,7 @@ static int featvis_all(const vc_model *m, const char *layer, const vc_featvis_op
     if (ranks > 1) rc = dist_agree(rc, err);   // rank 0's writes: every rank exits with their status
     if (!rc && root) fprintf(stderr, "featvis %s: wrote %s and %d pictures in %s\n", layer, sheet, C, outdir);
     for (int j = 0; j < C; j++) { free(png[j]); free(js[j]); }
-    free(png); free(js); free(pl); free(jl); free(todo); free(t);
+    free(png); free(js); free(pl); free(jl); free(fresh); free(t);
     return rc;
 }
 
@@ -201,6 +222,9 @@ int cmd_featvis(int argc, char **argv, vc_error *err) {
     double lr, seed;
     if ((rc = cli_int(&a, "steps", 512, 1, 1000000, &o.steps, err))) return rc;
     if ((rc = cli_int(&a, "size", 0, 1, 100000, &o.size, err))) return rc;
+    int batch;   // --all: nodes per batch (and the unit of the MPI split)
+    if ((rc = cli_int(&a, "batch", 64, 1, 4096, &batch, err))) return rc;
+    if (cli_opt(&a, "batch") && !layer) return vc_fail(err, VC_EINPUT, "featvis: --batch needs --layer L --all");
     if ((rc = cli_double(&a, "lr", 0.05, 1e-6, 10, &lr, err))) return rc;
     if ((rc = cli_double(&a, "seed", 0, 0, 9007199254740992.0, &seed, err))) return rc;
     if (seed != floor(seed)) return vc_fail(err, VC_EINPUT, "featvis: --seed %s: expected a non-negative integer", cli_opt(&a, "seed"));
@@ -217,7 +241,7 @@ int cmd_featvis(int argc, char **argv, vc_error *err) {
     if ((rc = cli_check_unused(&a, err))) return rc;
     vc_model *m;
     if ((rc = vc_model_load(&m, a.pos[0], err))) return rc;
-    if (layer) rc = featvis_all(m, layer, &o, cache, out, trace, err);
+    if (layer) rc = featvis_all(m, layer, &o, batch, cache, out, trace, err);
     else {   // one picture: under mpirun rank 0 makes it, the others wait
         vc_featvis_target t;
         int cached = 0;

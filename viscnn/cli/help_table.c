@@ -138,8 +138,9 @@ const cli_help_entry cli_help[] = {
      "an input channel. Pictures are cached by model hash, target and every setting.", {
         {"node", "L:J", "visualise node J of layer L"},
         {"edge", "L:J:I", "visualise the exact edge map e_ji of layer L (out channel J, in channel I)"},
-        {"layer", "L", "with --all: every node of layer L, one batch"},
+        {"layer", "L", "with --all: every node of layer L, in batches of --batch nodes"},
         {"all", NULL, "every node of --layer: a contact sheet DIR/L.png and one PNG per node"},
+        {"batch", "K", "with --all: nodes optimised together (default 64; under mpirun, batch u runs on rank u % N)"},
         {"neuron", NULL, "maximise the centre unit (the default for an edge)"},
         {"channel", NULL, "maximise the channel mean (the default for a node)"},
         {"negative", NULL, "minimise instead of maximise"},

@@ -77,7 +77,7 @@ int main(int argc, char **argv) {
         for (int k = 0; k < N_COMMANDS; k++) names[k] = commands[k].name;
         // under mpirun these split their images across the ranks (docs/mpi.md)
         int dist = !strcmp(argv[1], "importance") || !strcmp(argv[1], "circuit") || !strcmp(argv[1], "project");
-        dist |= !strcmp(argv[1], "featvis");   // its --layer L --all targets (node j on rank j % N)
+        dist |= !strcmp(argv[1], "featvis");   // its --layer L --all batches (batch u on rank u % N)
         if (dist) dist_start(&argc, &argv);
         int nargs = argc - 2;
         int rc = cli_take_device(argv[1], &nargs, argv + 2, &err);
