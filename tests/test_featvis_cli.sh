@@ -37,6 +37,11 @@ $V featvis $M --layer features.3 --all --steps 32 --cache $D/cache -o $D/all 2> 
 n=$(ls $D/all/features.3_*.png 2>/dev/null | wc -l)
 check "featvis --layer features.3 --all: a contact sheet and 32 per-node PNGs, progress reported" \
     test $r = 0 -a "$n" = 32 -a -s $D/all/features.3.png && grep -q "100%" $D/all.log
+$V featvis $M --layer features.3 --all --batch 12 --steps 32 --no-cache -o $D/all12 2> $D/all12.log; r=$?
+n=$(ls $D/all12/features.3_*.png 2>/dev/null | wc -l)
+check "featvis --layer features.3 --all --batch 12: 32 nodes in 3 batches, the sheet and 32 PNGs, progress to 100% once" \
+    test $r = 0 -a "$n" = 32 -a -s $D/all12/features.3.png && grep -q "in 3 batches of up to 12" $D/all12.log && \
+    test "$(grep -c "100%" $D/all12.log)" = 1
 $V featvis $M --node features.3:5 --steps 32 --cache $D/cache -o $D/one.png 2> $D/one.log
 check "featvis --all and --node share the cache: node features.3:5 alone is a cache hit, the same picture" \
     grep -q "from the cache" $D/one.log && cmp -s $D/one.png $D/all/features.3_5.png
@@ -61,6 +66,8 @@ bad "--steps 0" "steps" $V featvis $M --node features.3:1 --steps 0 --no-cache -
 bad "--size smaller than the receptive field" "receptive field" $V featvis $M --node features.8:1 --size 20 --no-cache -o $D/bad.png
 bad "--size larger than the model's input" "larger than the model" $V featvis $M --node features.8:1 --size 40 --no-cache -o $D/bad.png
 bad "--lr 0" "lr" $V featvis $M --node features.3:1 --lr 0 --no-cache -o $D/bad.png
+bad "--batch without --all" "needs --layer" $V featvis $M --node features.3:1 --batch 4 --no-cache -o $D/bad.png
+bad "--batch 0" "batch" $V featvis $M --layer features.3 --all --batch 0 --no-cache -o $D/bad.png
 rm -f $D/bad.png
 err=$($V featvis $M --node features.3:1 --steps 8 --no-cache -o /nonexistent-dir/x.png 2>&1 >/dev/null); rc=$?
 check "featvis bad input: an unwritable output path: exit 2, one line ($err)" \
