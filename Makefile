@@ -100,7 +100,7 @@ build/mpi/dist.o: viscnn/dist.c viscnn/dist.h Makefile
 	$(MPICC) $(CFLAGS) -DVC_MPI -c $< -o $@
 build/mpi/viscnn: build/obj/viscnn/cli/main.o build/mpi/dist.o build/libviscnn.a Makefile
 	$(MPICC) $(CFLAGS) $(filter-out Makefile,$^) -o $@ $(LDLIBS)
-test: $(if $(shell command -v $(MPICC) 2>/dev/null),build/mpi/viscnn)
+test-build: $(if $(shell command -v $(MPICC) 2>/dev/null),build/mpi/viscnn)
 
 build/tests/%: tests/%.c build/libviscnn.a Makefile
 	@mkdir -p build/tests
@@ -121,8 +121,13 @@ build/tsan/test_api_threads: Makefile tests/test_api_threads.c $(LIB_SRC) $(wild
 test: NEED_TORCH=1
 test: NEED_WEB=1
 ifneq ($(SAN),1)
-test: deps bin/viscnn $(SO_FILE) build/asan/viscnn build/tsan/test_api_threads $(TEST_BIN) fuzz-build
+# Everything the tests run is built first, on every core (after deps, which
+# may install packages), then tests/run.sh runs.
+test: deps
+	@$(MAKE) --no-print-directory -j$$(nproc) test-build
 	@NEED_TORCH=1 tests/run.sh
+test-build: bin/viscnn $(SO_FILE) build/asan/viscnn build/tsan/test_api_threads $(TEST_BIN) fuzz-build
+.PHONY: test-build
 else
 test: san
 	@tests/run_san.sh

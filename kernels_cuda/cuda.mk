@@ -45,7 +45,7 @@ else
 cuda: deps build/cuda/bin/viscnn $(CUDA_TEST_BIN)
 	@echo "CUDA flavour ($(CUDA_ARCH) + PTX, $(NVCC)): build/cuda/bin/viscnn, $(CUDA_TEST_BIN)"
 # CI compiles the CUDA code on every `make test` wherever nvcc exists (tests/run.sh runs what it built)
-test: $(CUDA_TEST_BIN) build/cuda/bin/viscnn
+test-build: $(CUDA_TEST_BIN) build/cuda/bin/viscnn
 endif
 ifeq ($(CUDA),1)
 all: cuda

@@ -266,5 +266,19 @@ def main():
     return 1 if failed else 0
 
 
+def cleanup():
+    """The converted models and big checkpoints are not read again: removed, so
+    that build/ stays small after make test (the next run writes them again)."""
+    for folder in (D, OUT):
+        for f in os.listdir(folder) if os.path.isdir(folder) else []:
+            p = os.path.join(folder, f)
+            if os.path.isfile(p) and os.path.getsize(p) > (1 << 20):
+                os.unlink(p)
+    if os.path.exists(os.path.join(D, "done")):
+        os.unlink(os.path.join(D, "done"))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    rc = main()
+    cleanup()
+    sys.exit(rc)

@@ -72,6 +72,7 @@ const cli_help_entry cli_help[] = {
      "centred at 0 with a scale bar.\n" TARGET_NOTE, {
         {"image", "IMG", "one image file (not a folder)"},
         {"input", "X.npy", "a preprocessed float32 batch of one image"},
+        {"labels", "L.npy", "the integer class of the --input image (for the loss target)"},
         {"layer", "L", "a conv2d layer"},
         {"out", "J", "out-channels, e.g. 3, 0,2,5 or 0-7 (default all)"},
         {"in", "I", "in-channels within the group (default all)"},
