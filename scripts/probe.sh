@@ -49,14 +49,16 @@ if command -v mpicc >/dev/null 2>&1 && command -v mpirun >/dev/null 2>&1 &&
    printf '#include <mpi.h>\nint main(void){return MPI_Init(0,0);}\n' | mpicc -x c - -o /dev/null >/dev/null 2>&1; then
     echo "  ✓ OpenMPI (mpicc, mpirun: make MPI=1, the MPI tests)"
 else
-    echo "  ✗ OpenMPI (optional: libopenmpi-dev openmpi-bin for make MPI=1 and the MPI tests)"
+    echo "  ✗ OpenMPI (libopenmpi-dev openmpi-bin: make MPI=1; make test needs it for the MPI tests)"
+    [ "${NEED_TORCH:-0}" = 1 ] && missing=1
 fi
 # clang with its ASan, UBSan and libFuzzer runtimes (libclang-rt-14-dev): make test SAN=1, make fuzz
 if command -v clang >/dev/null 2>&1 && printf 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { (void)d; (void)n; return 0; }\n' |
         clang -x c - -fsanitize=fuzzer,address,undefined -o /tmp/viscnn-probe-fuzz.$$ >/dev/null 2>&1; then
     echo "  ✓ clang + ASan/UBSan/libFuzzer (make test SAN=1, make fuzz)"
 else
-    echo "  ✗ clang + ASan/UBSan/libFuzzer (optional: clang libclang-rt-14-dev; make test SAN=1, make fuzz)"
+    echo "  ✗ clang + ASan/UBSan/libFuzzer (clang libclang-rt-14-dev: make test needs it for fuzzing and ThreadSanitizer; make test SAN=1, make fuzz)"
+    [ "${NEED_TORCH:-0}" = 1 ] && missing=1
 fi
 rm -f /tmp/viscnn-probe-fuzz.$$
 if [ -x /usr/bin/python3 ] && /usr/bin/python3 -c 'import torch, torchvision, numpy' >/dev/null 2>&1; then
