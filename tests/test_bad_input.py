@@ -84,8 +84,8 @@ t = dict(good_t); t["conv.weight"] = np.zeros((4, 3, 5, 5), np.float32)
 case("tensor with the wrong shape", ["info", write("wrong_shape.safetensors", t, graph())], "conv.weight", "wrong_shape.safetensors")
 t = dict(good_t); t["fc.weight"] = np.zeros((5, 100), np.float32)
 case("linear weight that does not fit its input", ["info", write("wrong_shape_fc.safetensors", t, graph())], "fc.weight", "wrong_shape_fc.safetensors")
-g = graph(); g["nodes"][1]["op"] = "sigmoid"
-case("unknown op", ["info", write("unknown_op.safetensors", good_t, g)], "sigmoid", "unknown_op.safetensors")
+g = graph(); g["nodes"][1]["op"] = "softplus"
+case("unknown op", ["info", write("unknown_op.safetensors", good_t, g)], "softplus", "unknown_op.safetensors")
 g = graph(); g["nodes"][0]["inputs"] = ["relu"]
 case("cyclic graph", ["info", write("cyclic.safetensors", good_t, g)], "cycle", "cyclic.safetensors")
 g = graph(); g["nodes"][2]["inputs"] = ["nowhere"]

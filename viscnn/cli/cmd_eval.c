@@ -75,7 +75,7 @@ int cmd_eval(int argc, char **argv, vc_error *err) {
             printf("accuracy %.2f%% (%ld/%d)\n", 100.0 * correct / (s.d.n ? s.d.n : 1), correct, s.d.n);
             for (int k = 0; k < K; k++)
                 if (tot[k])
-                    printf("  %3d %-24s %6.2f%% (%ld/%ld)\n", k, k < m->n_labels ? m->labels[k] : "", 100.0 * hit[k] / tot[k],
+                    printf("  %3d %-24s %6.2f%% (%ld/%ld)\n", k, k < m->n_labels ? vc_str(m->labels[k]) : "", 100.0 * hit[k] / tot[k],
                            hit[k], tot[k]);
         }
         free(hit);

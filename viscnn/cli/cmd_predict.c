@@ -140,7 +140,7 @@ int cmd_predict(int argc, char **argv, vc_error *err) {
             }
             printf("%s\n", label);
             for (int t = 0; t < top; t++)
-                printf("  %d. %5d  %.4f  %s\n", t + 1, idx[t], p[t], idx[t] < m->n_labels ? m->labels[idx[t]] : "");
+                printf("  %d. %5d  %.4f  %s\n", t + 1, idx[t], p[t], idx[t] < m->n_labels ? vc_str(m->labels[idx[t]]) : "");
         }
         if (N > CHUNK) progress("predict", s + n, N);
     }
