@@ -188,7 +188,7 @@ bench-circuits: build/bench/circuits
 PREFIX  ?= /usr/local
 DESTDIR ?=
 LIBDIR   = $(PREFIX)/lib
-VC_PC_LIBS = -L$(OPENBLAS_DIR) -l:libopenblas.so.0 -Wl,-rpath,$(OPENBLAS_DIR) -llapacke -lpng -ljpeg -lz -lcjson -lmicrohttpd -lpthread -lm -fopenmp
+VC_PC_LIBS = $(LDLIBS) -fopenmp
 INSTALL_DOCS = README.md $(wildcard docs/*.md)
 build/viscnn.pc: Makefile include/viscnn.h
 	@mkdir -p build

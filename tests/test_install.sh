@@ -55,8 +55,8 @@ else fail "ldd" "$(LD_LIBRARY_PATH=$L ldd "$T/classify.shared" | grep viscnn; ld
 
 export LD_LIBRARY_PATH=$L
 bin/viscnn predict $M "$IMG" --top 5 > "$T/predict.cli"
-bin/viscnn edges $M --layer features.3 --images "$IMG" --grad --target class:7 -o "$T/cli.npy" 2> /dev/null
-bin/viscnn edges $M --layer features.6 --images "$IMG" --out 0,5,63 --grad --target loss -o "$T/cli2.npy" 2> /dev/null
+bin/viscnn edges $M --layer features.3 --image "$IMG" --grad --target class:7 -o "$T/cli.npy" 2> /dev/null
+bin/viscnn edges $M --layer features.6 --image "$IMG" --out 0,5,63 --grad --target loss -o "$T/cli2.npy" 2> /dev/null
 bin/viscnn importance $M --images "$DIR" --target class:7 -o "$T/scores.csv" 2> /dev/null
 # the CLI's ten best edge scores, ranked as top_kernels ranks (ties: file order)
 grep '^edge,' "$T/scores.csv" | awk -F, '{print NR, $2, $3, $4, $5}' | sort -k5,5gr -k1,1n | head -10 | cut -d' ' -f2- > "$T/top.cli"

@@ -263,6 +263,9 @@ def kill_and_resume(label, n, model, args, every, units):
         return
     ck = os.path.join(D, f"ck_{label}")
     out = os.path.join(D, f"ck_{label}.json")
+    shutil.rmtree(ck, ignore_errors=True)   # a checkpoint or output left by an earlier run would be resumed or seen
+    if os.path.exists(out):
+        os.unlink(out)
     cmd = MPIRUN + ["-np", str(n), MPIV, args[0], model] + args[1:] + ["--checkpoint", ck, "--checkpoint-every",
                                                                         str(every), "-o", out]
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, start_new_session=True)
@@ -284,7 +287,10 @@ def kill_and_resume(label, n, model, args, every, units):
         if None not in v and min(v) >= half:
             break
         time.sleep(0.005)
-    os.killpg(p.pid, signal.SIGKILL)   # mpirun and its ranks, at once, no clean-up
+    # the ranks first (mpirun may have put them in a process group of their
+    # own), then mpirun: SIGKILL, no clean-up
+    subprocess.run(["pkill", "-KILL", "-f", "--", "--checkpoint " + ck], check=False)
+    os.killpg(p.pid, signal.SIGKILL)
     p.wait()
     time.sleep(0.5)
     v = nexts()

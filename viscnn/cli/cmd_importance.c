@@ -126,7 +126,7 @@ int cmd_importance(int argc, char **argv, vc_error *err) {
         fputs("}\n", f);
         rc = export_close(f, out, 1, err);
     }
-    if (!rc) {
+    if (!rc && write) {
         char what[200];
         char over[64] = "from the weights alone";
         if (ss.images || metric != VC_M_WEIGHT) snprintf(over, sizeof over, "over %d images", ss.images);
