@@ -31,6 +31,12 @@ run() {
     pass=$((pass + p)); fail=$((fail + f))
 }
 
+# Many tests read data/ (make data: the default model's images); a clean
+# clone has none, so it is made first.
+if [ ! -d data/fashion ] || [ ! -d data/fashion-heldout ] || [ ! -d data/photos ]; then
+    scripts/make-data.sh > build/make-data.log 2>&1 || { echo "FAIL make data (scripts/make-data.sh): $(tail -1 build/make-data.log)"; fail=$((fail + 1)); }
+fi
+
 # test_rf runs after the parity section: its real-AlexNet cases read the
 # model that section converts
 for src in tests/test_*.c; do
@@ -107,12 +113,8 @@ fi
 run "safe writes (SIGKILL/SIGINT/SIGTERM during a write, planted symlinks)" 1 $PY tests/bad_inputs/test_safe_write.py
 run "pth checkpoints (native .pth, hostile files)" 1 $PY tests/test_pth.py
 run "fashion default model and make data" 1 $PY tests/test_fashion.py
-# The server and browser tests read data/ (make data); a clean clone has none.
-if [ ! -d data/fashion ] || [ ! -d data/fashion-heldout ] || [ ! -d data/photos ]; then
-    scripts/make-data.sh > build/make-data.log 2>&1 || { echo "FAIL make data (scripts/make-data.sh): $(tail -1 build/make-data.log)"; fail=$((fail + 1)); }
-fi
 # the C library (issue 21): exported symbols, ThreadSanitizer, install +
-# pkg-config + the examples against the CLI (on data/, made above)
+# pkg-config + the examples against the CLI (on data/)
 run "libviscnn.so exports (abi/symbols.txt)" 1 tests/test_abi.sh
 run "C library threads under ThreadSanitizer" 1 tests/test_api_tsan.sh
 run "C library: install, pkg-config, examples vs the CLI" 1 tests/test_install.sh
