@@ -258,6 +258,14 @@ FUZZ_BINS  = $(patsubst tests/fuzz/%.c,build/san/fuzz/%,$(wildcard tests/fuzz/fu
 build/san/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz_util.h build/san/libviscnn.a Makefile
 	@mkdir -p build/san/fuzz
 	$(SAN_CC) $(SAN_FLAGS) -fsanitize=fuzzer -Itests $< build/san/libviscnn.a -o $@ $(LDLIBS)
+# fuzz_cli drives the CLI in-process: main.c renamed, the command files beside it
+SAN_CLI_OBJ = $(patsubst %.c,build/san/obj/%.o,$(filter-out viscnn/cli/main.c,$(wildcard viscnn/cli/*.c)))
+build/san/obj/viscnn/cli/main_fuzz.o: viscnn/cli/main.c
+	@mkdir -p $(dir $@)
+	$(SAN_CC) $(SAN_FLAGS) -Dmain=viscnn_cli_main -c $< -o $@
+build/san/fuzz/fuzz_cli: tests/fuzz/fuzz_cli.c tests/fuzz/fuzz_util.h build/san/obj/viscnn/cli/main_fuzz.o $(SAN_CLI_OBJ) build/san/libviscnn.a Makefile
+	@mkdir -p build/san/fuzz
+	$(SAN_CC) $(SAN_FLAGS) -fsanitize=fuzzer -Itests $< build/san/obj/viscnn/cli/main_fuzz.o $(SAN_CLI_OBJ) build/san/libviscnn.a -o $@ $(LDLIBS)
 fuzz-build: $(FUZZ_BINS)
 fuzz: fuzz-build
 	tests/fuzz/run.sh $(FUZZ_S)

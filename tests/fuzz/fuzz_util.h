@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *fuzz_file(const unsigned char *data, size_t size, const char *suffix) {
+__attribute__((unused)) static const char *fuzz_file(const unsigned char *data, size_t size, const char *suffix) {
     static char path[256];
     if (!path[0]) {
         const char *dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
