@@ -26,6 +26,7 @@
 #include <png.h>
 #include "fileio.h"
 #include "atomic_write.h"
+#include "resample.h"
 
 // ---- reading the file ----------------------------------------------------------
 
@@ -80,26 +81,21 @@ static inline int luma8(int r, int g, int b)
     return (r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16;
 }
 
-// px: (h, w, stride) interleaved samples of `depth` bits (8, or 16 big-endian);
-// the first ncolor (1 gray, 3 RGB) of each pixel's `stride` samples are colour,
-// the rest (alpha, ...) are ignored. Fills img with `channels` planes.
-static int to_planar(vc_image *img, const unsigned char *px, int h, int w, int stride,
-                     int ncolor, int depth, int channels)
+// p: one row of w pixels, `stride` interleaved samples each, of `depth` bits
+// (8, or 16 big-endian); the first ncolor (1 gray, 3 RGB) samples of a pixel
+// are colour, the rest (alpha, ...) are ignored. d: (channels, w) planar.
+static void row_to_planar(float *d, const unsigned char *p, int w, int stride, int ncolor, int depth, int channels)
 {
-    size_t hw = (size_t)h * w;
-    float *d = malloc((size_t)channels * hw * sizeof(float));
-    if (!d) return VC_EINTERNAL;
     size_t bytes = (size_t)stride * (depth / 8);
-    for (size_t i = 0; i < hw; i++) {
-        const unsigned char *p = px + i * bytes;
+    for (int i = 0; i < w; i++, p += bytes) {
         if (depth == 8) {
             if (ncolor == 1) {
                 float v = p[0] / 255.0f;
-                for (int c = 0; c < channels; c++) d[c * hw + i] = v;
+                for (int c = 0; c < channels; c++) d[(size_t)c * w + i] = v;
             } else if (channels == 3) {
                 d[i] = p[0] / 255.0f;
-                d[hw + i] = p[1] / 255.0f;
-                d[2 * hw + i] = p[2] / 255.0f;
+                d[w + i] = p[1] / 255.0f;
+                d[2 * (size_t)w + i] = p[2] / 255.0f;
             } else {
                 d[i] = luma8(p[0], p[1], p[2]) / 255.0f;
             }
@@ -107,18 +103,64 @@ static int to_planar(vc_image *img, const unsigned char *px, int h, int w, int s
             float s[3];
             for (int k = 0; k < ncolor; k++) s[k] = ((p[2 * k] << 8) | p[2 * k + 1]) / 65535.0f;
             if (ncolor == 1) {
-                for (int c = 0; c < channels; c++) d[c * hw + i] = s[0];
+                for (int c = 0; c < channels; c++) d[(size_t)c * w + i] = s[0];
             } else if (channels == 3) {
-                for (int c = 0; c < 3; c++) d[c * hw + i] = s[c];
+                for (int c = 0; c < 3; c++) d[(size_t)c * w + i] = s[c];
             } else {
                 d[i] = (s[0] * 299 + s[1] * 587 + s[2] * 114) / 1000.0f;
             }
         }
     }
-    img->c = channels;
-    img->h = h;
-    img->w = w;
-    img->data = d;
+}
+
+// What a decoder makes of the rows it reads: `channels` planes, resized to
+// the size size() picks from the header's (NULL: the image's own size).
+// Rows go through a row_resizer as they are decoded, so memory is one row of
+// the file plus the result.
+typedef struct {
+    int channels;
+    int (*size)(void *ctx, const char *path, int H, int W, int *h, int *w, vc_error *err);
+    void *ctx;
+} decode_want;
+
+// The decoder's sink for an H x W image: r set up for the wanted size, row
+// a (channels, W) buffer. Errors name path.
+// (*r is on the heap, not the decoder's stack: it changes between the
+// decoder's setjmp and a longjmp, and its error path frees what it holds.)
+static int sink_start(row_resizer **r, float **row, const decode_want *want, const char *path, int H, int W,
+                      vc_error *err)
+{
+    int h = H, w = W;
+    *r = NULL;
+    *row = NULL;
+    if (want->size) {
+        int rc = want->size(want->ctx, path, H, W, &h, &w, err);
+        if (rc) return rc;
+    }
+    row_resizer *rs = calloc(1, sizeof *rs);
+    if (!rs || row_resizer_init(rs, want->channels, H, W, h, w) ||
+        !(*row = malloc(sizeof(float) * want->channels * (size_t)W))) {
+        if (rs) row_resizer_free(rs);
+        free(rs);
+        return vc_fail(err, VC_EINTERNAL, "%s: out of memory for a %dx%d image resized to %dx%d", path, W, H, w, h);
+    }
+    *r = rs;
+    return VC_OK;
+}
+
+static void sink_free(row_resizer *r)
+{
+    if (r) row_resizer_free(r);
+    free(r);
+}
+
+static int sink_finish(vc_image *img, row_resizer *r, const char *path, vc_error *err)
+{
+    int C = r->C, h = r->h, w = r->w;
+    float *out = row_resizer_finish(r);
+    free(r);
+    if (!out) return vc_fail(err, VC_EINPUT, "%s: the image ended before its last row", path);
+    *img = (vc_image){ C, h, w, out };
     return VC_OK;
 }
 
@@ -178,7 +220,7 @@ static void png_read_mem(png_structp png, png_bytep out, size_t len)
 }
 
 static int decode_png(vc_image *img, const unsigned char *data, size_t n, const char *path,
-                      int channels, vc_error *err)
+                      const decode_want *want, vc_error *err)
 {
     // IHDR must come first (PNG spec 5.6); checking its size here gives a clear
     // message before libpng, which reads past IHDR before we could look.
@@ -197,9 +239,13 @@ static int decode_png(vc_image *img, const unsigned char *data, size_t n, const 
     }
     unsigned char *volatile px = NULL;
     png_bytep *volatile rows = NULL;
+    float *volatile frow = NULL;
+    row_resizer *volatile rs = NULL;
     if (setjmp(png_jmpbuf(png))) {
         free(px);
         free(rows);
+        free(frow);
+        sink_free(rs);
         png_destroy_read_struct(&png, &info, NULL);
         if (src.oom) return vc_fail(err, VC_EINTERNAL, "%s: out of memory for a PNG image", path);
         return vc_fail(err, VC_EINPUT, "%s: corrupt or truncated PNG: %s", path, src.msg);
@@ -218,28 +264,47 @@ static int decode_png(vc_image *img, const unsigned char *data, size_t n, const 
     int h = (int)h32, w = (int)w32;
     if (ctype == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);   // (+ alpha if tRNS)
     if (ctype == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
-    png_set_interlace_handling(png);
+    int passes = png_set_interlace_handling(png);
     png_read_update_info(png, info);
     int comp = png_get_channels(png, info);           // 1 G, 2 GA, 3 RGB, 4 RGBA
     depth = png_get_bit_depth(png, info);             // 8 or 16 now
     size_t rowbytes = png_get_rowbytes(png, info);
     if ((depth != 8 && depth != 16) || comp < 1 || comp > 4 || rowbytes != (size_t)w * comp * (depth / 8))
         png_error(png, "unsupported pixel layout");
-    px = malloc(rowbytes * h);
-    rows = malloc(sizeof(png_bytep) * h);
-    if (!px || !rows) {
+    float *fr;
+    row_resizer *r;
+    rc = sink_start(&r, &fr, want, path, h, w, err);
+    if (rc) {
+        png_destroy_read_struct(&png, &info, NULL);
+        return rc;
+    }
+    frow = fr;
+    rs = r;
+    // An interlaced image needs all its rows before any is complete; the
+    // others are read one row at a time.
+    px = malloc(rowbytes * (passes > 1 ? (size_t)h : 1));
+    rows = passes > 1 ? malloc(sizeof(png_bytep) * h) : NULL;
+    if (!px || (passes > 1 && !rows)) {
         src.oom = 1;
         png_error(png, "out of memory");
     }
-    for (int y = 0; y < h; y++) rows[y] = px + rowbytes * y;
-    png_read_image(png, rows);
+    if (passes > 1) {
+        for (int y = 0; y < h; y++) rows[y] = px + rowbytes * y;
+        png_read_image(png, rows);
+    }
+    for (int y = 0; y < h; y++) {
+        const unsigned char *p = px;
+        if (passes > 1) p += rowbytes * y;
+        else png_read_row(png, px, NULL);
+        row_to_planar(frow, p, w, comp, comp <= 2 ? 1 : 3, depth, want->channels);
+        row_resizer_push(rs, frow);
+    }
     png_read_end(png, NULL);
     png_destroy_read_struct(&png, &info, NULL);
     free(rows);
-    rc = to_planar(img, px, h, w, comp, comp <= 2 ? 1 : 3, depth, channels);
     free(px);
-    if (rc) return vc_fail(err, rc, "%s: out of memory for a %dx%d image", path, w, h);
-    return VC_OK;
+    free(frow);
+    return sink_finish(img, rs, path, err);
 }
 
 // ---- JPEG ------------------------------------------------------------------------------
@@ -289,7 +354,7 @@ static void cmyk_to_rgb(unsigned char *px, size_t n)
 }
 
 static int decode_jpeg(vc_image *img, const unsigned char *data, size_t n, const char *path,
-                       int channels, vc_error *err)
+                       const decode_want *want, vc_error *err)
 {
     struct jpeg_decompress_struct ci;
     jpeg_err je;
@@ -301,9 +366,13 @@ static int decode_jpeg(vc_image *img, const unsigned char *data, size_t n, const
     je.pub.emit_message = jpeg_on_message;
     je.pub.output_message = jpeg_on_output;
     unsigned char *volatile px = NULL;
+    float *volatile frow = NULL;
+    row_resizer *volatile rs = NULL;
     if (setjmp(je.jb)) {
         jpeg_destroy_decompress(&ci);
         free(px);
+        free(frow);
+        sink_free(rs);
         if (je.oom) return vc_fail(err, VC_EINTERNAL, "%s: out of memory for a JPEG image", path);
         return vc_fail(err, VC_EINPUT, "%s: corrupt or truncated JPEG: %s", path, je.msg);
     }
@@ -323,33 +392,40 @@ static int decode_jpeg(vc_image *img, const unsigned char *data, size_t n, const
     }
     jpeg_start_decompress(&ci);
     int h = (int)ci.output_height, w = (int)ci.output_width, comp = ci.output_components;
-    size_t stride = (size_t)w * comp;
-    px = malloc(stride * h);
+    float *fr;
+    row_resizer *r;
+    rc = sink_start(&r, &fr, want, path, h, w, err);
+    if (rc) {
+        jpeg_destroy_decompress(&ci);
+        return rc;
+    }
+    frow = fr;
+    rs = r;
+    px = malloc((size_t)w * comp);
     if (!px) {
         je.oom = 1;
         ERREXIT(&ci, JERR_OUT_OF_MEMORY);
     }
     while (ci.output_scanline < ci.output_height) {
-        JSAMPROW row = px + stride * ci.output_scanline;
-        jpeg_read_scanlines(&ci, &row, 1);
+        JSAMPROW row = px;
+        if (jpeg_read_scanlines(&ci, &row, 1) != 1) ERREXIT(&ci, JERR_INPUT_EOF);
+        if (comp == 4) cmyk_to_rgb(px, (size_t)w);
+        row_to_planar(frow, px, w, comp == 4 ? 3 : comp, comp == 1 ? 1 : 3, 8, want->channels);
+        row_resizer_push(rs, frow);
     }
     jpeg_finish_decompress(&ci);
     jpeg_destroy_decompress(&ci);
-    if (comp == 4) {
-        cmyk_to_rgb(px, (size_t)h * w);
-        comp = 3;
-    }
-    rc = to_planar(img, px, h, w, comp, comp == 1 ? 1 : 3, 8, channels);
     free(px);
-    if (rc) return vc_fail(err, rc, "%s: out of memory for a %dx%d image", path, w, h);
-    return VC_OK;
+    free(frow);
+    return sink_finish(img, rs, path, err);
 }
 
 // ---- loading -------------------------------------------------------------------------
 
-int image_load(vc_image *img, const char *path, int channels, vc_error *err)
+static int load_as(vc_image *img, const char *path, const decode_want *want, vc_error *err)
 {
     memset(img, 0, sizeof *img);
+    int channels = want->channels;
     if (channels != 1 && channels != 3)
         return vc_fail(err, VC_EINPUT, "%s: channels must be 1 or 3, not %d", path, channels);
     unsigned char *data;
@@ -360,14 +436,20 @@ int image_load(vc_image *img, const char *path, int channels, vc_error *err)
     if (n == 0)
         rc = vc_fail(err, VC_EINPUT, "%s: empty file, not a PNG or JPEG image", path);
     else if (n >= 8 && memcmp(data, png_magic, 8) == 0)
-        rc = decode_png(img, data, n, path, channels, err);
+        rc = decode_png(img, data, n, path, want, err);
     else if (n >= 3 && data[0] == 0xff && data[1] == 0xd8 && data[2] == 0xff)
-        rc = decode_jpeg(img, data, n, path, channels, err);
+        rc = decode_jpeg(img, data, n, path, want, err);
     else
         rc = vc_fail(err, VC_EINPUT, "%s: not a PNG or JPEG image", path);
     free(data);
     if (rc) image_free(img);
     return rc;
+}
+
+int image_load(vc_image *img, const char *path, int channels, vc_error *err)
+{
+    decode_want want = { channels, NULL, NULL };
+    return load_as(img, path, &want, err);
 }
 
 void image_free(vc_image *img)
@@ -379,120 +461,26 @@ void image_free(vc_image *img)
 
 // ---- resize -------------------------------------------------------------------------
 
-// PIL's precompute_coeffs (Resample.c) for the bilinear (triangle) filter,
-// support 1: output pixel o reads inputs lo[o] .. lo[o]+n[o]-1 with weights
-// k[o*ksize + t] that sum to 1.
-typedef struct {
-    int ksize;
-    int *lo, *n;
-    double *k;
-} coeffs;
-
-static void coeffs_free(coeffs *c)
-{
-    free(c->lo);
-    free(c->n);
-    free(c->k);
-}
-
-static int coeffs_make(coeffs *c, int in, int out)
-{
-    double scale = (double)in / out;
-    double filterscale = scale < 1.0 ? 1.0 : scale;
-    double support = 1.0 * filterscale;
-    c->ksize = (int)ceil(support) * 2 + 1;
-    c->lo = malloc(sizeof(int) * out);
-    c->n = malloc(sizeof(int) * out);
-    c->k = calloc((size_t)out * c->ksize, sizeof(double));
-    if (!c->lo || !c->n || !c->k) {
-        coeffs_free(c);
-        return VC_EINTERNAL;
-    }
-    for (int o = 0; o < out; o++) {
-        double center = (o + 0.5) * scale;
-        int lo = (int)(center - support + 0.5);
-        int hi = (int)(center + support + 0.5);
-        if (lo < 0) lo = 0;
-        if (hi > in) hi = in;
-        int n = hi - lo;
-        if (n > c->ksize) n = c->ksize;               // cannot happen; keeps writes in bounds
-        double *k = c->k + (size_t)o * c->ksize, ww = 0;
-        for (int t = 0; t < n; t++) {
-            double x = fabs((t + lo - center + 0.5) / filterscale);
-            k[t] = x < 1.0 ? 1.0 - x : 0.0;
-            ww += k[t];
-        }
-        if (ww != 0.0)
-            for (int t = 0; t < n; t++) k[t] /= ww;
-        c->lo[o] = lo;
-        c->n[o] = n;
-    }
-    return VC_OK;
-}
-
+// Through the streaming resizer (resample.h), a row at a time, as the
+// decoders use it: one code path for every resize.
 int image_resize(vc_image *dst, const vc_image *src, int h, int w)
 {
     memset(dst, 0, sizeof *dst);
     if (h < 1 || w < 1 || !src->data || src->c < 1 || src->h < 1 || src->w < 1) return VC_EINPUT;
     int C = src->c, H = src->h, W = src->w;
-    float *out = malloc((size_t)C * h * w * sizeof(float));
-    float *tmp = W != w ? malloc((size_t)C * H * w * sizeof(float)) : NULL;
-    double *acc = malloc((size_t)w * sizeof(double));
-    coeffs cx = { 0 }, cy = { 0 };
-    int rc = (!out || (W != w && !tmp) || !acc) ? VC_EINTERNAL : VC_OK;
-    if (!rc && W != w) rc = coeffs_make(&cx, W, w);
-    if (!rc && H != h) rc = coeffs_make(&cy, H, h);
-    if (rc) {
-        free(out);
-        free(tmp);
-        free(acc);
-        coeffs_free(&cx);
-        coeffs_free(&cy);
-        return rc;
+    row_resizer r;
+    int rc = row_resizer_init(&r, C, H, W, h, w);
+    float *row = rc ? NULL : malloc(sizeof(float) * C * (size_t)W);
+    if (rc || !row) {
+        row_resizer_free(&r);
+        return rc ? rc : VC_EINTERNAL;
     }
-    // Horizontal pass, src (C,H,W) -> mid (C,H,w); skipped when W == w, as in PIL.
-    const float *mid = src->data;
-    if (W != w) {
-        for (size_t r = 0; r < (size_t)C * H; r++) {
-            const float *s = src->data + r * W;
-            float *d = tmp + r * w;
-            for (int o = 0; o < w; o++) {
-                const double *k = cx.k + (size_t)o * cx.ksize;
-                const float *sp = s + cx.lo[o];
-                double v = 0;
-                for (int t = 0; t < cx.n[o]; t++) v += k[t] * sp[t];
-                d[o] = (float)v;
-            }
-        }
-        mid = tmp;
+    for (int y = 0; y < H; y++) {
+        for (int c = 0; c < C; c++) memcpy(row + (size_t)c * W, src->data + ((size_t)c * H + y) * W, sizeof(float) * W);
+        row_resizer_push(&r, row);
     }
-    // Vertical pass, mid (C,H,w) -> out (C,h,w).
-    for (int c = 0; c < C; c++) {
-        const float *m = mid + (size_t)c * H * w;
-        float *d = out + (size_t)c * h * w;
-        if (H == h) {
-            memcpy(d, m, sizeof(float) * (size_t)h * w);
-            continue;
-        }
-        for (int o = 0; o < h; o++) {
-            const double *k = cy.k + (size_t)o * cy.ksize;
-            for (int x = 0; x < w; x++) acc[x] = 0;
-            for (int t = 0; t < cy.n[o]; t++) {
-                const float *row = m + (size_t)(cy.lo[o] + t) * w;
-                double kt = k[t];
-                for (int x = 0; x < w; x++) acc[x] += kt * row[x];
-            }
-            for (int x = 0; x < w; x++) d[(size_t)o * w + x] = (float)acc[x];
-        }
-    }
-    free(tmp);
-    free(acc);
-    coeffs_free(&cx);
-    coeffs_free(&cy);
-    dst->c = C;
-    dst->h = h;
-    dst->w = w;
-    dst->data = out;
+    free(row);
+    *dst = (vc_image){ C, h, w, row_resizer_finish(&r) };
     return VC_OK;
 }
 
@@ -509,6 +497,34 @@ static int crop_offset(int n, int crop)
     return half;
 }
 
+typedef struct {
+    const vc_preprocess *pp;
+    int out_h, out_w;
+} preprocess_ctx;
+
+// The size an H x W image is resized to before the crop: the shorter side
+// to pp->resize (torchvision Resize(int)); with neither resize nor crop,
+// the model's input size; else unchanged.
+static int pp_size(void *ctx, const char *path, int H, int W, int *h, int *w, vc_error *err)
+{
+    const preprocess_ctx *c = ctx;
+    const vc_preprocess *pp = c->pp;
+    *h = H;
+    *w = W;
+    if (pp->resize > 0) {
+        int shrt = H < W ? H : W, lng = H < W ? W : H;
+        double nl = (double)((long long)pp->resize * lng) / shrt;    // Python: int(size * long / short)
+        if (nl > IMAGE_MAX_SIDE || pp->resize > IMAGE_MAX_SIDE)
+            return vc_fail(err, VC_EINPUT, "%s: resizing %dx%d to a shorter side of %d gives more than %d per side",
+                           path, W, H, pp->resize, IMAGE_MAX_SIDE);
+        if (W <= H) *w = pp->resize, *h = (int)nl;
+        else *h = pp->resize, *w = (int)nl;
+    } else if (pp->crop <= 0) {
+        *h = c->out_h, *w = c->out_w;
+    }
+    return VC_OK;
+}
+
 int image_preprocess(float *out, const char *path, const vc_preprocess *pp, int out_h, int out_w,
                      vc_error *err)
 {
@@ -520,31 +536,12 @@ int image_preprocess(float *out, const char *path, const vc_preprocess *pp, int 
         if (!(pp->std[c] != 0.0f) || !isfinite(pp->std[c]) || !isfinite(pp->mean[c]))
             return vc_fail(err, VC_EINPUT, "%s: preprocessing mean/std[%d] = %g/%g is unusable", path, c,
                            pp->mean[c], pp->std[c]);
+    // decoded row by row straight into the resized size (pp_size)
+    preprocess_ctx ctx = { pp, out_h, out_w };
+    decode_want want = { pp->channels, pp_size, &ctx };
     vc_image img;
-    int rc = image_load(&img, path, pp->channels, err);
+    int rc = load_as(&img, path, &want, err);
     if (rc) return rc;
-    int nh = img.h, nw = img.w;
-    if (pp->resize > 0) {
-        int shrt = img.h < img.w ? img.h : img.w, lng = img.h < img.w ? img.w : img.h;
-        double nl = (double)((long long)pp->resize * lng) / shrt;    // Python: int(size * long / short)
-        if (nl > IMAGE_MAX_SIDE || pp->resize > IMAGE_MAX_SIDE) {
-            rc = vc_fail(err, VC_EINPUT, "%s: resizing %dx%d to a shorter side of %d gives more than %d per side",
-                         path, img.w, img.h, pp->resize, IMAGE_MAX_SIDE);
-            image_free(&img);
-            return rc;
-        }
-        if (img.w <= img.h) nw = pp->resize, nh = (int)nl;
-        else nh = pp->resize, nw = (int)nl;
-    } else if (pp->crop <= 0) {
-        nh = out_h, nw = out_w;
-    }
-    if (nh != img.h || nw != img.w) {
-        vc_image r;
-        rc = image_resize(&r, &img, nh, nw);
-        image_free(&img);
-        if (rc) return vc_fail(err, rc, "%s: out of memory resizing to %dx%d", path, nw, nh);
-        img = r;
-    }
     int ch = img.h, cw = img.w, top = 0, left = 0;
     if (pp->crop > 0) {
         ch = cw = pp->crop;

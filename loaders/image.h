@@ -65,7 +65,10 @@ int image_resize(vc_image *dst, const vc_image *src, int h, int w);
 //     smaller than crop is zero-padded, (crop - h) // 2 before);
 //   - neither: resizes straight to out_h x out_w;
 // the result must be out_h x out_w (else VC_EINPUT naming path and both
-// sizes); then out = (v - mean[c]) / std[c].
+// sizes); then out = (v - mean[c]) / std[c]. The file is decoded a row at a
+// time straight into the resized size (loaders/resample.h): a large photo
+// never exists at full size in float, only one of its rows does (interlaced
+// PNGs are read whole first: their rows complete only in the last pass).
 int image_preprocess(float *out, const char *path, const vc_preprocess *pp,
                      int out_h, int out_w, vc_error *err);
 
