@@ -43,7 +43,7 @@ static int conv_node(const vc_run *r, int conv, const char *what, vc_error *err)
     if (conv < 0 || conv >= r->m->n_nodes || r->m->nodes[conv].op != VC_OP_CONV2D)
         return vc_fail(err, VC_EINPUT, "%s: node %d is not a conv2d layer", what, conv);
     if (!r->act[r->m->nodes[conv].in[0]])
-        return vc_fail(err, VC_EINPUT, "%s: the input of %s was not computed (or was freed)", what, r->m->nodes[conv].name);
+        return vc_fail(err, VC_EINPUT, "%s: the input of %s was not computed (or was freed)", what, vc_str(r->m->nodes[conv].name));
     return VC_OK;
 }
 
@@ -58,7 +58,7 @@ int vc_run_edge_maps(vc_run *r, int conv, int n, int ci, float *e, vc_error *err
 int vc_run_edge_scores(vc_run *r, int conv, vc_edge_score kind, float scale, float *acc, vc_error *err) {
     if (conv_node(r, conv, "edge scores", err)) return VC_EINPUT;
     if (kind != VC_EDGE_ABS_E && !r->grad[conv])
-        return vc_fail(err, VC_EINPUT, "edge scores: %s has no gradient (not upstream of the last backward)", r->m->nodes[conv].name);
+        return vc_fail(err, VC_EINPUT, "edge scores: %s has no gradient (not upstream of the last backward)", vc_str(r->m->nodes[conv].name));
     r->be->edge_scores(r, conv, kind, scale, acc);
     return VC_OK;
 }

@@ -11,21 +11,21 @@ static const vc_node *in_k(const vc_model *m, const vc_node *n, int k) { return 
 static size_t numel(const vc_run *r, int i) { return (size_t)r->N * run_node(r, i)->size; }
 
 static int set_like(const vc_model *m, vc_node *n, const vc_node *x, int c, vc_error *err) {
-    if (c <= 0) return vc_fail(err, VC_EINPUT, "%s: node %s (%s): output has no channels", m->path, n->name, vc_op_names[n->op]);
+    if (c <= 0) return vc_fail(err, VC_EINPUT, "%s: node %s (%s): output has no channels", m->path, vc_str(n->name), vc_op_names[n->op]);
     n->rank = x->rank; n->c = c; n->h = x->h; n->w = x->w;
     n->size = (size_t)c * x->h * x->w;
     return VC_OK;
 }
 static int no_params(const vc_model *m, const vc_node *n, vc_error *err) {
     for (int r = 0; r < VC_P_COUNT; r++)
-        if (n->param[r] >= 0) return vc_fail(err, VC_EINPUT, "%s: node %s: %s takes no parameters", m->path, n->name, vc_op_names[n->op]);
+        if (n->param[r] >= 0) return vc_fail(err, VC_EINPUT, "%s: node %s: %s takes no parameters", m->path, vc_str(n->name), vc_op_names[n->op]);
     return VC_OK;
 }
 static int need_4d(const vc_model *m, const vc_node *n, vc_error *err) {
     const vc_node *x = in_k(m, n, 0);
     if (x->rank != 4)
         return vc_fail(err, VC_EINPUT, "%s: node %s (%s) needs an (N,C,H,W) input, got (N,%d) from %s",
-                       m->path, n->name, vc_op_names[n->op], x->c, x->name);
+                       m->path, vc_str(n->name), vc_op_names[n->op], x->c, vc_str(x->name));
     return VC_OK;
 }
 
@@ -37,7 +37,7 @@ int fam_unary_infer(const vc_model *m, vc_node *n, vc_error *err) {
 int fam_hardtanh_infer(const vc_model *m, vc_node *n, vc_error *err) {
     if (!(n->a.min_val < n->a.max_val) || !isfinite(n->a.min_val) || !isfinite(n->a.max_val))
         return vc_fail(err, VC_EINPUT, "%s: node %s: hardtanh needs finite min_val < max_val, got %g and %g",
-                       m->path, n->name, n->a.min_val, n->a.max_val);
+                       m->path, vc_str(n->name), n->a.min_val, n->a.max_val);
     return fam_unary_infer(m, n, err);
 }
 void fam_hardtanh_fwd(vc_run *r, int i) {
@@ -99,21 +99,21 @@ int fam_mul_infer(const vc_model *m, vc_node *n, vc_error *err) {
     const vc_node *x = in_k(m, n, 0);
     int has_w = n->param[VC_P_WEIGHT] >= 0;
     for (int r = 1; r < VC_P_COUNT; r++)
-        if (n->param[r] >= 0) return vc_fail(err, VC_EINPUT, "%s: node %s: mul takes only a 'weight' parameter", m->path, n->name);
+        if (n->param[r] >= 0) return vc_fail(err, VC_EINPUT, "%s: node %s: mul takes only a 'weight' parameter", m->path, vc_str(n->name));
     if (n->n_in != (has_w ? 1 : 2))
         return vc_fail(err, VC_EINPUT, "%s: node %s: mul takes 2 inputs, or 1 input and a weight, got %d input%s%s",
-                       m->path, n->name, n->n_in, n->n_in == 1 ? "" : "s", has_w ? " and a weight" : "");
+                       m->path, vc_str(n->name), n->n_in, n->n_in == 1 ? "" : "s", has_w ? " and a weight" : "");
     if (has_w) {
         const vc_param *w = &m->params[n->param[VC_P_WEIGHT]];
         int ok = (w->rank == 1 || (w->rank == 3 && w->dim[1] == 1 && w->dim[2] == 1)) && w->dim[0] == x->c;
         if (!ok) return vc_fail(err, VC_EINPUT, "%s: node %s: mul weight '%s' must be (C) or (C,1,1) with C = %d",
-                                m->path, n->name, w->name, x->c);
+                                m->path, vc_str(n->name), vc_str(w->name), x->c);
     } else {
         const vc_node *g = in_k(m, n, 1);
         int ok = g->rank == x->rank && g->c == x->c &&
                  ((g->h == x->h && g->w == x->w) || (g->rank == 4 && g->h == 1 && g->w == 1));
         if (!ok) return vc_fail(err, VC_EINPUT, "%s: node %s: mul of %s (%d,%d,%d) by %s (%d,%d,%d): the second operand must "
-                                "have the first's shape or be (N,C,1,1)", m->path, n->name, x->name, x->c, x->h, x->w,
+                                "have the first's shape or be (N,C,1,1)", m->path, vc_str(n->name), vc_str(x->name), x->c, x->h, x->w,
                                 g->name, g->c, g->h, g->w);
     }
     return set_like(m, n, x, x->c, err);
@@ -147,15 +147,15 @@ void fam_mul_bwd(vc_run *r, int i, int params) {
 int fam_layernorm2d_infer(const vc_model *m, vc_node *n, vc_error *err) {
     if (need_4d(m, n, err)) return VC_EINPUT;
     const vc_node *x = in_k(m, n, 0);
-    if (!(n->a.eps > 0)) return vc_fail(err, VC_EINPUT, "%s: node %s: layernorm2d eps must be > 0", m->path, n->name);
+    if (!(n->a.eps > 0)) return vc_fail(err, VC_EINPUT, "%s: node %s: layernorm2d eps must be > 0", m->path, vc_str(n->name));
     if ((n->param[VC_P_WEIGHT] < 0) != (n->param[VC_P_BIAS] < 0) || n->param[VC_P_MEAN] >= 0 || n->param[VC_P_VAR] >= 0)
-        return vc_fail(err, VC_EINPUT, "%s: node %s: layernorm2d takes weight and bias, or no parameters", m->path, n->name);
+        return vc_fail(err, VC_EINPUT, "%s: node %s: layernorm2d takes weight and bias, or no parameters", m->path, vc_str(n->name));
     for (int r = VC_P_WEIGHT; r <= VC_P_BIAS; r++) {
         if (n->param[r] < 0) continue;
         const vc_param *p = &m->params[n->param[r]];
         if (p->rank != 1 || p->dim[0] != x->c)
-            return vc_fail(err, VC_EINPUT, "%s: node %s: layernorm2d %s '%s' must be (%d)", m->path, n->name,
-                           r == VC_P_WEIGHT ? "weight" : "bias", p->name, x->c);
+            return vc_fail(err, VC_EINPUT, "%s: node %s: layernorm2d %s '%s' must be (%d)", m->path, vc_str(n->name),
+                           r == VC_P_WEIGHT ? "weight" : "bias", vc_str(p->name), x->c);
     }
     return set_like(m, n, x, x->c, err);
 }
@@ -176,7 +176,7 @@ int fam_shuffle_infer(const vc_model *m, vc_node *n, vc_error *err) {
     const vc_node *x = in_k(m, n, 0);
     if (n->a.groups < 1 || x->c % n->a.groups)
         return vc_fail(err, VC_EINPUT, "%s: node %s: channel_shuffle groups %d does not divide %d channels",
-                       m->path, n->name, n->a.groups, x->c);
+                       m->path, vc_str(n->name), n->a.groups, x->c);
     return set_like(m, n, x, x->c, err);
 }
 void fam_shuffle_fwd(vc_run *r, int i) {
@@ -193,7 +193,7 @@ int fam_slice_infer(const vc_model *m, vc_node *n, vc_error *err) {
     const vc_node *x = in_k(m, n, 0);
     if (n->a.start < 0 || n->a.end <= n->a.start || n->a.end > x->c)
         return vc_fail(err, VC_EINPUT, "%s: node %s: channel_slice [%d, %d) is not a non-empty range of %s's %d channels",
-                       m->path, n->name, n->a.start, n->a.end, x->name, x->c);
+                       m->path, vc_str(n->name), n->a.start, n->a.end, vc_str(x->name), x->c);
     return set_like(m, n, x, n->a.end - n->a.start, err);
 }
 void fam_slice_fwd(vc_run *r, int i) {

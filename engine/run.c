@@ -72,7 +72,7 @@ static void profile_print(const vc_run *r) {
     for (int i = 1; i < m->n_nodes; i++) {
         double f = r->prof[2 * i], b = r->prof[2 * i + 1];
         if (f + b == 0) continue;
-        fprintf(stderr, "%-32s %-12s %10.4f %10.4f %6.1f\n", m->nodes[i].name,
+        fprintf(stderr, "%-32s %-12s %10.4f %10.4f %6.1f\n", vc_str(m->nodes[i].name),
                 vc_op_names[m->nodes[i].op], f, b, 100 * (f + b) / (tf + tb));
     }
 }
@@ -145,7 +145,7 @@ int vc_forward(vc_run *r, const float *x, int stop, int flags, vc_error *err) {
     if (stop >= m->n_nodes) return vc_fail(err, VC_EINPUT, "forward: no node %d", stop);
     r->train = (flags & VC_FWD_TRAIN) != 0;
     if (r->train && r->be != &vc_backend_cpu)
-        return vc_fail(err, VC_EINPUT, "forward: training (dropout active) runs on the CPU only, not on %s", r->be->name);
+        return vc_fail(err, VC_EINPUT, "forward: training (dropout active) runs on the CPU only, not on %s", vc_str(r->be->name));
     int nograd = (flags & VC_FWD_NOGRAD) != 0;
     const vc_backend *be = r->be;
     if (be->pass_begin) be->pass_begin(r);
@@ -207,7 +207,7 @@ int vc_backward(vc_run *r, int from, const float *dfrom, int flags, vc_error *er
         if (r->hook) r->hook(r->hook_ctx, r, i, 1);
         for (int k = 0; k < n->n_in; k++) {
             int j = n->in[k];
-            if (!r->act[j]) return vc_fail(err, VC_EINPUT, "backward: activation of %s was freed (forward ran without grad)", m->nodes[j].name);
+            if (!r->act[j]) return vc_fail(err, VC_EINPUT, "backward: activation of %s was freed (forward ran without grad)", vc_str(m->nodes[j].name));
             if (!r->grad[j] && (j > 0 || input || !be->ops[n->op].null_dx)) {
                 r->grad[j] = grad_buffer(r, j);
                 be->zero(r->grad[j], (size_t)r->N * m->nodes[j].size * sizeof(float));

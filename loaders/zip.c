@@ -148,30 +148,30 @@ int zip_open(zip_archive *z, const char *path, const unsigned char *buf, size_t 
         uint64_t loff = rd32(p + 42);
         rc = zip64_extra(z, p + CENTRAL_LEN + nlen, xlen, e->name, &e->usize, &e->csize, &loff, err);
         if (rc) break;
-        if (flags & 1) { rc = vc_fail(err, VC_EINPUT, "%s: zip entry '%s' is encrypted", path, e->name); break; }
+        if (flags & 1) { rc = vc_fail(err, VC_EINPUT, "%s: zip entry '%s' is encrypted", path, vc_str(e->name)); break; }
         if (method != 0 && method != 8) {
             rc = vc_fail(err, VC_EINPUT, "%s: zip entry '%s' uses compression method %u; only stored and deflate are supported",
-                         path, e->name, method);
+                         path, vc_str(e->name), method);
             break;
         }
         if (method == 0 && e->csize != e->usize) {
-            rc = vc_fail(err, VC_EINPUT, "%s: stored zip entry '%s' has different compressed and uncompressed sizes", path, e->name);
+            rc = vc_fail(err, VC_EINPUT, "%s: stored zip entry '%s' has different compressed and uncompressed sizes", path, vc_str(e->name));
             break;
         }
         if (loff > size || size - loff < LOCAL_LEN || rd32(buf + loff) != SIG_LOCAL) {
             rc = vc_fail(err, VC_EINPUT, "%s: zip entry '%s': no local header at offset %llu (truncated or damaged file)",
-                         path, e->name, (unsigned long long)loff);
+                         path, vc_str(e->name), (unsigned long long)loff);
             break;
         }
         const unsigned char *l = buf + loff;
         uint64_t data = loff + LOCAL_LEN + rd16(l + 26) + rd16(l + 28);
         if (rd16(l + 26) != nlen || data > size || memcmp(l + LOCAL_LEN, e->name, nlen)) {
-            rc = vc_fail(err, VC_EINPUT, "%s: zip entry '%s': its local header does not match the central directory", path, e->name);
+            rc = vc_fail(err, VC_EINPUT, "%s: zip entry '%s': its local header does not match the central directory", path, vc_str(e->name));
             break;
         }
         if (e->csize > size - data) {
             rc = vc_fail(err, VC_EINPUT, "%s: zip entry '%s' (%llu bytes at offset %llu) runs past the end of the file "
-                         "(%zu bytes; truncated?)", path, e->name, (unsigned long long)e->csize, (unsigned long long)data, size);
+                         "(%zu bytes; truncated?)", path, vc_str(e->name), (unsigned long long)e->csize, (unsigned long long)data, size);
             break;
         }
         e->data = data;
@@ -199,7 +199,7 @@ int zip_read(const zip_archive *z, const zip_entry *e, const unsigned char **dat
     const unsigned char *src = z->buf + e->data;
     if (e->method == 0) {
         if (crc32_big(src, e->csize) != e->crc)
-            return vc_fail(err, VC_EINPUT, "%s: zip entry '%s' fails its CRC check (damaged file)", z->path, e->name);
+            return vc_fail(err, VC_EINPUT, "%s: zip entry '%s' fails its CRC check (damaged file)", z->path, vc_str(e->name));
         *data = src;
         return VC_OK;
     }
@@ -232,7 +232,7 @@ int zip_read(const zip_archive *z, const zip_entry *e, const unsigned char **dat
     }
     if (crc32_big(out, e->usize) != e->crc) {
         free(out);
-        return vc_fail(err, VC_EINPUT, "%s: zip entry '%s' fails its CRC check (damaged file)", z->path, e->name);
+        return vc_fail(err, VC_EINPUT, "%s: zip entry '%s' fails its CRC check (damaged file)", z->path, vc_str(e->name));
     }
     *data = *owned = out;
     return VC_OK;

@@ -144,7 +144,7 @@ int train_model_from_template(vc_model **out, const char *arch, uint64_t seed, v
             cJSON *pn = cJSON_GetObjectItemCaseSensitive(params, role_keys[r]);
             idx[r] = -1;
             if (!pn) continue;
-            if (!cJSON_IsString(pn)) { rc = vc_fail(err, VC_EINPUT, "%s: node %s: param '%s' is not a tensor name", arch, name, role_keys[r]); break; }
+            if (!cJSON_IsString(pn)) { rc = vc_fail(err, VC_EINPUT, "%s: node %s: param '%s' is not a tensor name", arch, vc_str(name), role_keys[r]); break; }
             int before = nt;
             idx[r] = tmpl_tensor_get(t, &nt, shapes, pn->valuestring, arch, name, err);
             if (idx[r] < 0) { rc = VC_EINPUT; break; }
@@ -662,7 +662,7 @@ int train_set_open_folder(train_set *s, const vc_model *m, const char *folder, i
     if (!ds.by_folder) rc = vc_fail(err, VC_EINPUT, "%s: a labelled set needs class subfolders (named by the model's labels)", folder);
     for (int c = 0; !rc && c < ds.n_cat; c++)
         if (dataset_label(&ds, c, m) < 0)
-            rc = vc_fail(err, VC_EINPUT, "%s: class folder '%s' is not a label of %s (see viscnn info)", folder, ds.cat_names[c], m->path);
+            rc = vc_fail(err, VC_EINPUT, "%s: class folder '%s' is not a label of %s (see viscnn info)", folder, vc_str(ds.cat_names[c]), m->path);
     if (!rc) {
         int n = limit > 0 && limit < ds.n ? limit : ds.n;
         s->f = malloc_check((size_t)(n ? n : 1) * in->size * sizeof(float));

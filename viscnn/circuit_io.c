@@ -229,7 +229,7 @@ int circuit_read(vc_circuit *c, vc_scores *layout, const vc_model *m, const char
             if (!strcmp(m->nodes[layout->l[q].node].name, name->valuestring)) l = q;
         if (l < 0 || !cJSON_IsArray(nodes) || !cJSON_IsArray(edges)) {
             rc = vc_fail(err, VC_EINPUT, "%s: layer %s is not a conv layer of %s", path,
-                         cJSON_IsString(name) ? name->valuestring : "?", m->path);
+                         cJSON_IsString(name) ? vc_str(name->valuestring) : "?", m->path);
             break;
         }
         const vc_layer_scores *L = &layout->l[l];
@@ -237,7 +237,7 @@ int circuit_read(vc_circuit *c, vc_scores *layout, const vc_model *m, const char
         memset(c->edge[l], 0, (size_t)L->cout * L->cg);
         for (cJSON *x = nodes->child; x && !rc; x = x->next) {
             int ch = json_index(cJSON_GetObjectItemCaseSensitive(x, "ch"), L->cout);
-            if (ch < 0) rc = vc_fail(err, VC_EINPUT, "%s: layer %s: bad node (needs ch in [0, %d))", path, name->valuestring, L->cout);
+            if (ch < 0) rc = vc_fail(err, VC_EINPUT, "%s: layer %s: bad node (needs ch in [0, %d))", path, vc_str(name->valuestring), L->cout);
             else c->node[l][ch] = 1;
         }
         for (cJSON *x = edges->child; x && !rc; x = x->next) {
@@ -245,7 +245,7 @@ int circuit_read(vc_circuit *c, vc_scores *layout, const vc_model *m, const char
             int i = json_index(cJSON_GetObjectItemCaseSensitive(x, "kernel_index"), L->cg);
             if (o < 0 || i < 0)
                 rc = vc_fail(err, VC_EINPUT, "%s: layer %s: bad edge (needs out_ch in [0, %d) and kernel_index in [0, %d))",
-                             path, name->valuestring, L->cout, L->cg);
+                             path, vc_str(name->valuestring), L->cout, L->cg);
             else c->edge[l][(size_t)o * L->cg + i] = 1;
         }
     }

@@ -55,21 +55,21 @@ int featvis_resolve(fv_resolved *r, const vc_model *m, const vc_featvis_target *
     r->sign = o->negative ? -1 : 1;
     r->conv = t->layer;
     if (t->layer == 0) {   // an input colour channel: a node, its map is the input itself
-        if (r->edge) return vc_fail(err, VC_EINPUT, "--edge %s:%d:%d: the input has no kernels (edges are conv kernels)", c->name, t->out, t->in);
-        if (t->out >= c->c) return vc_fail(err, VC_EINPUT, "--node %s:%d: the input has %d channels", c->name, t->out, c->c);
+        if (r->edge) return vc_fail(err, VC_EINPUT, "--edge %s:%d:%d: the input has no kernels (edges are conv kernels)", vc_str(c->name), t->out, t->in);
+        if (t->out >= c->c) return vc_fail(err, VC_EINPUT, "--node %s:%d: the input has %d channels", vc_str(c->name), t->out, c->c);
         r->z_node = r->stop = 0;
         r->ch = t->out;
         return VC_OK;
     }
     if (c->op != VC_OP_CONV2D)
         return vc_fail(err, VC_EINPUT, "%s %s: is a %s, not a conv2d layer (nodes and edges are conv channels and kernels)",
-                       r->edge ? "--edge" : "--node", c->name, vc_op_names[c->op]);
+                       r->edge ? "--edge" : "--node", vc_str(c->name), vc_op_names[c->op]);
     const vc_node *x = &m->nodes[c->in[0]];
     int cg = x->c / c->a.groups, cog = c->c / c->a.groups;
     if (t->out >= c->c)
-        return vc_fail(err, VC_EINPUT, "%s %s:%d: layer %s has %d channels", r->edge ? "--edge" : "--node", c->name, t->out, c->name, c->c);
+        return vc_fail(err, VC_EINPUT, "%s %s:%d: layer %s has %d channels", r->edge ? "--edge" : "--node", vc_str(c->name), t->out, vc_str(c->name), c->c);
     if (r->edge && t->in >= cg)
-        return vc_fail(err, VC_EINPUT, "--edge %s:%d:%d: layer %s has %d input channels per group", c->name, t->out, t->in, c->name, cg);
+        return vc_fail(err, VC_EINPUT, "--edge %s:%d:%d: layer %s has %d input channels per group", vc_str(c->name), t->out, t->in, vc_str(c->name), cg);
     if (r->edge) {
         r->in_node = r->stop = c->in[0];
         r->ch = (t->out / cog) * cg + t->in;

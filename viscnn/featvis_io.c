@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "featvis.h"
+#include "export.h"
 #include "../engine/util.h"
 #include "../loaders/atomic_write.h"
 
@@ -113,7 +114,12 @@ char *featvis_trace_json(const vc_model *m, const vc_featvis_target *t, const vc
     FILE *f = open_memstream(&buf, &n);
     VC_ASSERT(f != NULL);
     int edge = t->in >= 0, neuron = o->neuron < 0 ? edge : o->neuron != 0;
-    fprintf(f, "{\"model\": \"%s\", \"layer\": \"%s\", ", m->name ? m->name : "", m->nodes[t->layer].name);
+    // names come from the model file: JSON-escaped
+    fputs("{\"model\": ", f);
+    export_string(f, m->name ? m->name : "");
+    fputs(", \"layer\": ", f);
+    export_string(f, m->nodes[t->layer].name);
+    fputs(", ", f);
     if (edge) fprintf(f, "\"edge\": [%d, %d], ", t->out, t->in);
     else fprintf(f, "\"node\": %d, ", t->out);
     fprintf(f, "\"objective\": \"%s\", \"map\": \"%s\", \"negative\": %s, \"steps\": %d, \"size\": [%d, %d], "

@@ -77,9 +77,9 @@ static int check_unit(const vc_model *m, int node, int y, int x, vc_error *err) 
                        node, m->path ? m->path : "the model", m->n_nodes - 1);
     const vc_node *n = &m->nodes[node];
     if (y < 0 || y >= n->h)
-        return vc_fail(err, VC_EINPUT, "receptive field: y=%d is outside %s's output rows 0..%d", y, n->name, n->h - 1);
+        return vc_fail(err, VC_EINPUT, "receptive field: y=%d is outside %s's output rows 0..%d", y, vc_str(n->name), n->h - 1);
     if (x < 0 || x >= n->w)
-        return vc_fail(err, VC_EINPUT, "receptive field: x=%d is outside %s's output columns 0..%d", x, n->name, n->w - 1);
+        return vc_fail(err, VC_EINPUT, "receptive field: x=%d is outside %s's output columns 0..%d", x, vc_str(n->name), n->w - 1);
     return VC_OK;
 }
 

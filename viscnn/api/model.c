@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include "api.h"
 #include "../../loaders/image.h"
+#include "../../engine/util.h"
 
 const char *vc_version(void) { return VISCNN_VERSION_STRING; }
 
@@ -68,7 +69,7 @@ int vc_model_conv(const vc_model *m, int node, int *cout, int *cin_group, int *g
     if (rc) return rc;
     const vc_node *c = &m->nodes[node];
     if (c->op != VC_OP_CONV2D)
-        return vc_fail(err, VC_EINPUT, "%s: node %s is a %s, not a conv2d layer", __func__, c->name, vc_op_names[c->op]);
+        return vc_fail(err, VC_EINPUT, "%s: node %s is a %s, not a conv2d layer", __func__, vc_str(c->name), vc_op_names[c->op]);
     if (cout) *cout = c->c;
     if (cin_group) *cin_group = m->nodes[c->in[0]].c / c->a.groups;
     if (groups) *groups = c->a.groups;

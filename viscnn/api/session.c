@@ -56,7 +56,7 @@ int vc_session_activation(const vc_session *s, int node, const float **data, siz
     int rc = check_run(s, node, __func__, err);
     if (rc) return rc;
     const float *a = vc_run_act(s->r, node);
-    if (!a) return vc_fail(err, VC_EINTERNAL, "%s: activation of %s is missing", __func__, s->m->nodes[node].name);
+    if (!a) return vc_fail(err, VC_EINTERNAL, "%s: activation of %s is missing", __func__, vc_str(s->m->nodes[node].name));
     *data = a;
     if (count) *count = (size_t)s->n * s->m->nodes[node].size;
     return VC_OK;
@@ -108,7 +108,7 @@ static int edge_setup(const vc_session *s, int node, int image, conv2d_dims *d, 
     int rc = check_run(s, node, fn, err);
     if (rc) return rc;
     const vc_node *c = &s->m->nodes[node];
-    if (c->op != VC_OP_CONV2D) return vc_fail(err, VC_EINPUT, "%s: node %s is a %s, not a conv2d layer", fn, c->name, vc_op_names[c->op]);
+    if (c->op != VC_OP_CONV2D) return vc_fail(err, VC_EINPUT, "%s: node %s is a %s, not a conv2d layer", fn, vc_str(c->name), vc_op_names[c->op]);
     if (image < 0 || image >= s->n) return vc_fail(err, VC_EINPUT, "%s: image %d out of range [0, %d)", fn, image, s->n);
     const vc_node *xin = &s->m->nodes[c->in[0]];
     *d = (conv2d_dims){.N = s->n, .C = xin->c, .H = xin->h, .W = xin->w, .Co = c->c, .kh = c->a.kernel[0], .kw = c->a.kernel[1],

@@ -615,7 +615,7 @@ static int act_fn(vc_server *s, void *ctx, vc_error *err) {
     t->h = n->h;
     t->w = n->w;
     const float *a = vc_run_act(ir->r, t->pre), *b = t->post >= 0 ? vc_run_act(ir->r, t->post) : NULL;
-    if (!a) return vc_fail(err, VC_EINTERNAL, "activation of %s was not kept", n->name);
+    if (!a) return vc_fail(err, VC_EINTERNAL, "activation of %s was not kept", vc_str(n->name));
     t->a = malloc_check(P * sizeof(float));
     memcpy(t->a, a + t->ch * P, P * sizeof(float));
     if (b) {
@@ -671,7 +671,7 @@ static int maps_fn(vc_server *s, void *ctx, vc_error *err) {
         const vc_node *n = &s->m->nodes[t->node[k]];
         size_t P = (size_t)n->h * n->w;
         const float *a = vc_run_act(ir->r, t->node[k]);
-        if (!a) return vc_fail(err, VC_EINTERNAL, "activation of %s was not kept", n->name);
+        if (!a) return vc_fail(err, VC_EINTERNAL, "activation of %s was not kept", vc_str(n->name));
         t->v[k] = malloc_check(P * sizeof(float));
         memcpy(t->v[k], a + t->ch[k] * P, P * sizeof(float));
     }
@@ -738,7 +738,7 @@ static int edge_fn(vc_server *s, void *ctx, vc_error *err) {
     conv2d_dims d = conv_dims(m, c);
     size_t P = (size_t)d.Ho * d.Wo, X = (size_t)xin->h * xin->w;
     const float *xa = vc_run_act(ir->r, c->in[0]), *w = m->params[c->param[VC_P_WEIGHT]].data;
-    if (!xa) return vc_fail(err, VC_EINTERNAL, "activation of %s was not kept", xin->name);
+    if (!xa) return vc_fail(err, VC_EINTERNAL, "activation of %s was not kept", vc_str(xin->name));
     float *all = malloc_check((size_t)t->Cog * P * sizeof(float));
     conv2d_edge_maps(all, xa, w, &d, 0, t->ci);
     t->e = malloc_check(P * sizeof(float));
