@@ -6,7 +6,8 @@
 #
 #  1. 512 images (data/photos repeated, in a list file with two labels),
 #     torchvision alexnet (seeded random weights), importance --by-class,
-#     wall time of the whole mpirun command (start-up included on every side):
+#     wall time and CPU time (user+sys, mpirun and all ranks) of the whole
+#     mpirun command (start-up included on every side):
 #       1 rank x 2 threads | 2 ranks (chosen: 1 thread each)
 #       3 ranks on the 2 cores, thread policy on (1 thread each, passive wait)
 #       3 ranks on the 2 cores, VISCNN_THREAD_POLICY=off (OpenMP's defaults:
@@ -36,36 +37,38 @@ mklist() {   # k file
 }
 mklist "$N" "$OUT/list$N.txt"
 
-wall() {   # label, env..., -- cmd...: best of REPS wall seconds
-    local best=
+wall() {   # label, env..., -- cmd...: best of REPS wall seconds; CPU seconds (user+sys of
+           # mpirun and every rank) of that run in $OUT/cpu.last
+    local best= bestcpu=
     for r in $(seq "$REPS"); do
-        local t0 t1
-        t0=$(date +%s.%N)
-        env "$@" > "$OUT/run.log" 2>&1 || { echo "mpi.sh: failed: $*" >&2; tail -3 "$OUT/run.log" >&2; exit 1; }
-        t1=$(date +%s.%N)
-        best=$(awk -v a="$best" -v b="$(echo "$t1 - $t0" | bc)" 'BEGIN {print (a == "" || b < a) ? b : a}')
+        /usr/bin/time -f "%e %U %S" -o "$OUT/t.txt" env "$@" > "$OUT/run.log" 2>&1 ||
+            { echo "mpi.sh: failed: $*" >&2; tail -3 "$OUT/run.log" >&2; exit 1; }
+        local w c
+        w=$(awk '{print $1}' "$OUT/t.txt"); c=$(awk '{print $2 + $3}' "$OUT/t.txt")
+        if [ -z "$best" ] || awk -v a="$w" -v b="$best" 'BEGIN {exit !(a < b)}'; then best=$w bestcpu=$c; fi
     done
+    echo "$bestcpu" > "$OUT/cpu.last"
     echo "$best"
 }
-
 echo "### $N images, alexnet (224x224), importance --by-class, $(nproc) cores; best of $REPS, wall s (mpirun start-up included)"
 echo
 args="importance $A --images $OUT/list$N.txt --by-class -o $OUT/a.json"
-t_1x2=$(wall OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE $MPIRUN -np 1 $V $args)
+t_1x2=$(wall OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE $MPIRUN -np 1 $V $args); c_1x2=$(cat "$OUT/cpu.last")
 cp "$OUT/a.json" "$OUT/ref.json"
-t_2x1=$(wall $MPIRUN -np 2 $V $args)
+t_2x1=$(wall $MPIRUN -np 2 $V $args); c_2x1=$(cat "$OUT/cpu.last")
 policy_2=$(grep -m1 "ranks," "$OUT/run.log")
 cmp -s "$OUT/a.json" "$OUT/ref.json" && same2=identical || same2="differs (thread counts differ: docs/mpi.md)"
-t_3on=$(wall $MPIRUN -np 3 $V $args)
+t_3on=$(wall $MPIRUN -np 3 $V $args); c_3on=$(cat "$OUT/cpu.last")
 policy_on=$(grep -m1 "ranks," "$OUT/run.log")
-t_3off=$(wall VISCNN_THREAD_POLICY=off $MPIRUN -np 3 $V $args)
+t_3off=$(wall VISCNN_THREAD_POLICY=off $MPIRUN -np 3 $V $args); c_3off=$(cat "$OUT/cpu.last")
 policy_off=$(grep -m1 "ranks," "$OUT/run.log")
-echo "| configuration | wall s | vs 1 rank x 2 threads |"
-echo "|---|---|---|"
-for row in "1 rank x 2 threads (OMP_NUM_THREADS=2)|$t_1x2" "2 ranks x 1 thread (chosen by the policy)|$t_2x1" \
-           "3 ranks on 2 cores, policy on (1 thread each, passive)|$t_3on" \
-           "3 ranks on 2 cores, VISCNN_THREAD_POLICY=off (2 threads each, spinning)|$t_3off"; do
-    echo "| ${row%|*} | ${row#*|} | $(awk -v a="${row#*|}" -v b="$t_1x2" 'BEGIN {printf "%.2fx", a / b}') |"
+echo "| configuration | wall s | vs 1 rank x 2 threads | CPU s (user+sys, all ranks) | CPU vs 1 rank x 2 threads |"
+echo "|---|---|---|---|---|"
+for row in "1 rank x 2 threads (OMP_NUM_THREADS=2)|$t_1x2|$c_1x2" "2 ranks x 1 thread (chosen by the policy)|$t_2x1|$c_2x1" \
+           "3 ranks on 2 cores, policy on (1 thread each, passive)|$t_3on|$c_3on" \
+           "3 ranks on 2 cores, VISCNN_THREAD_POLICY=off (2 threads each, spinning)|$t_3off|$c_3off"; do
+    IFS='|' read -r label t c <<< "$row"
+    echo "| $label | $t | $(awk -v a="$t" -v b="$t_1x2" 'BEGIN {printf "%.2fx", a / b}') | $c | $(awk -v a="$c" -v b="$c_1x2" 'BEGIN {printf "%.2fx", a / b}') |"
 done
 echo
 echo "(3 ranks off / on: $(awk -v a="$t_3off" -v b="$t_3on" 'BEGIN {printf "%.2fx", a / b}'); 2 ranks: JSON $same2 to 1 rank x 2 threads;"
