@@ -2,7 +2,8 @@
 # tests/fuzz/run.sh [SECONDS]: runs every libFuzzer harness (build/san/fuzz/,
 # `make fuzz-build`) for SECONDS (default 20) on its corpus, one at a time,
 # and prints one line per harness with its executions. A crash, leak,
-# timeout or sanitiser report fails the harness and leaves the input in
+# timeout (30 s for one input: a hang, not the slowness of a loaded machine)
+# or sanitiser report fails the harness and leaves the input in
 # build/san/fuzz/artifacts/ (add it to tests/fuzz/corpus/NAME/ once fixed).
 cd "$(dirname "$0")/../.." || exit 1
 S=${1:-20}
@@ -17,7 +18,7 @@ for h in build/san/fuzz/fuzz_*; do
     mkdir -p "$corpus"
     cp -n tests/fuzz/corpus/$name/* "$corpus"/ 2>/dev/null   # the committed seeds; new finds stay in build/
     log=build/san/fuzz/logs/$name.log
-    "$h" -max_total_time="$S" -timeout=10 -rss_limit_mb=1024 -max_len=65536 -print_final_stats=1 \
+    "$h" -max_total_time="$S" -timeout=30 -rss_limit_mb=1024 -max_len=65536 -print_final_stats=1 \
         -artifact_prefix=build/san/fuzz/artifacts/$name- "$corpus" > "$log" 2>&1
     rc=$?
     execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$')
