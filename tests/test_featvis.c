@@ -3,6 +3,7 @@
 // spectrum, and its gradient), each transform's bilinear sampling (identity,
 // adjoint, finite differences), the whole step's gradient on the default
 // model for node and edge objectives, and reproducibility.
+#include <float.h>
 #include "testutil.h"
 #include "viscnn_internal.h"
 #include "../viscnn/featvis.h"
@@ -190,7 +191,12 @@ static void test_chain(const vc_model *m, const char *spec, int edge, int neuron
             if (!used && (pick[q] < 0 || fabsf(g[k]) > fabsf(g[pick[q]]))) pick[q] = (int)k;
         }
     }
-    double worst = 0;
+    // Central differences of a float objective: besides 3 % of the
+    // gradient, allow for the objective's rounding (8 float ulps of its
+    // magnitude over 2 eps), which no eps removes: small eps amplifies it,
+    // large eps crosses ReLU kinks. (Different compilers round differently;
+    // clang's SAN build needs the allowance where gcc's release build did not.)
+    double worst = 0, worst_ratio = 0;
     int sign = negative ? -1 : 1;
     for (int q = 0; q < 12; q++) {
         int k = pick[q];
@@ -203,9 +209,12 @@ static void test_chain(const vc_model *m, const char *spec, int edge, int neuron
         }
         st.par[k] = keep;
         double fd = (l[0] - l[1]) / (2 * eps);
+        double allowed = 0.03 * fabs(g[k]) + 8 * FLT_EPSILON * (fabs(l[0]) + fabs(l[1])) / (2 * eps);
         worst = fmax(worst, fabs(fd - g[k]) / (fabs(g[k]) + 1e-6));
+        worst_ratio = fmax(worst_ratio, fabs(fd - g[k]) / allowed);
     }
-    tu_report(name, worst < 0.03 && fabsf(g[pick[0]]) > 0, "max relative error %g (largest gradient %g)", worst, g[pick[0]]);
+    tu_report(name, worst_ratio < 1 && fabsf(g[pick[0]]) > 0,
+              "max relative error %g, %.2f of the allowance (largest gradient %g)", worst, worst_ratio, g[pick[0]]);
     free(g);
     featvis_state_free(&st);
 }

@@ -39,8 +39,14 @@ def temps(out):
 def kill_during_write(sig):
     out = os.path.join(D, f"out_{sig.name}.npy")
     env = dict(os.environ, OMP_NUM_THREADS="1")
+    # SIGINT and SIGTERM as a terminal would deliver them: a shell's background
+    # job (nohup, `&`, some CI runners) starts with SIGINT ignored, which the
+    # child would inherit and (rightly) keep
+    def default_signals():
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
     proc = subprocess.Popen([V, "forward", MODEL, "--input", os.path.join(D, "x.npy"), "--layer", "features.0", "-o", out],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, preexec_fn=default_signals)
     seen = 0
     t0 = time.time()
     while proc.poll() is None and time.time() - t0 < 120:
