@@ -30,15 +30,16 @@
 // public struct changes incompatibly. Minor versions only add.
 #pragma once
 #include <stddef.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 #define VISCNN_VERSION_MAJOR 0
-#define VISCNN_VERSION_MINOR 1
+#define VISCNN_VERSION_MINOR 2
 #define VISCNN_VERSION_PATCH 0
-#define VISCNN_VERSION_STRING "0.1.0"
+#define VISCNN_VERSION_STRING "0.2.0"
 
 #if defined(__GNUC__)
 #define VC_API __attribute__((visibility("default")))
@@ -160,6 +161,154 @@ VC_API int vc_session_set_subnet(vc_session *s, const vc_subnet *c, vc_error *er
 // Any output may be NULL.
 VC_API int vc_subnet_evaluate(const vc_subnet *c, const float *x, int n, const int *labels, int batch, double *r,
                               double *rel_error, double *top1, vc_error *err);
+
+// ---- since 0.2: what a command-line front end needs (docs/api.md) ----------------
+// Model details. Name and path live as long as the model.
+VC_API int vc_model_about(const vc_model *m, const char **name, const char **path, vc_error *err);
+// The preprocessing the model's metadata asks for: resize (0: none), centre
+// crop (0: none), channels, and per-channel mean and std (mean[3], std[3];
+// the first `channels` are set, at most 3). Any output may be NULL.
+VC_API int vc_model_preprocess(const vc_model *m, int *resize, int *crop, int *channels, float *mean, float *std,
+                               vc_error *err);
+// Node index: rank of its batch output (4: (N,C,H,W), 2: (N,C)) and its number
+// of parameters. Any output may be NULL.
+VC_API int vc_model_node_detail(const vc_model *m, int index, int *rank, size_t *params, vc_error *err);
+// Totals: display nodes (the input's channels plus every conv layer's), edges
+// (2-D conv kernels) and parameters. Any output may be NULL.
+VC_API int vc_model_totals(const vc_model *m, size_t *nodes, size_t *edges, size_t *params, vc_error *err);
+// The model described as one JSON object on f (what `viscnn info --json` prints).
+VC_API int vc_model_write_json(const vc_model *m, FILE *f, vc_error *err);
+
+// s made printable for one line of text: bytes below 0x20, above 0x7e and
+// '\\' as \xNN, cut after 80 characters with "...". The result is one of 8
+// buffers per thread, reused in turn (copy it to keep it). NULL: "(null)".
+VC_API const char *vc_str(const char *s);
+// s as a JSON string (quoted; '"', '\\' and control bytes escaped) on f; v as
+// a JSON number with 7 significant digits (%.7g; NaN and infinities as null).
+VC_API void vc_json_string(FILE *f, const char *s);
+VC_API void vc_json_number(FILE *f, double v);
+
+// Process-wide settings (call them before any other thread uses the library).
+// The most pixels an image file may have before it is decoded (default 64M).
+VC_API void vc_set_max_pixels(long long n);
+// The device of every session and analysis made afterwards: "cpu" or "cuda".
+// VC_EINPUT for an unknown name or a device that is not there.
+VC_API int vc_device_select(const char *name, vc_error *err);
+// Tunes glibc malloc to keep freed large buffers for reuse (programs that
+// run many passes over big activations); no effect elsewhere.
+VC_API void vc_malloc_keep(void);
+
+// ---- files ---------------------------------------------------------------------------
+// A float32 .npy (float16/64 converted; C order): *data (malloc'd, vc_free),
+// rank (at most 8) and dim[0..rank).
+VC_API int vc_npy_read(const char *path, float **data, int *rank, long long *dim, vc_error *err);
+// Writes data (rank, dim) as a float32 .npy, through a temporary file renamed
+// over path (nothing half-written on failure).
+VC_API int vc_npy_write(const char *path, const float *data, int rank, const long long *dim, vc_error *err);
+// Writes x: (c, h, w), c = 1 or 3, values in [0, 1] (clamped), as an 8-bit PNG.
+VC_API int vc_png_write(const char *path, const float *x, int c, int h, int w, vc_error *err);
+
+// ---- receptive fields ------------------------------------------------------------------
+// The input pixels unit (y, x) of node `node` reads: box[4] = {y0, x0, y1, x1}
+// inclusive, unclipped (may reach into padding) and clipped[4] clipped to the
+// image (y1 < y0 when the unit reads only padding). jump[2]: input pixels
+// between neighbouring units when the node's geometry is affine (*affine 1),
+// else 0. Any output may be NULL.
+VC_API int vc_model_rf(const vc_model *m, int node, int y, int x, int *box, int *clipped, int *affine, int *jump,
+                       vc_error *err);
+
+// ---- PyTorch checkpoints -------------------------------------------------------------
+// The built-in architecture names, comma-separated, into buf (cap bytes).
+VC_API void vc_arch_names(char *buf, size_t cap);
+// Converts a PyTorch state dict (zip or legacy torch.save) in pth, fitted to
+// arch (a built-in name or a template .json), into the model file out (written
+// through a temporary file, loaded back and checked before it takes the name).
+// A report of what was read and written, any pointer NULL if not wanted:
+typedef struct {
+    int n_written;            // tensors written
+    size_t n_values;          // floats written
+    int legacy;               // 1: legacy torch.save format, 0: zip
+    int stripped_module;      // every key had a 'module.' prefix (removed)
+    int n_ignored;            // tensors the architecture does not use
+    char ignored_example[128];
+    char nested[256];         // the key the state dict was nested under, or ""
+} vc_pth_report;
+VC_API int vc_pth_convert(const char *pth, const char *arch, const char *out, vc_pth_report *report, vc_error *err);
+
+// ---- the browser GUI ---------------------------------------------------------------------
+// Serves the GUI for model over HTTP until SIGINT/SIGTERM (docs/gui.md):
+// images a file, folder or class subfolders; host NULL: 127.0.0.1; port 0:
+// any free one; cache_dir for computed results; web_dir NULL: the default;
+// target NULL: "loss"; threads 0: all cores; no_precompute 1: compute on
+// demand only. Prints the URL on stdout once listening.
+VC_API int vc_serve(const char *model, const char *images, const char *host, int port, const char *cache_dir,
+                    const char *web_dir, const char *target, int threads, int no_precompute, vc_error *err);
+
+// ---- image sets (since 0.2) -------------------------------------------------------------
+typedef struct vc_imageset vc_imageset;
+// Images from path: one image file, a folder of images (one category), or a
+// folder of class subfolders (one category each; a subfolder's name matched
+// against the model's labels gives its images' label, else -1). Paths are
+// listed, not read: images are decoded by vc_imageset_load. The set keeps a
+// pointer to m and to path (both must outlive it).
+VC_API int vc_imageset_open(vc_imageset **out, const vc_model *m, const char *path, vc_error *err);
+// A preprocessed batch x_npy (N,C,H,W of the model's input) with labels_npy
+// (N integers in [0, classes); NULL: none, -1 each). by_label: one category
+// per label value (named by the model's labels), else one named after x_npy.
+VC_API int vc_imageset_open_npy(vc_imageset **out, const vc_model *m, const char *x_npy, const char *labels_npy,
+                                int by_label, vc_error *err);
+VC_API void vc_imageset_free(vc_imageset *s);
+// Number of images and categories, and the source (path or X.npy) named in messages.
+VC_API int vc_imageset_size(const vc_imageset *s, int *n_images, int *n_categories, const char **source, vc_error *err);
+// Image i: its file (NULL for an .npy batch), label (-1: unknown) and category.
+VC_API int vc_imageset_image(const vc_imageset *s, int i, const char **path, int *label, int *category, vc_error *err);
+VC_API int vc_imageset_category(const vc_imageset *s, int c, const char **name, vc_error *err);
+// A category by name (exact, else ignoring case with ' ', '_', '-' alike): *c, or -1.
+VC_API int vc_imageset_find_category(const vc_imageset *s, const char *name, int *c, vc_error *err);
+// Loads images idx[0..n) preprocessed into x (n,C,H,W) and their labels (may be NULL).
+VC_API int vc_imageset_load(const vc_imageset *s, const int *idx, int n, float *x, int *labels, vc_error *err);
+// Warnings on stderr for what a class-folder set leaves out (images beside
+// the class folders, deeper folders, empty ones, names matching no label).
+VC_API void vc_imageset_warn(const vc_imageset *s);
+// A preprocessed batch from an .npy file whose shape must be (N,C,H,W) of
+// the model's input, N >= 1: *x malloc'd (vc_free), *n images.
+VC_API int vc_batch_read(const vc_model *m, const char *path, float **x, int *n, vc_error *err);
+
+// ---- progress ----------------------------------------------------------------------------
+// Long loops (importance over a set, predictions) report progress through
+// vc_progress: a bar on stderr when it is a terminal, or this thread's hook
+// when one is set; a hook returning nonzero asks the loop to stop (it then
+// fails with VC_EINPUT "cancelled"). fn NULL: back to the bar.
+typedef int (*vc_progress_fn)(void *ctx, const char *label, int done, int total);
+VC_API void vc_progress_set_hook(vc_progress_fn fn, void *ctx);
+VC_API int vc_progress(const char *label, int done, int total);
+
+// ---- several processes (MPI) --------------------------------------------------------------
+// In the plain library the process is rank 0 of 1 and these do nothing; in a
+// program linked with the MPI build of viscnn/dist.c (docs/mpi.md) they talk
+// to MPI_COMM_WORLD. Every rank must call the collective ones (agree, sum,
+// gather) at the same points in the same order.
+// Starts MPI when launched by mpirun (may re-exec the program once to set
+// the OpenMP policy; argc/argv may change). vc_dist_end finishes it.
+VC_API void vc_dist_start(int *argc, char ***argv);
+VC_API void vc_dist_end(void);
+VC_API int vc_dist_rank(void);
+VC_API int vc_dist_size(void);
+VC_API int vc_dist_is_root(void);
+// Collective: the rc and message of the lowest failing rank, on every rank.
+VC_API int vc_dist_agree(int rc, vc_error *err);
+// After an error: whether this rank should stay silent (rank 0 reports it),
+// and whether the error was agreed by every rank (1 in one process).
+VC_API int vc_dist_error_quiet(void);
+VC_API int vc_dist_error_agreed(void);
+// Ends every rank of the job with this exit status (one process: exit). The
+// only library function that ends the process, and only when asked to.
+VC_API void vc_dist_abort(int status);
+// Collective: element-wise sum of buf (n doubles) over the ranks, on every rank.
+VC_API void vc_dist_sum(double *buf, size_t n);
+// Collective: block b (0..n-1) is made by rank (b / per) % size; afterwards
+// rank 0 holds all of them, the others' as malloc'd copies (free() them).
+VC_API void vc_dist_gather_to_root(void **blocks, size_t *lens, int n, int per);
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,15 @@
 // cli.h: shared pieces of the command-line front end (viscnn/cli/cmd_*.c).
 #pragma once
-#include "viscnn_internal.h"
+#include <stddef.h>
+#include "viscnn.h"
+
+// Fills err as the library does (one line: control bytes as \xNN) and returns code.
+int cli_fail(vc_error *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+// Allocation that ends the program with a line on stderr when memory runs out
+// (not a user error); size 0 gives a valid 1-byte block.
+void *cli_malloc(size_t n);
+void *cli_calloc(size_t n, size_t size);
+char *cli_strdup(const char *s);
 
 // Parsed "--name value" options and positional arguments of one command.
 typedef struct {
@@ -28,6 +37,9 @@ int cli_int(cli_args *a, const char *name, int def, int lo, int hi, int *out, vc
 // paths), preprocessed as the model says. x: (N, C, H, W), malloc'd.
 int cli_load_batch(const vc_model *m, cli_args *a, int n_images, const char *const *images,
                    float **x, int *N, vc_error *err);
+
+// The path the model was loaded from.
+const char *cli_model_path(const vc_model *m);
 
 // Seconds on a monotonic clock.
 double cli_now(void);
