@@ -97,6 +97,14 @@ VC_API int vc_session_new(vc_session **out, const vc_model *m, vc_error *err);
 VC_API void vc_session_free(vc_session *s);
 // Runs the whole network on x: (n,C,H,W), n >= 1, keeping every activation.
 VC_API int vc_session_forward(vc_session *s, const float *x, int n, vc_error *err);
+// Since 0.2: inference only, up to node (-1: the output): nothing backward
+// needs is kept, so afterwards node's activation alone is readable and
+// vc_session_backward refuses; less memory than vc_session_forward.
+VC_API int vc_session_infer(vc_session *s, const float *x, int n, int node, vc_error *err);
+// Since 0.2: checks a target string (as vc_session_backward takes) against
+// the model; *layer (may be NULL): for "node:NAME:CH" the conv layer the
+// target reads (scores and gradients stop before it), else -1.
+VC_API int vc_target_check(const vc_model *m, const char *target, int *layer, vc_error *err);
 // A node's output for the batch of the last forward: *data (n,C,H,W),
 // *count floats, owned by the session, valid until its next forward,
 // backward or free.
@@ -267,6 +275,10 @@ VC_API int vc_imageset_category(const vc_imageset *s, int c, const char **name, 
 VC_API int vc_imageset_find_category(const vc_imageset *s, const char *name, int *c, vc_error *err);
 // Loads images idx[0..n) preprocessed into x (n,C,H,W) and their labels (may be NULL).
 VC_API int vc_imageset_load(const vc_imageset *s, const int *idx, int n, float *x, int *labels, vc_error *err);
+// Long analyses over the set (importance) save their partial sums in dir
+// every `every` images of this process and resume from them after a crash
+// (docs/importance.md); dir NULL: none (the default). dir must outlive s.
+VC_API int vc_imageset_set_checkpoint(vc_imageset *s, const char *dir, int every, vc_error *err);
 // Warnings on stderr for what a class-folder set leaves out (images beside
 // the class folders, deeper folders, empty ones, names matching no label).
 VC_API void vc_imageset_warn(const vc_imageset *s);

@@ -7,6 +7,7 @@ struct vc_session {
     vc_run *r;                // the engine's run, rebuilt when the batch size changes; NULL before a forward
     int n;                    // images of the last forward (0: none yet)
     int backward;             // a backward has run since that forward
+    int infer;                // the last forward was vc_session_infer: only its node is kept
     const vc_subnet *circuit; // masks applied to every run (NULL: none)
 };
 

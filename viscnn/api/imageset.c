@@ -79,6 +79,14 @@ int vc_imageset_load(const vc_imageset *s, const int *idx, int n, float *x, int 
     return imageset_load(s, idx, n, x, labels, err);
 }
 
+int vc_imageset_set_checkpoint(vc_imageset *s, const char *dir, int every, vc_error *err) {
+    API_NEED(s, err);
+    if (every < 1) return vc_fail(err, VC_EINPUT, "%s: every %d images; need at least 1", __func__, every);
+    s->checkpoint = dir;
+    s->checkpoint_every = every;
+    return VC_OK;
+}
+
 void vc_imageset_warn(const vc_imageset *s) {
     if (s) imageset_warn(s);
 }

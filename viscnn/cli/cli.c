@@ -143,6 +143,22 @@ int cli_load_batch(const vc_model *m, cli_args *a, int n_images, const char *con
     return VC_OK;
 }
 
+int cli_open_set(vc_imageset **s, const vc_model *m, cli_args *a, int by_label, vc_error *err) {
+    *s = NULL;
+    const char *images = cli_opt(a, "images"), *input = cli_opt(a, "input"), *labels = cli_opt(a, "labels");
+    const char *ck = cli_opt(a, "checkpoint");
+    if (!images) images = cli_opt(a, "image");
+    if (!!images == !!input) return cli_fail(err, VC_EINPUT, "%s: give --images PATH or --input X.npy (one of them)", a->cmd);
+    if (labels && !input) return cli_fail(err, VC_EINPUT, "%s: --labels goes with --input", a->cmd);
+    int every, rc = cli_int(a, "checkpoint-every", 1024, 1, 1 << 30, &every, err);
+    if (rc) return rc;
+    if (!ck && cli_opt(a, "checkpoint-every"))
+        return cli_fail(err, VC_EINPUT, "%s: --checkpoint-every goes with --checkpoint DIR", a->cmd);
+    rc = images ? vc_imageset_open(s, m, images, err) : vc_imageset_open_npy(s, m, input, labels, by_label, err);
+    if (!rc && ck) rc = vc_imageset_set_checkpoint(*s, ck, every, err);
+    return rc;
+}
+
 const char *cli_model_path(const vc_model *m) {
     const char *path = NULL;
     vc_model_about(m, NULL, &path, NULL);

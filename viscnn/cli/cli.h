@@ -41,6 +41,11 @@ int cli_load_batch(const vc_model *m, cli_args *a, int n_images, const char *con
 // The path the model was loaded from.
 const char *cli_model_path(const vc_model *m);
 
+// The image set of a command: --images PATH (or --image FILE), or --input
+// X.npy [--labels L.npy] (by_label: a category per label value), with
+// --checkpoint DIR [--checkpoint-every K] where the command has them.
+int cli_open_set(vc_imageset **s, const vc_model *m, cli_args *a, int by_label, vc_error *err);
+
 // Seconds on a monotonic clock.
 double cli_now(void);
 // One line on stderr for a file a command wrote: "wrote PATH: WHAT, SIZE, TIME"
