@@ -286,6 +286,26 @@ VC_API void vc_imageset_warn(const vc_imageset *s);
 // the model's input, N >= 1: *x malloc'd (vc_free), *n images.
 VC_API int vc_batch_read(const vc_model *m, const char *path, float **x, int *n, vc_error *err);
 
+// ---- labelled sets and accuracy (since 0.2) -----------------------------------------
+// n images with a class label each, preprocessed for the model and held in
+// memory (for training and accuracy).
+typedef struct vc_labelled vc_labelled;
+// An IDX pair (images: the model's input H x W, one channel; labels) or a
+// folder of class subfolders named by the model's labels (or class numbers).
+// limit > 0 keeps the first `limit` images.
+VC_API int vc_labelled_open_idx(vc_labelled **out, const vc_model *m, const char *images, const char *labels, int limit,
+                                vc_error *err);
+VC_API int vc_labelled_open_folder(vc_labelled **out, const vc_model *m, const char *folder, int limit, vc_error *err);
+// The images of an image set, loaded (copied) with their labels; every image
+// must have one (labels from class folders or an .npy of labels).
+VC_API int vc_labelled_from_imageset(vc_labelled **out, const vc_imageset *s, int limit, vc_error *err);
+VC_API void vc_labelled_free(vc_labelled *s);
+// Number of images and their labels (owned by the set).
+VC_API int vc_labelled_size(const vc_labelled *s, int *n, const int **labels, vc_error *err);
+// The predicted class of every image (pred: n ints, may be NULL) and the
+// accuracy (may be NULL), in batches of `batch` images over the cores.
+VC_API int vc_evaluate(const vc_model *m, const vc_labelled *s, int batch, int *pred, double *accuracy, vc_error *err);
+
 // ---- progress ----------------------------------------------------------------------------
 // Long loops (importance over a set, predictions) report progress through
 // vc_progress: a bar on stderr when it is a terminal, or this thread's hook

@@ -27,6 +27,9 @@ struct vc_subnet {
     vc_circuit c;
 };
 
+#include "../../train/train.h"
+struct vc_labelled { train_set s; };   // a labelled set and its storage
+
 // Checks that an argument is not NULL: VC_EINPUT naming it and the function.
 #define API_NEED(p, err) \
     do { if (!(p)) return vc_fail((err), VC_EINPUT, "%s: argument %s is NULL", __func__, #p); } while (0)

@@ -143,6 +143,38 @@ int cli_load_batch(const vc_model *m, cli_args *a, int n_images, const char *con
     return VC_OK;
 }
 
+int cli_double(cli_args *a, const char *name, double def, double lo, double hi, double *out, vc_error *err) {
+    const char *v = cli_opt(a, name);
+    *out = def;
+    if (!v) return VC_OK;
+    char *end;
+    double x = strtod(v, &end);
+    if (end == v || *end || !(x >= lo && x <= hi))
+        return cli_fail(err, VC_EINPUT, "%s: --%s %s: expected a number in [%g, %g]", a->cmd, name, v, lo, hi);
+    *out = x;
+    return VC_OK;
+}
+
+// --idx IMAGES --labels LABELS, or --images FOLDER (keys prefixed for the test set).
+int cli_open_labelled(vc_labelled **s, const vc_model *m, cli_args *a, const char *idx_key, const char *labels_key,
+                      const char *images_key, int limit, int required, vc_error *err) {
+    const char *idx = cli_opt(a, idx_key), *labels = cli_opt(a, labels_key), *images = cli_opt(a, images_key);
+    *s = NULL;
+    if (idx && images) return cli_fail(err, VC_EINPUT, "%s: give --%s or --%s, not both", a->cmd, idx_key, images_key);
+    if (idx && !labels) return cli_fail(err, VC_EINPUT, "%s: --%s IMAGES needs --%s LABELS", a->cmd, idx_key, labels_key);
+    if (labels && !idx) return cli_fail(err, VC_EINPUT, "%s: --%s goes with --%s IMAGES", a->cmd, labels_key, idx_key);
+    if (idx) return vc_labelled_open_idx(s, m, idx, labels, limit, err);
+    if (images) {
+        int rc = vc_labelled_open_folder(s, m, images, limit, err);
+        vc_imageset *w;   // the set opened: name what its class folders leave out
+        if (!rc && vc_imageset_open(&w, m, images, err) == VC_OK) { vc_imageset_warn(w); vc_imageset_free(w); }
+        return rc;
+    }
+    if (required) return cli_fail(err, VC_EINPUT, "%s: give --%s IMAGES --%s LABELS (IDX) or --%s FOLDER (class subfolders)",
+                                 a->cmd, idx_key, labels_key, images_key);
+    return VC_OK;
+}
+
 int cli_open_set(vc_imageset **s, const vc_model *m, cli_args *a, int by_label, vc_error *err) {
     *s = NULL;
     const char *images = cli_opt(a, "images"), *input = cli_opt(a, "input"), *labels = cli_opt(a, "labels");

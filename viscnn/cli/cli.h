@@ -69,13 +69,12 @@ int cmd_eval(int argc, char **argv, vc_error *err);
 int cmd_serve(int argc, char **argv, vc_error *err);
 int cmd_featvis(int argc, char **argv, vc_error *err);
 
-// viscnn/cli/cmd_train.c: a real-valued option in [lo, hi].
+// A real-valued option in [lo, hi].
 int cli_double(cli_args *a, const char *name, double def, double lo, double hi, double *out, vc_error *err);
 // A labelled set from --IDX_KEY IMAGES --LABELS_KEY LABELS (IDX files) or
 // --IMAGES_KEY FOLDER (class subfolders); when none is given, fails if
-// `required`, else leaves s empty. limit > 0 keeps the first images only.
-struct train_set;
-int cli_open_labelled(struct train_set *s, const vc_model *m, cli_args *a, const char *idx_key, const char *labels_key,
+// `required`, else leaves *s NULL. limit > 0 keeps the first images only.
+int cli_open_labelled(vc_labelled **s, const vc_model *m, cli_args *a, const char *idx_key, const char *labels_key,
                       const char *images_key, int limit, int required, vc_error *err);
 
 // viscnn/cli/device.c: removes --device cpu|cuda from the arguments of a

@@ -11,38 +11,7 @@
 #include "../imageset.h"
 #include "../../train/train.h"
 #include "../../engine/util.h"
-
-int cli_double(cli_args *a, const char *name, double def, double lo, double hi, double *out, vc_error *err) {
-    const char *v = cli_opt(a, name);
-    *out = def;
-    if (!v) return VC_OK;
-    char *end;
-    double x = strtod(v, &end);
-    if (end == v || *end || !(x >= lo && x <= hi))
-        return vc_fail(err, VC_EINPUT, "%s: --%s %s: expected a number in [%g, %g]", a->cmd, name, v, lo, hi);
-    *out = x;
-    return VC_OK;
-}
-
-// --idx IMAGES --labels LABELS, or --images FOLDER (keys prefixed for the test set).
-int cli_open_labelled(train_set *s, const vc_model *m, cli_args *a, const char *idx_key, const char *labels_key,
-                      const char *images_key, int limit, int required, vc_error *err) {
-    const char *idx = cli_opt(a, idx_key), *labels = cli_opt(a, labels_key), *images = cli_opt(a, images_key);
-    memset(s, 0, sizeof *s);
-    if (idx && images) return vc_fail(err, VC_EINPUT, "%s: give --%s or --%s, not both", a->cmd, idx_key, images_key);
-    if (idx && !labels) return vc_fail(err, VC_EINPUT, "%s: --%s IMAGES needs --%s LABELS", a->cmd, idx_key, labels_key);
-    if (labels && !idx) return vc_fail(err, VC_EINPUT, "%s: --%s goes with --%s IMAGES", a->cmd, labels_key, idx_key);
-    if (idx) return train_set_open_idx(s, m, idx, labels, limit, err);
-    if (images) {
-        int rc = train_set_open_folder(s, m, images, limit, err);
-        vc_imageset w;   // the set opened: name what its class folders leave out
-        if (!rc && imageset_open_path(&w, m, images, err) == VC_OK) { imageset_warn(&w); imageset_free(&w); }
-        return rc;
-    }
-    if (required) return vc_fail(err, VC_EINPUT, "%s: give --%s IMAGES --%s LABELS (IDX) or --%s FOLDER (class subfolders)",
-                                 a->cmd, idx_key, labels_key, images_key);
-    return VC_OK;
-}
+#include "../api/api.h"
 
 // What the callbacks need: the bar, and the model to write after each epoch.
 typedef struct {
@@ -190,12 +159,12 @@ int cmd_train(int argc, char **argv, vc_error *err) {
     mallopt(M_TRIM_THRESHOLD, 512 << 20);
     vc_model *m = NULL;
     if ((rc = train_model_open(&m, arch, cfg.seed, err))) return rc;
-    train_set tr, te;
-    memset(&te, 0, sizeof te);
-    rc = cli_open_labelled(&tr, m, &a, "idx", "labels", "images", limit, 1, err);
-    if (!rc) rc = cli_open_labelled(&te, m, &a, "test-idx", "test-labels", "test-images", test_limit, 0, err);
+    vc_labelled *trs = NULL, *tes = NULL;
+    rc = cli_open_labelled(&trs, m, &a, "idx", "labels", "images", limit, 1, err);
+    if (!rc) rc = cli_open_labelled(&tes, m, &a, "test-idx", "test-labels", "test-images", test_limit, 0, err);
     if (!rc) rc = cli_check_unused(&a, err);
-    if (rc) { train_set_free(&tr); vc_model_free(m); return rc; }
+    if (rc) { vc_labelled_free(trs); vc_labelled_free(tes); vc_model_free(m); return rc; }
+    train_set tr = trs->s, te = tes ? tes->s : (train_set){0};
 
     printf("training %s (%s): %zu parameters, %d training images, %d test images\n", m->name, arch, m->n_weights,
            tr.d.n, te.d.n);
@@ -215,8 +184,8 @@ int cmd_train(int argc, char **argv, vc_error *err) {
     snprintf(what, sizeof what, "%s after %d epochs, %zu parameters", m->name, cfg.epochs, m->n_weights);
     if (!rc) cli_wrote(out, what, t0);
     free(hist);
-    train_set_free(&tr);
-    train_set_free(&te);
+    vc_labelled_free(trs);
+    vc_labelled_free(tes);
     vc_model_free(m);
     return rc;
 }
