@@ -101,6 +101,12 @@ VC_API int vc_session_forward(vc_session *s, const float *x, int n, vc_error *er
 // needs is kept, so afterwards node's activation alone is readable and
 // vc_session_backward refuses; less memory than vc_session_forward.
 VC_API int vc_session_infer(vc_session *s, const float *x, int n, int node, vc_error *err);
+// Since 0.2: vc_session_infer that also writes the decisions of every
+// branching node (max-pool argmax indices as int32, ReLU-like regions as
+// uint8; one .npy entry per node, named by it) to the .npz archive npz, for
+// replay in a float64 reference (docs/parity.md). The archive is written
+// through a temporary file; nothing is left of it on failure.
+VC_API int vc_session_infer_decisions(vc_session *s, const float *x, int n, int node, const char *npz, vc_error *err);
 // Since 0.2: checks a target string (as vc_session_backward takes) against
 // the model; *layer (may be NULL): for "node:NAME:CH" the conv layer the
 // target reads (scores and gradients stop before it), else -1.
@@ -152,6 +158,10 @@ VC_API int vc_importance_layer(const vc_scoreset *s, int l, int *node, int *cout
 // "threshold" or "hierarchical" (docs/circuits.md), dead parts removed.
 VC_API int vc_subnet_extract(vc_subnet **out, const vc_scoreset *s, const char *mode, vc_error *err);
 VC_API void vc_subnet_free(vc_subnet *c);
+// Since 0.2: a circuit read back from the JSON `viscnn circuit` writes (its
+// layers' kept nodes and edges; layers it does not list are kept whole), for
+// the target the file names.
+VC_API int vc_subnet_load(vc_subnet **out, const vc_model *m, const char *path, vc_error *err);
 // Kept nodes and kernels, and the totals in the target's upstream cone.
 VC_API int vc_subnet_counts(const vc_subnet *c, size_t *nodes, size_t *kernels, size_t *cone_nodes, size_t *cone_kernels,
                             vc_error *err);
