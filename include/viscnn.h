@@ -316,6 +316,45 @@ VC_API int vc_labelled_size(const vc_labelled *s, int *n, const int **labels, vc
 // accuracy (may be NULL), in batches of `batch` images over the cores.
 VC_API int vc_evaluate(const vc_model *m, const vc_labelled *s, int batch, int *pred, double *accuracy, vc_error *err);
 
+// ---- importance over an image set (since 0.2) ---------------------------------------------
+// Every image of an image set scored toward one target: per category and
+// overall (the mean over every image), as `viscnn importance` does. Under
+// vc_dist (MPI) the images are split over the ranks and every rank gets the
+// same scores (docs/mpi.md).
+typedef struct vc_setscores vc_setscores;
+// VC_EINPUT naming the metric when it is not one of vc_importance_new's.
+VC_API int vc_metric_check(const char *metric, vc_error *err);
+// Scores set (NULL: no images, for the "weight" metric only), batch images
+// per pass. The set must outlive the scores.
+VC_API int vc_importance_over_set(vc_setscores **out, const vc_model *m, const char *metric, const char *target,
+                                  const vc_imageset *set, int batch, vc_error *err);
+VC_API void vc_setscores_free(vc_setscores *s);
+// Images scored, and categories.
+VC_API int vc_setscores_size(const vc_setscores *s, int *images, int *n_categories, vc_error *err);
+// Checks a contrast expression ("sneaker - sandal", "2*coat - overall";
+// docs/importance.md) against the set's category names, before scoring.
+VC_API int vc_contrast_check(const char *expr, const vc_imageset *set, vc_error *err);
+// Evaluates the contrast over the categories' scores (negatives clamped to
+// 0); the scores then carry it (written by vc_setscores_write).
+VC_API int vc_setscores_contrast(vc_setscores *s, const char *expr, vc_error *err);
+// Writes the scores to path, .json or .csv by its extension (the formats of
+// docs/importance.md): overall, each category's when by_class, the contrast's
+// when there is one; layers[0..n_layers) (conv layer names) only, or every
+// scored layer when n_layers is 0. *n_written (may be NULL): layers written.
+// Through a temporary file: nothing half-written on failure.
+VC_API int vc_setscores_write(const vc_setscores *s, const char *path, int by_class, const char *const *layers, int n_layers,
+                              int *n_written, vc_error *err);
+
+// Node layouts of the GUI (docs/architecture.md §6): "mds", "mds-smooth"
+// (from per-category scores: *needs_scores 1), "grid", "weights" (none).
+VC_API int vc_projection_check(const char *projection, int *needs_scores, vc_error *err);
+// Lays out every display node and writes the layout JSON `viscnn project`
+// writes to path (through a temporary file); s: the scores (2 or more
+// categories) when the projection needs them, else NULL. *n_layers,
+// *n_nodes (may be NULL): display layers and nodes laid out.
+VC_API int vc_project_write(const vc_model *m, const char *projection, const vc_setscores *s, const char *path, int *n_layers,
+                            int *n_nodes, vc_error *err);
+
 // ---- progress ----------------------------------------------------------------------------
 // Long loops (importance over a set, predictions) report progress through
 // vc_progress: a bar on stderr when it is a terminal, or this thread's hook

@@ -191,6 +191,19 @@ int cli_open_set(vc_imageset **s, const vc_model *m, cli_args *a, int by_label, 
     return rc;
 }
 
+int cli_check_layers(const vc_model *m, const char *const *names, int n, const char *cmd, vc_error *err) {
+    for (int k = 0; k < n; k++) {
+        int node;
+        const char *op;
+        if (vc_model_find_node(m, names[k], &node, NULL))
+            return cli_fail(err, VC_EINPUT, "%s: --layer %s: no such layer in %s (see viscnn info)", cmd, names[k], cli_model_path(m));
+        vc_model_node(m, node, NULL, &op, NULL, NULL, NULL, NULL);
+        if (strcmp(op, "conv2d"))
+            return cli_fail(err, VC_EINPUT, "%s: --layer %s is a %s; scores belong to conv2d layers", cmd, names[k], op);
+    }
+    return VC_OK;
+}
+
 const char *cli_model_path(const vc_model *m) {
     const char *path = NULL;
     vc_model_about(m, NULL, &path, NULL);

@@ -38,6 +38,9 @@ int cli_int(cli_args *a, const char *name, int def, int lo, int hi, int *out, vc
 int cli_load_batch(const vc_model *m, cli_args *a, int n_images, const char *const *images,
                    float **x, int *N, vc_error *err);
 
+// Fails unless every name is a conv layer of m ("CMD: --layer NAME: ...").
+int cli_check_layers(const vc_model *m, const char *const *names, int n, const char *cmd, vc_error *err);
+
 // The path the model was loaded from.
 const char *cli_model_path(const vc_model *m);
 
