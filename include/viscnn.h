@@ -355,6 +355,32 @@ VC_API int vc_projection_check(const char *projection, int *needs_scores, vc_err
 VC_API int vc_project_write(const vc_model *m, const char *projection, const vc_setscores *s, const char *path, int *n_layers,
                             int *n_nodes, vc_error *err);
 
+// ---- feature visualisation (since 0.2; docs/featvis.md) ------------------------------------
+// The settings of an optimised picture (a public struct: it changes only
+// with a major version).
+typedef struct {
+    int steps;                // Adam steps (512)
+    int size;                 // canvas side in pixels, at most the model's input; 0: the input's own H x W
+    double lr;                // Adam learning rate (0.05; used as float32)
+    unsigned long long seed;  // with the target, fixes the picture (byte-identical on one machine)
+    int neuron;               // -1: default (node: channel mean; edge: centre unit); 0: channel mean; 1: centre unit
+    int negative;             // minimise instead of maximise
+} vc_featvis_settings;
+VC_API void vc_featvis_settings_default(vc_featvis_settings *s);
+// The picture that most excites a node ("LAYER:J", edge 0) or an edge
+// ("LAYER:J:I", edge 1) as a PNG at png, with its optimisation trace as JSON
+// at trace (NULL: none); through cache_dir (NULL: no cache), *from_cache
+// (may be NULL) 1 when it came from there.
+VC_API int vc_featvis_picture(const vc_model *m, const char *spec, int edge, const vc_featvis_settings *s, const char *cache_dir,
+                              const char *png, const char *trace, int *from_cache, vc_error *err);
+// Every node of a layer, `batch` nodes per optimisation batch: outdir/L_J.png
+// for each node J, the contact sheet outdir/L.png, and the traces as one
+// JSON array at trace (NULL: none). Progress and a summary go to stderr.
+// Under vc_dist (MPI) batch u is made by rank u % size; the files are the
+// same as one process's.
+VC_API int vc_featvis_layer(const vc_model *m, const char *layer, const vc_featvis_settings *s, int batch,
+                            const char *cache_dir, const char *outdir, const char *trace, vc_error *err);
+
 // ---- progress ----------------------------------------------------------------------------
 // Long loops (importance over a set, predictions) report progress through
 // vc_progress: a bar on stderr when it is a terminal, or this thread's hook
