@@ -381,6 +381,45 @@ VC_API int vc_featvis_picture(const vc_model *m, const char *spec, int edge, con
 VC_API int vc_featvis_layer(const vc_model *m, const char *layer, const vc_featvis_settings *s, int batch,
                             const char *cache_dir, const char *outdir, const char *trace, vc_error *err);
 
+// ---- training (since 0.2; docs/training.md) ----------------------------------------------
+// A model to train: an architecture (a built-in name or a template .json;
+// weights initialised from seed) or a model file to train further.
+VC_API int vc_train_model_new(vc_model **out, const char *arch, unsigned long long seed, vc_error *err);
+// Writes m's graph and current weights as a .safetensors model file (through
+// a temporary file); key/value: one more metadata string, or both NULL.
+VC_API int vc_model_save(const vc_model *m, const char *path, const char *key, const char *value, vc_error *err);
+// One epoch's figures: mean training loss, accuracy on the training batches,
+// test accuracy (-1 without a test set), the last step's learning rate, and
+// seconds. (A public struct: it changes only with a major version.)
+typedef struct {
+    int epoch;                // 1-based
+    double loss, train_acc, test_acc, lr, seconds;
+} vc_epoch;
+typedef void (*vc_batch_fn)(void *ctx, int epoch, int batch, int n_batches, double loss, double acc);
+typedef void (*vc_epoch_fn)(void *ctx, const vc_epoch *e);
+// The settings of a training run and the history of its last run. optimizer:
+// "sgd" (NULL; lr 0.01, momentum 0.9), "adam" or "adamw" (betas 0.9, 0.999,
+// eps 1e-8); 1 epoch, batch 64 in 2 shards, seed 0, eval batch 500.
+typedef struct vc_trainer vc_trainer;
+VC_API int vc_trainer_new(vc_trainer **out, const char *optimizer, vc_error *err);
+VC_API void vc_trainer_free(vc_trainer *t);
+// Settings by name: "epochs", "batch", "shards", "seed", "eval_batch", "lr",
+// "momentum", "nesterov" (0/1), "weight_decay", "beta1", "beta2", "eps".
+VC_API int vc_trainer_set(vc_trainer *t, const char *name, double value, vc_error *err);
+VC_API int vc_trainer_get(const vc_trainer *t, const char *name, double *value, vc_error *err);
+// "none", "cosine" or "step:EPOCHS:GAMMA".
+VC_API int vc_trainer_schedule(vc_trainer *t, const char *schedule, vc_error *err);
+// The optimizer's and the schedule's names (static strings).
+VC_API int vc_trainer_names(const vc_trainer *t, const char **optimizer, const char **schedule, vc_error *err);
+// Called on the training thread: after each batch, and after each epoch
+// (once its figures are in the history; vc_trainer_record may be called there).
+VC_API void vc_trainer_callbacks(vc_trainer *t, vc_batch_fn on_batch, vc_epoch_fn on_epoch, void *ctx);
+// Trains m in place on train, testing on test (may be NULL) after each epoch.
+VC_API int vc_train(vc_trainer *t, vc_model *m, const vc_labelled *train, const vc_labelled *test, vc_error *err);
+// The record of the run so far as JSON (the "viscnn.train" metadata: command,
+// arch, settings, image counts, each epoch's figures); malloc'd, vc_free.
+VC_API char *vc_trainer_record(const vc_trainer *t, const char *command, const char *arch, int n_train, int n_test);
+
 // ---- progress ----------------------------------------------------------------------------
 // Long loops (importance over a set, predictions) report progress through
 // vc_progress: a bar on stderr when it is a terminal, or this thread's hook
