@@ -420,6 +420,43 @@ VC_API int vc_train(vc_trainer *t, vc_model *m, const vc_labelled *train, const 
 // arch, settings, image counts, each epoch's figures); malloc'd, vc_free.
 VC_API char *vc_trainer_record(const vc_trainer *t, const char *command, const char *arch, int n_train, int n_test);
 
+// ---- circuits from an image set (since 0.2; docs/circuits.md) ---------------------------
+// What `viscnn circuit` does in one call. Strings and arrays are borrowed for
+// the call. (A public struct: it changes only with a major version.)
+typedef struct {
+    const char *metric;         // NULL: "taylor"
+    const char *target;         // NULL: "loss"
+    const char *mode;           // NULL: "threshold"; "hierarchical", "keep:F", "keep:NODES,EDGES"
+    double node_threshold;      // NAN: the mode's default (a value the mode does not use is an error)
+    double edge_threshold;      // NAN: the mode's default
+    int iterative;              // keep modes: prune in this many rounds, re-scoring (0: one shot)
+    const char *category;       // the category's scores (NULL: overall)
+    const char *contrast;       // or a contrast's (NULL: none)
+    int batch;                  // images per pass (8)
+    int faithfulness;           // measure the circuit against the whole network
+    const vc_imageset *eval;    // ... on these images (NULL: in-sample, the scoring set's)
+    const double *curve;        // ... and at these kept fractions (n_curve; -1: the default 13)
+    int n_curve;
+    const char *const *layers;  // the layers written and summarised (n_layers; 0: all)
+    int n_layers;
+} vc_circuit_settings;
+VC_API void vc_circuit_settings_default(vc_circuit_settings *s);
+// Checks the settings that need no model (mode, thresholds, metric, ...).
+VC_API int vc_circuit_check(const vc_circuit_settings *s, vc_error *err);
+// Scores set, extracts the circuit and measures it. Under vc_dist (MPI) the
+// scoring is split over the ranks; every rank gets the circuit, rank 0 alone
+// the faithfulness. The set and s->eval must outlive the circuit.
+VC_API int vc_circuit_find(vc_subnet **out, const vc_model *m, const vc_imageset *set, const vc_circuit_settings *s,
+                           vc_error *err);
+// The circuit JSON of docs/circuits.md (vc_circuit_find's circuits only).
+VC_API int vc_subnet_write_json(const vc_subnet *c, const char *path, vc_error *err);
+// The model with the circuit baked into its weights (removed kernels and
+// nodes zeroed) as a .safetensors file.
+VC_API int vc_subnet_write_pruned(const vc_subnet *c, const char *path, vc_error *err);
+// The text summary `viscnn circuit` prints (per layer, totals, faithfulness),
+// naming json_path as where the JSON went (vc_circuit_find's circuits only).
+VC_API int vc_subnet_summary(const vc_subnet *c, FILE *f, const char *json_path, vc_error *err);
+
 // ---- progress ----------------------------------------------------------------------------
 // Long loops (importance over a set, predictions) report progress through
 // vc_progress: a bar on stderr when it is a terminal, or this thread's hook

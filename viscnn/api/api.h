@@ -25,7 +25,9 @@ struct vc_subnet {
     vc_target target;
     vc_scores layout;         // the scores it was extracted from (their layout names the layers)
     vc_circuit c;
+    struct circuit_run *run;  // what vc_circuit_find made it from (NULL otherwise)
 };
+void circuit_run_free(struct circuit_run *r);
 
 #include "../../train/train.h"
 struct vc_labelled { train_set s; };   // a labelled set and its storage
