@@ -14,7 +14,13 @@ BLAS_LIBS = -L$(OPENBLAS_DIR) -l:libopenblas.so.0 -Wl,-rpath,$(OPENBLAS_DIR) -Wl
 LDLIBS   = $(BLAS_LIBS) -llapacke -lpng -ljpeg -lz -lcjson -lmicrohttpd -lfftw3f -lpthread -lm
 ASAN     = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer
 
-LIB_SRC  = $(wildcard engine/*.c ops/*.c loaders/*.c train/*.c viscnn/*.c viscnn/server/*.c viscnn/api/*.c) $(filter-out viscnn/cli/main.c,$(wildcard viscnn/cli/*.c))
+LIB_SRC  = $(wildcard engine/*.c ops/*.c loaders/*.c train/*.c viscnn/*.c viscnn/server/*.c viscnn/api/*.c)
+# The CLI is a client of the public API (include/viscnn.h) and no part of the
+# library: build/libviscnn_cli.a holds its objects but main.o, for bin/viscnn
+# and the tests that run a command in-process (tests/test_abi.sh links them
+# against libviscnn.so alone).
+CLI_SRC  = $(filter-out viscnn/cli/main.c,$(wildcard viscnn/cli/*.c))
+CLI_OBJ  = $(CLI_SRC:%.c=build/obj/%.o)
 # Built-in architectures (--arch NAME): every models/arch/*.json, embedded as a C file.
 ARCH_JSON = $(sort $(wildcard models/arch/*.json))
 LIB_SRC += build/gen/arch_templates.c
@@ -58,6 +64,10 @@ build/libviscnn.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+build/libviscnn_cli.a: $(CLI_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
 $(SO_FILE): $(LIB_OBJ) Makefile
 	$(CC) $(CFLAGS) -shared -Wl,-soname,$(SO_NAME) -Wl,--no-undefined $(LIB_OBJ) -o $@ $(LDLIBS)
 	ln -sf $(notdir $@) build/$(SO_NAME)
@@ -78,7 +88,7 @@ build/dist/libviscnn.a: $(LIB_OBJ)
 # (build/mpi/bin-is-mpi marks a bin/viscnn copied by make MPI=1, so that
 # switching between the two builds always replaces it)
 ifneq ($(MPI),1)
-bin/viscnn: build/obj/viscnn/cli/main.o build/libviscnn.a Makefile $(if $(wildcard build/mpi/bin-is-mpi),FORCE)
+bin/viscnn: build/obj/viscnn/cli/main.o build/libviscnn_cli.a build/libviscnn.a Makefile $(if $(wildcard build/mpi/bin-is-mpi),FORCE)
 	@mkdir -p bin
 	$(CC) $(CFLAGS) $(filter-out Makefile FORCE,$^) -o $@ $(LDLIBS)
 	@rm -f build/mpi/bin-is-mpi
@@ -98,18 +108,18 @@ MPICC ?= mpicc
 build/mpi/dist.o: viscnn/dist.c viscnn/dist.h Makefile
 	@mkdir -p build/mpi
 	$(MPICC) $(CFLAGS) -DVC_MPI -c $< -o $@
-build/mpi/viscnn: build/obj/viscnn/cli/main.o build/mpi/dist.o build/libviscnn.a Makefile
+build/mpi/viscnn: build/obj/viscnn/cli/main.o build/libviscnn_cli.a build/mpi/dist.o build/libviscnn.a Makefile
 	$(MPICC) $(CFLAGS) $(filter-out Makefile,$^) -o $@ $(LDLIBS)
 test-build: $(if $(shell command -v $(MPICC) 2>/dev/null),build/mpi/viscnn)
 
-build/tests/%: tests/%.c build/libviscnn.a Makefile
+build/tests/%: tests/%.c build/libviscnn_cli.a build/libviscnn.a Makefile
 	@mkdir -p build/tests
-	$(CC) $(CFLAGS) -Itests -Iops $< build/libviscnn.a -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) -Itests -Iops $< build/libviscnn_cli.a build/libviscnn.a -o $@ $(LDLIBS)
 
 # The same CLI under AddressSanitizer + UBSan, for the bad-input tests.
-build/asan/viscnn: Makefile $(LIB_SRC) viscnn/cli/main.c $(wildcard include/*.h engine/*.h ops/*.h loaders/*.h train/*.h viscnn/*.h viscnn/cli/*.h viscnn/server/*.h)
+build/asan/viscnn: Makefile $(LIB_SRC) $(CLI_SRC) viscnn/cli/main.c $(wildcard include/*.h engine/*.h ops/*.h loaders/*.h train/*.h viscnn/*.h viscnn/cli/*.h viscnn/server/*.h)
 	@mkdir -p build/asan
-	$(CC) -std=gnu11 -Wall -Wextra -fopenmp -Iinclude $(ASAN) $(LIB_SRC) viscnn/cli/main.c -o $@ $(LDLIBS)
+	$(CC) -std=gnu11 -Wall -Wextra -fopenmp -Iinclude $(ASAN) $(LIB_SRC) $(CLI_SRC) viscnn/cli/main.c -o $@ $(LDLIBS)
 
 # The public API's thread test under ThreadSanitizer (clang; OpenMP and
 # OpenBLAS run one thread each inside it, so every thread TSan sees is one of
@@ -144,7 +154,7 @@ data:
 	@[ -d /usr/share/datasets/fashion-mnist ] && [ -d /usr/share/darknet/data ] || scripts/install-deps.sh
 	scripts/make-data.sh
 
--include $(LIB_OBJ:.o=.d) $(TEST_BIN:=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d)
 
 # The README's main job, on the embedded default model (a Fashion-MNIST
 # AlexNet-style net trained by `viscnn train`, models/fashion.safetensors):
@@ -228,7 +238,7 @@ SAN_CC    = clang
 SAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all \
             -fsanitize=fuzzer-no-link \
             -std=gnu11 -Wall -Wextra -fopenmp -Iinclude -MMD -MP
-SAN_OBJ   = $(LIB_SRC:%.c=build/san/obj/%.o)
+SAN_OBJ   = $(LIB_SRC:%.c=build/san/obj/%.o) $(CLI_SRC:%.c=build/san/obj/%.o)
 SAN_TESTS = $(TEST_SRC:tests/%.c=build/san/tests/%)
 
 build/san/obj/%.o: %.c

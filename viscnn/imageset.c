@@ -118,24 +118,6 @@ void imageset_weights_only(vc_imageset *s, const vc_model *m) {
     s->cat_names[0] = strdup_check("weights");
 }
 
-int imageset_open(vc_imageset *s, const vc_model *m, cli_args *a, int by_label, vc_error *err) {
-    memset(s, 0, sizeof *s);
-    s->m = m;
-    const char *images = cli_opt(a, "images"), *input = cli_opt(a, "input"), *labels = cli_opt(a, "labels");
-    const char *ck = cli_opt(a, "checkpoint");
-    if (!images) images = cli_opt(a, "image");
-    if (!!images == !!input) return vc_fail(err, VC_EINPUT, "%s: give --images PATH or --input X.npy (one of them)", a->cmd);
-    if (labels && !input) return vc_fail(err, VC_EINPUT, "%s: --labels goes with --input", a->cmd);
-    int every, rc = cli_int(a, "checkpoint-every", 1024, 1, 1 << 30, &every, err);
-    if (rc) return rc;
-    if (!ck && cli_opt(a, "checkpoint-every"))
-        return vc_fail(err, VC_EINPUT, "%s: --checkpoint-every goes with --checkpoint DIR", a->cmd);
-    rc = images ? imageset_open_path(s, m, images, err) : imageset_open_npy(s, m, input, labels, by_label, err);
-    s->checkpoint = ck;
-    s->checkpoint_every = every;
-    return rc;
-}
-
 int imageset_open_path(vc_imageset *s, const vc_model *m, const char *path, vc_error *err) {
     memset(s, 0, sizeof *s);
     s->m = m;
