@@ -16,9 +16,11 @@ ASAN     = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer
 
 LIB_SRC  = $(wildcard engine/*.c ops/*.c loaders/*.c train/*.c viscnn/*.c viscnn/server/*.c viscnn/api/*.c)
 # The CLI is a client of the public API (include/viscnn.h) and no part of the
-# library: build/libviscnn_cli.a holds its objects but main.o, for bin/viscnn
-# and the tests that run a command in-process (tests/test_abi.sh links them
-# against libviscnn.so alone).
+# library: libviscnn.so and the installed libviscnn.a hold LIB_SRC alone
+# (tests/test_abi.sh links the CLI's objects against libviscnn.so alone). The
+# build tree's build/libviscnn.a carries the CLI's objects but main.o as well,
+# for bin/viscnn, the MPI and CUDA binaries and the tests that run a command
+# in-process.
 CLI_SRC  = $(filter-out viscnn/cli/main.c,$(wildcard viscnn/cli/*.c))
 CLI_OBJ  = $(CLI_SRC:%.c=build/obj/%.o)
 # Built-in architectures (--arch NAME): every models/arch/*.json, embedded as a C file.
@@ -60,13 +62,9 @@ build/gen/arch_templates.c: $(ARCH_JSON) models/arch scripts/embed_arch.sh
 	@mkdir -p build/gen
 	scripts/embed_arch.sh $(ARCH_JSON) > $@.tmp && mv $@.tmp $@
 
-build/libviscnn.a: $(LIB_OBJ)
+build/libviscnn.a: $(LIB_OBJ) $(CLI_OBJ) Makefile
 	@rm -f $@
-	ar rcs $@ $^
-
-build/libviscnn_cli.a: $(CLI_OBJ)
-	@rm -f $@
-	ar rcs $@ $^
+	ar rcs $@ $(filter-out Makefile,$^)
 
 $(SO_FILE): $(LIB_OBJ) Makefile
 	$(CC) $(CFLAGS) -shared -Wl,-soname,$(SO_NAME) -Wl,--no-undefined $(LIB_OBJ) -o $@ $(LDLIBS)
@@ -88,7 +86,7 @@ build/dist/libviscnn.a: $(LIB_OBJ)
 # (build/mpi/bin-is-mpi marks a bin/viscnn copied by make MPI=1, so that
 # switching between the two builds always replaces it)
 ifneq ($(MPI),1)
-bin/viscnn: build/obj/viscnn/cli/main.o build/libviscnn_cli.a build/libviscnn.a Makefile $(if $(wildcard build/mpi/bin-is-mpi),FORCE)
+bin/viscnn: build/obj/viscnn/cli/main.o build/libviscnn.a Makefile $(if $(wildcard build/mpi/bin-is-mpi),FORCE)
 	@mkdir -p bin
 	$(CC) $(CFLAGS) $(filter-out Makefile FORCE,$^) -o $@ $(LDLIBS)
 	@rm -f build/mpi/bin-is-mpi
@@ -108,13 +106,13 @@ MPICC ?= mpicc
 build/mpi/dist.o: viscnn/dist.c viscnn/dist.h Makefile
 	@mkdir -p build/mpi
 	$(MPICC) $(CFLAGS) -DVC_MPI -c $< -o $@
-build/mpi/viscnn: build/obj/viscnn/cli/main.o build/libviscnn_cli.a build/mpi/dist.o build/libviscnn.a Makefile
+build/mpi/viscnn: build/obj/viscnn/cli/main.o build/mpi/dist.o build/libviscnn.a Makefile
 	$(MPICC) $(CFLAGS) $(filter-out Makefile,$^) -o $@ $(LDLIBS)
 test-build: $(if $(shell command -v $(MPICC) 2>/dev/null),build/mpi/viscnn)
 
-build/tests/%: tests/%.c build/libviscnn_cli.a build/libviscnn.a Makefile
+build/tests/%: tests/%.c build/libviscnn.a Makefile
 	@mkdir -p build/tests
-	$(CC) $(CFLAGS) -Itests -Iops $< build/libviscnn_cli.a build/libviscnn.a -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) -Itests -Iops $< build/libviscnn.a -o $@ $(LDLIBS)
 
 # The same CLI under AddressSanitizer + UBSan, for the bad-input tests.
 build/asan/viscnn: Makefile $(LIB_SRC) $(CLI_SRC) viscnn/cli/main.c $(wildcard include/*.h engine/*.h ops/*.h loaders/*.h train/*.h viscnn/*.h viscnn/cli/*.h viscnn/server/*.h)
