@@ -14,7 +14,15 @@ BLAS_LIBS = -L$(OPENBLAS_DIR) -l:libopenblas.so.0 -Wl,-rpath,$(OPENBLAS_DIR) -Wl
 LDLIBS   = $(BLAS_LIBS) -llapacke -lpng -ljpeg -lz -lcjson -lmicrohttpd -lfftw3f -lpthread -lm
 ASAN     = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer
 
-LIB_SRC  = $(wildcard engine/*.c ops/*.c loaders/*.c train/*.c viscnn/*.c viscnn/server/*.c viscnn/api/*.c) $(filter-out viscnn/cli/main.c,$(wildcard viscnn/cli/*.c))
+LIB_SRC  = $(wildcard engine/*.c ops/*.c loaders/*.c train/*.c viscnn/*.c viscnn/server/*.c viscnn/api/*.c)
+# The CLI is a client of the public API (include/viscnn.h) and no part of the
+# library: libviscnn.so and the installed libviscnn.a hold LIB_SRC alone
+# (tests/test_abi.sh links the CLI's objects against libviscnn.so alone). The
+# build tree's build/libviscnn.a carries the CLI's objects but main.o as well,
+# for bin/viscnn, the MPI and CUDA binaries and the tests that run a command
+# in-process.
+CLI_SRC  = $(filter-out viscnn/cli/main.c,$(wildcard viscnn/cli/*.c))
+CLI_OBJ  = $(CLI_SRC:%.c=build/obj/%.o)
 # Built-in architectures (--arch NAME): every models/arch/*.json, embedded as a C file.
 ARCH_JSON = $(sort $(wildcard models/arch/*.json))
 LIB_SRC += build/gen/arch_templates.c
@@ -54,9 +62,9 @@ build/gen/arch_templates.c: $(ARCH_JSON) models/arch scripts/embed_arch.sh
 	@mkdir -p build/gen
 	scripts/embed_arch.sh $(ARCH_JSON) > $@.tmp && mv $@.tmp $@
 
-build/libviscnn.a: $(LIB_OBJ)
+build/libviscnn.a: $(LIB_OBJ) $(CLI_OBJ) Makefile
 	@rm -f $@
-	ar rcs $@ $^
+	ar rcs $@ $(filter-out Makefile,$^)
 
 $(SO_FILE): $(LIB_OBJ) Makefile
 	$(CC) $(CFLAGS) -shared -Wl,-soname,$(SO_NAME) -Wl,--no-undefined $(LIB_OBJ) -o $@ $(LDLIBS)
@@ -107,9 +115,9 @@ build/tests/%: tests/%.c build/libviscnn.a Makefile
 	$(CC) $(CFLAGS) -Itests -Iops $< build/libviscnn.a -o $@ $(LDLIBS)
 
 # The same CLI under AddressSanitizer + UBSan, for the bad-input tests.
-build/asan/viscnn: Makefile $(LIB_SRC) viscnn/cli/main.c $(wildcard include/*.h engine/*.h ops/*.h loaders/*.h train/*.h viscnn/*.h viscnn/cli/*.h viscnn/server/*.h)
+build/asan/viscnn: Makefile $(LIB_SRC) $(CLI_SRC) viscnn/cli/main.c $(wildcard include/*.h engine/*.h ops/*.h loaders/*.h train/*.h viscnn/*.h viscnn/cli/*.h viscnn/server/*.h)
 	@mkdir -p build/asan
-	$(CC) -std=gnu11 -Wall -Wextra -fopenmp -Iinclude $(ASAN) $(LIB_SRC) viscnn/cli/main.c -o $@ $(LDLIBS)
+	$(CC) -std=gnu11 -Wall -Wextra -fopenmp -Iinclude $(ASAN) $(LIB_SRC) $(CLI_SRC) viscnn/cli/main.c -o $@ $(LDLIBS)
 
 # The public API's thread test under ThreadSanitizer (clang; OpenMP and
 # OpenBLAS run one thread each inside it, so every thread TSan sees is one of
@@ -144,7 +152,7 @@ data:
 	@[ -d /usr/share/datasets/fashion-mnist ] && [ -d /usr/share/darknet/data ] || scripts/install-deps.sh
 	scripts/make-data.sh
 
--include $(LIB_OBJ:.o=.d) $(TEST_BIN:=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d)
 
 # The README's main job, on the embedded default model (a Fashion-MNIST
 # AlexNet-style net trained by `viscnn train`, models/fashion.safetensors):
@@ -228,7 +236,7 @@ SAN_CC    = clang
 SAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all \
             -fsanitize=fuzzer-no-link \
             -std=gnu11 -Wall -Wextra -fopenmp -Iinclude -MMD -MP
-SAN_OBJ   = $(LIB_SRC:%.c=build/san/obj/%.o)
+SAN_OBJ   = $(LIB_SRC:%.c=build/san/obj/%.o) $(CLI_SRC:%.c=build/san/obj/%.o)
 SAN_TESTS = $(TEST_SRC:tests/%.c=build/san/tests/%)
 
 build/san/obj/%.o: %.c

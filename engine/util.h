@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "viscnn.h"
 
 // Out of memory is not a user error: report where and abort.
 #define malloc_check(n) malloc_check_((n), __FILE__, __LINE__)
@@ -32,4 +33,4 @@ static inline char *strdup_check(const char *s) {
 // VC_STR_MAX characters with "..." after. The result lives until 8 more calls
 // on the same thread.
 #define VC_STR_MAX 80
-const char *vc_str(const char *s);
+VC_API const char *vc_str(const char *s);

@@ -112,7 +112,7 @@ int vc_run_batch(const vc_run *r);
 // freed activations (and every op's temporaries) cost no page faults on the
 // next pass; resnet18's batch-8 forward ran ~20% faster. Peak memory is the
 // same; it is just not handed back to the system before exit.
-void vc_malloc_keep(void);
+VC_API void vc_malloc_keep(void);
 
 enum {
     VC_FWD_TRAIN     = 1,     // dropout active

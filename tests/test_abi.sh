@@ -41,4 +41,31 @@ msg=$(check "$T/more.txt" "$T/now.txt") && fail "checker" "a vanished symbol pas
 sed 's/^# soname .*/# soname libviscnn.so.99/' "$T/now.txt" > "$T/bumped.txt"
 msg=$(check "$T/more.txt" "$T/bumped.txt") && fail "checker" "a soname change was not noticed" \
     || ok "after a major bump the list must be regenerated: $msg"
+
+# The CLI is a client of the public API alone: its objects (viscnn/cli/*.c,
+# built by make) link against libviscnn.so with nothing else of the library,
+# and that binary prints what bin/viscnn (static library) prints.
+objs=$(for c in viscnn/cli/*.c; do echo "build/obj/${c%.c}.o"; done)
+if ! ls $objs > /dev/null 2>&1; then
+    fail "CLI against libviscnn.so" "CLI objects missing (make)"
+elif out=$(cc $objs -Lbuild -lviscnn -lm -Wl,-rpath,"$PWD/build" -o "$T/viscnn-shared" 2>&1); then
+    ok "the CLI links against libviscnn.so alone (-L build -lviscnn, no libviscnn.a)"
+    ldd "$T/viscnn-shared" | grep -q 'libviscnn.so.0 =>' && ok "the shared-linked CLI loads libviscnn.so.0" \
+        || fail "shared-linked CLI" "does not load libviscnn.so.0"
+    M=models/fashion.safetensors
+    for args in "info $M" "info $M --json" "predict $M data/fashion/sneaker" "predict $M data/fashion/sneaker --json --top 3" \
+                "rf $M --layer features.6 --y 3 --x 2" "predict $M --top 0 data/fashion/sneaker" "info /nonexistent.safetensors"; do
+        a=$("$T/viscnn-shared" $args 2>&1); ra=$?
+        b=$(bin/viscnn $args 2>&1); rb=$?
+        [ "$a" = "$b" ] && [ $ra = $rb ] && ok "shared-linked CLI = bin/viscnn: viscnn $args (exit $ra)" \
+            || fail "shared-linked CLI: viscnn $args" "output or exit status differs ($ra vs $rb)"
+    done
+    "$T/viscnn-shared" predict $M data/fashion/sneaker --save-input "$T/x.npy" > /dev/null 2>&1 &&
+    "$T/viscnn-shared" forward $M --input "$T/x.npy" --layer features.3 -o "$T/a.npy" 2> /dev/null &&
+    bin/viscnn forward $M --input "$T/x.npy" --layer features.3 -o "$T/b.npy" 2> /dev/null &&
+    cmp -s "$T/a.npy" "$T/b.npy" && ok "shared-linked CLI = bin/viscnn: forward --layer features.3 .npy byte-identical" \
+        || fail "shared-linked CLI: forward" "the .npy files differ or a run failed"
+else
+    fail "CLI against libviscnn.so" "link failed (a CLI file uses a symbol viscnn.h does not export): $(echo "$out" | grep -o 'undefined reference to `[^'"'"']*' | sort -u | head -5 | tr '\n' ' ')"
+fi
 exit $((fails > 0))

@@ -97,12 +97,11 @@ def c_functions(text):
 
 READ = re.compile(r"\bcli_(?:opt|flag|int|double|opt_all)\(\s*&?a\s*,\s*\"([a-z0-9-]+)\"")
 funcs = {}
-for f in sorted(os.listdir("viscnn/cli")) + ["../imageset.c"]:
+for f in sorted(os.listdir("viscnn/cli")):
     if f.endswith(".c"):
         funcs.update(c_functions(open(os.path.join("viscnn/cli", f)).read()))
 # options read inside helpers the commands call
-helper_reads = {h: set(READ.findall(funcs[h])) for h in ("imageset_open", "cli_load_batch")}
-helper_reads["imageset_open"] |= helper_reads["cli_load_batch"]
+helper_reads = {h: set(READ.findall(funcs[h])) for h in ("cli_open_set", "cli_load_batch")}
 # --device is taken out of the arguments by main (cli_take_device, device.c)
 # for the commands listed there, before the command parses the rest
 dev_src = open("viscnn/cli/device.c").read()

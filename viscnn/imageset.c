@@ -45,10 +45,31 @@ int progress(const char *label, int done, int total) {
     return 0;
 }
 
-// The --input X.npy [--labels L.npy] part of imageset_open.
-static int open_input(vc_imageset *s, const vc_model *m, cli_args *a, const char *input, const char *labels, int by_label,
-                      vc_error *err) {
-    int rc = cli_load_batch(m, a, 0, NULL, &s->x, &s->n, err);
+int imageset_read_batch(const vc_model *m, const char *npy, float **x, int *N, vc_error *err) {
+    const vc_node *in = &m->nodes[0];
+    *x = NULL;
+    *N = 0;
+    vc_npy arr;
+    int rc = npy_read(&arr, npy, 'f', err);
+    if (rc) return rc;
+    if (arr.rank != 4 || arr.dim[1] != in->c || arr.dim[2] != in->h || arr.dim[3] != in->w || arr.dim[0] < 1) {
+        vc_fail(err, VC_EINPUT, "%s: shape (%lld,%lld,%lld,%lld) does not match the model input (N,%d,%d,%d)", npy,
+                arr.rank > 0 ? arr.dim[0] : -1, arr.rank > 1 ? arr.dim[1] : -1, arr.rank > 2 ? arr.dim[2] : -1,
+                arr.rank > 3 ? arr.dim[3] : -1, in->c, in->h, in->w);
+        npy_free(&arr);
+        return VC_EINPUT;
+    }
+    *N = (int)arr.dim[0];
+    *x = arr.f;
+    arr.f = NULL;
+    npy_free(&arr);
+    return VC_OK;
+}
+
+int imageset_open_npy(vc_imageset *s, const vc_model *m, const char *input, const char *labels, int by_label, vc_error *err) {
+    memset(s, 0, sizeof *s);
+    s->m = m;
+    int rc = imageset_read_batch(m, input, &s->x, &s->n, err);
     if (rc) return rc;
     s->source = input;
     s->cat = calloc_check(s->n, sizeof(int));
@@ -95,24 +116,6 @@ void imageset_weights_only(vc_imageset *s, const vc_model *m) {
     s->n_cat = 1;
     s->cat_names = malloc_check(sizeof(char *));
     s->cat_names[0] = strdup_check("weights");
-}
-
-int imageset_open(vc_imageset *s, const vc_model *m, cli_args *a, int by_label, vc_error *err) {
-    memset(s, 0, sizeof *s);
-    s->m = m;
-    const char *images = cli_opt(a, "images"), *input = cli_opt(a, "input"), *labels = cli_opt(a, "labels");
-    const char *ck = cli_opt(a, "checkpoint");
-    if (!images) images = cli_opt(a, "image");
-    if (!!images == !!input) return vc_fail(err, VC_EINPUT, "%s: give --images PATH or --input X.npy (one of them)", a->cmd);
-    if (labels && !input) return vc_fail(err, VC_EINPUT, "%s: --labels goes with --input", a->cmd);
-    int every, rc = cli_int(a, "checkpoint-every", 1024, 1, 1 << 30, &every, err);
-    if (rc) return rc;
-    if (!ck && cli_opt(a, "checkpoint-every"))
-        return vc_fail(err, VC_EINPUT, "%s: --checkpoint-every goes with --checkpoint DIR", a->cmd);
-    rc = images ? imageset_open_path(s, m, images, err) : open_input(s, m, a, input, labels, by_label, err);
-    s->checkpoint = ck;
-    s->checkpoint_every = every;
-    return rc;
 }
 
 int imageset_open_path(vc_imageset *s, const vc_model *m, const char *path, vc_error *err) {

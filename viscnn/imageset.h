@@ -2,7 +2,7 @@
 // folder, or class subfolders) or --input X.npy [--labels L.npy], grouped by
 // category, loaded batch by batch, and the per-category importance driver.
 #pragma once
-#include "cli/cli.h"
+#include "viscnn_internal.h"
 #include "importance.h"
 #include "../loaders/dataset.h"
 
@@ -20,10 +20,12 @@ typedef struct vc_imageset {
     int checkpoint_every;     // --checkpoint-every K: this rank's images between checkpoints
 } vc_imageset;
 
-// by_label: with --input and --labels, make one category per label value.
-int imageset_open(vc_imageset *s, const vc_model *m, cli_args *a, int by_label, vc_error *err);
 // An empty set of one category, for the weight metric (which reads no image).
 void imageset_weights_only(vc_imageset *s, const vc_model *m);
+// The --input X.npy [--labels L.npy] part of imageset_open.
+int imageset_open_npy(vc_imageset *s, const vc_model *m, const char *input, const char *labels, int by_label, vc_error *err);
+// A preprocessed batch (N, C, H, W of the model's input) from an .npy file.
+int imageset_read_batch(const vc_model *m, const char *npy, float **x, int *N, vc_error *err);
 // The --images PATH part of imageset_open (a file, a folder, class subfolders).
 int imageset_open_path(vc_imageset *s, const vc_model *m, const char *path, vc_error *err);
 void imageset_free(vc_imageset *s);

@@ -7,6 +7,7 @@ struct vc_session {
     vc_run *r;                // the engine's run, rebuilt when the batch size changes; NULL before a forward
     int n;                    // images of the last forward (0: none yet)
     int backward;             // a backward has run since that forward
+    int infer;                // the last forward was vc_session_infer: only its node is kept
     const vc_subnet *circuit; // masks applied to every run (NULL: none)
 };
 
@@ -24,7 +25,12 @@ struct vc_subnet {
     vc_target target;
     vc_scores layout;         // the scores it was extracted from (their layout names the layers)
     vc_circuit c;
+    struct circuit_run *run;  // what vc_circuit_find made it from (NULL otherwise)
 };
+void circuit_run_free(struct circuit_run *r);
+
+#include "../../train/train.h"
+struct vc_labelled { train_set s; };   // a labelled set and its storage
 
 // Checks that an argument is not NULL: VC_EINPUT naming it and the function.
 #define API_NEED(p, err) \

@@ -119,7 +119,8 @@ int vc_subnet_extract(vc_subnet **out, const vc_scoreset *s, const char *mode, v
 void vc_subnet_free(vc_subnet *c) {
     if (!c) return;
     circuit_free(&c->c);
-    scores_free(&c->layout);
+    if (c->layout.l) scores_free(&c->layout);
+    circuit_run_free(c->run);
     free(c);
 }
 

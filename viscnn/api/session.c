@@ -40,6 +40,36 @@ int vc_session_forward(vc_session *s, const float *x, int n, vc_error *err) {
     }
     int rc = vc_forward(s->r, x, -1, 0, err);
     if (!rc) s->n = n;
+    s->infer = 0;
+    return rc;
+}
+
+int vc_session_infer(vc_session *s, const float *x, int n, int node, vc_error *err) {
+    API_NEED(s, err);
+    API_NEED(x, err);
+    if (n < 1) return vc_fail(err, VC_EINPUT, "%s: batch of %d images; need at least 1", __func__, n);
+    if (node < -1 || node >= s->m->n_nodes)
+        return vc_fail(err, VC_EINPUT, "%s: node %d out of range [0, %d) in %s", __func__, node, s->m->n_nodes, s->m->path);
+    s->n = 0;
+    s->backward = 0;
+    if (!s->r || vc_run_batch(s->r) != n) {
+        vc_run_free(s->r);
+        s->r = vc_run_new(s->m, n);
+        int rc = apply_circuit(s->r, s->circuit, err);
+        if (rc) { vc_run_free(s->r); s->r = NULL; return rc; }
+    }
+    int rc = vc_forward(s->r, x, node < 0 ? s->m->output : node, VC_FWD_NOGRAD, err);
+    if (!rc) s->n = n;
+    s->infer = 1;
+    return rc;
+}
+
+int vc_target_check(const vc_model *m, const char *target, int *layer, vc_error *err) {
+    API_NEED(m, err);
+    API_NEED(target, err);
+    vc_target t;
+    int rc = target_parse(&t, m, target, err);
+    if (!rc && layer) *layer = t.layer;
     return rc;
 }
 
@@ -56,6 +86,9 @@ int vc_session_activation(const vc_session *s, int node, const float **data, siz
     int rc = check_run(s, node, __func__, err);
     if (rc) return rc;
     const float *a = vc_run_act(s->r, node);
+    if (!a && s->infer)
+        return vc_fail(err, VC_EINPUT, "%s: the activation of %s was not kept (vc_session_infer keeps its node's only)", __func__,
+                       vc_str(s->m->nodes[node].name));
     if (!a) return vc_fail(err, VC_EINTERNAL, "%s: activation of %s is missing", __func__, vc_str(s->m->nodes[node].name));
     *data = a;
     if (count) *count = (size_t)s->n * s->m->nodes[node].size;
@@ -67,6 +100,7 @@ int vc_session_backward(vc_session *s, const char *target, const int *labels, vc
     API_NEED(target, err);
     int rc = check_run(s, 0, __func__, err);
     if (rc) return rc;
+    if (s->infer) return vc_fail(err, VC_EINPUT, "%s: the last forward was vc_session_infer, which keeps nothing for backward", __func__);
     vc_target t;
     if ((rc = target_parse(&t, s->m, target, err))) return rc;
     for (int k = 0; labels && t.kind == VC_T_LOSS && k < s->n; k++)
@@ -107,6 +141,7 @@ static int channels(const int *ch, int *cnt, int n, const char *what, const char
 static int edge_setup(const vc_session *s, int node, int image, conv2d_dims *d, const char *fn, vc_error *err) {
     int rc = check_run(s, node, fn, err);
     if (rc) return rc;
+    if (s->infer) return vc_fail(err, VC_EINPUT, "%s: the last forward was vc_session_infer, which keeps no edge inputs", fn);
     const vc_node *c = &s->m->nodes[node];
     if (c->op != VC_OP_CONV2D) return vc_fail(err, VC_EINPUT, "%s: node %s is a %s, not a conv2d layer", fn, vc_str(c->name), vc_op_names[c->op]);
     if (image < 0 || image >= s->n) return vc_fail(err, VC_EINPUT, "%s: image %d out of range [0, %d)", fn, image, s->n);

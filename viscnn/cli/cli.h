@@ -1,6 +1,15 @@
 // cli.h: shared pieces of the command-line front end (viscnn/cli/cmd_*.c).
 #pragma once
-#include "viscnn_internal.h"
+#include <stddef.h>
+#include "viscnn.h"
+
+// Fills err as the library does (one line: control bytes as \xNN) and returns code.
+int cli_fail(vc_error *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+// Allocation that ends the program with a line on stderr when memory runs out
+// (not a user error); size 0 gives a valid 1-byte block.
+void *cli_malloc(size_t n);
+void *cli_calloc(size_t n, size_t size);
+char *cli_strdup(const char *s);
 
 // Parsed "--name value" options and positional arguments of one command.
 typedef struct {
@@ -29,6 +38,17 @@ int cli_int(cli_args *a, const char *name, int def, int lo, int hi, int *out, vc
 int cli_load_batch(const vc_model *m, cli_args *a, int n_images, const char *const *images,
                    float **x, int *N, vc_error *err);
 
+// Fails unless every name is a conv layer of m ("CMD: --layer NAME: ...").
+int cli_check_layers(const vc_model *m, const char *const *names, int n, const char *cmd, vc_error *err);
+
+// The path the model was loaded from.
+const char *cli_model_path(const vc_model *m);
+
+// The image set of a command: --images PATH (or --image FILE), or --input
+// X.npy [--labels L.npy] (by_label: a category per label value), with
+// --checkpoint DIR [--checkpoint-every K] where the command has them.
+int cli_open_set(vc_imageset **s, const vc_model *m, cli_args *a, int by_label, vc_error *err);
+
 // Seconds on a monotonic clock.
 double cli_now(void);
 // One line on stderr for a file a command wrote: "wrote PATH: WHAT, SIZE, TIME"
@@ -52,13 +72,12 @@ int cmd_eval(int argc, char **argv, vc_error *err);
 int cmd_serve(int argc, char **argv, vc_error *err);
 int cmd_featvis(int argc, char **argv, vc_error *err);
 
-// viscnn/cli/cmd_train.c: a real-valued option in [lo, hi].
+// A real-valued option in [lo, hi].
 int cli_double(cli_args *a, const char *name, double def, double lo, double hi, double *out, vc_error *err);
 // A labelled set from --IDX_KEY IMAGES --LABELS_KEY LABELS (IDX files) or
 // --IMAGES_KEY FOLDER (class subfolders); when none is given, fails if
-// `required`, else leaves s empty. limit > 0 keeps the first images only.
-struct train_set;
-int cli_open_labelled(struct train_set *s, const vc_model *m, cli_args *a, const char *idx_key, const char *labels_key,
+// `required`, else leaves *s NULL. limit > 0 keeps the first images only.
+int cli_open_labelled(vc_labelled **s, const vc_model *m, cli_args *a, const char *idx_key, const char *labels_key,
                       const char *images_key, int limit, int required, vc_error *err);
 
 // viscnn/cli/device.c: removes --device cpu|cuda from the arguments of a

@@ -1,71 +1,17 @@
-// cmd_basic.c: viscnn info | forward — looking at a model and
-// running it, with no analysis on top (forward --decisions: the branches it
-// took, for replay in the float64 reference; docs/parity.md).
-#include <math.h>
+// cmd_basic.c: viscnn info — a model's layers, shapes, parameters, labels
+// and totals (--json: the same as one JSON object).
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include "../circuit.h"
 #include "cli.h"
-#include "picture.h"
-#include "../../engine/util.h"
-#include "../../loaders/npy.h"
-#include "../../loaders/npz.h"
-#include "../export.h"
 
 static int load_model(vc_model **m, cli_args *a, vc_error *err) {
-    if (a->n_pos < 1) return vc_fail(err, VC_EINPUT, "%s: missing MODEL argument", a->cmd);
+    if (a->n_pos < 1) return cli_fail(err, VC_EINPUT, "%s: missing MODEL argument", a->cmd);
     return vc_model_load(m, a->pos[0], err);
 }
 
-static void shape_str(char *s, size_t n, const vc_node *nd) {
-    if (nd->rank == 2) snprintf(s, n, "(N,%d)", nd->c);
-    else snprintf(s, n, "(N,%d,%d,%d)", nd->c, nd->h, nd->w);
-}
-
-static int conv_channels(const vc_model *m) {
-    int channels = m->nodes[0].c;
-    for (int i = 1; i < m->n_nodes; i++) if (m->nodes[i].op == VC_OP_CONV2D) channels += m->nodes[i].c;
-    return channels;
-}
-
-static size_t node_params(const vc_model *m, const vc_node *n) {
-    size_t np = 0;
-    for (int r = 0; r < VC_P_COUNT; r++) if (n->param[r] >= 0) np += m->params[n->param[r]].size;
-    return np;
-}
-
-static void info_json(const vc_model *m) {
-    FILE *f = stdout;
-    const vc_node *in = &m->nodes[0], *o = &m->nodes[m->output];
-    fputs("{\"model\": ", f);
-    export_string(f, m->name);
-    fputs(", \"path\": ", f);
-    export_string(f, m->path);
-    fputs(", \"input\": {\"name\": ", f);
-    export_string(f, in->name);
-    fprintf(f, ", \"shape\": [%d, %d, %d], \"resize\": %d, \"crop\": %d, \"mean\": [", in->c, in->h, in->w, m->pre.resize,
-            m->pre.crop);
-    for (int c = 0; c < m->pre.channels && c < 3; c++) { if (c) fputs(", ", f); export_float(f, m->pre.mean[c]); }
-    fputs("], \"std\": [", f);
-    for (int c = 0; c < m->pre.channels && c < 3; c++) { if (c) fputs(", ", f); export_float(f, m->pre.std[c]); }
-    fputs("]},\n\"layers\": [", f);
-    for (int i = 1; i < m->n_nodes; i++) {
-        const vc_node *n = &m->nodes[i];
-        fputs(i > 1 ? ",\n {\"name\": " : "\n {\"name\": ", f);
-        export_string(f, n->name);
-        fprintf(f, ", \"op\": \"%s\", \"shape\": ", vc_op_names[n->op]);
-        if (n->rank == 2) fprintf(f, "[%d]", n->c);
-        else fprintf(f, "[%d, %d, %d]", n->c, n->h, n->w);
-        fprintf(f, ", \"params\": %zu, \"inputs\": [", node_params(m, n));
-        for (int k = 0; k < n->n_in; k++) { if (k) fputs(", ", f); export_string(f, m->nodes[n->in[k]].name); }
-        fputs("]}", f);
-    }
-    fputs("],\n\"output\": ", f);
-    export_string(f, o->name);
-    fputs(", \"labels\": [", f);
-    for (int k = 0; k < m->n_labels; k++) { if (k) fputs(", ", f); export_string(f, m->labels[k]); }
-    fprintf(f, "], \"nodes\": %d, \"edges\": %zu, \"parameters\": %zu}\n", conv_channels(m), m->n_edges, m->n_weights);
+static void shape_str(char *s, size_t n, int rank, int c, int h, int w) {
+    if (rank == 2) snprintf(s, n, "(N,%d)", c);
+    else snprintf(s, n, "(N,%d,%d,%d)", c, h, w);
 }
 
 int cmd_info(int argc, char **argv, vc_error *err) {
@@ -74,147 +20,69 @@ int cmd_info(int argc, char **argv, vc_error *err) {
     int rc = cli_parse(&a, "info", argc, argv, NULL, err);
     int json = rc ? 0 : cli_flag(&a, "json");
     if (!rc) rc = cli_check_unused(&a, err);
-    if (!rc && a.n_pos > 1) rc = vc_fail(err, VC_EINPUT, "info: unexpected argument '%s'", a.pos[1]);
+    if (!rc && a.n_pos > 1) rc = cli_fail(err, VC_EINPUT, "info: unexpected argument '%s'", a.pos[1]);
     if (!rc) rc = load_model(&m, &a, err);
     if (rc) return rc;
     if (json) {
-        info_json(m);
+        rc = vc_model_write_json(m, stdout, err);
         vc_model_free(m);
-        return VC_OK;
+        return rc;
     }
-    printf("model %s (%s)\n", vc_str(m->name), m->path);
-    printf("input %s: (N,%d,%d,%d)", m->nodes[0].name, m->nodes[0].c, m->nodes[0].h, m->nodes[0].w);
-    if (m->pre.resize || m->pre.crop) printf("  resize %d, crop %d", m->pre.resize, m->pre.crop);
-    printf("  mean [%g", m->pre.mean[0]);
-    for (int c = 1; c < m->pre.channels && c < 3; c++) printf(", %g", m->pre.mean[c]);
-    printf("]  std [%g", m->pre.std[0]);
-    for (int c = 1; c < m->pre.channels && c < 3; c++) printf(", %g", m->pre.std[c]);
+    const char *name, *path, *in_name;
+    int n_nodes, output, n_labels, resize, crop, channels, c, h, w, rank;
+    float mean[3], std[3];
+    size_t params, nodes, edges, weights;
+    vc_model_about(m, &name, &path, NULL);
+    vc_model_size(m, &n_nodes, &output, &n_labels, NULL);
+    vc_model_preprocess(m, &resize, &crop, &channels, mean, std, NULL);
+    vc_model_node(m, 0, &in_name, NULL, &c, &h, &w, NULL);
+    vc_model_totals(m, &nodes, &edges, &weights, NULL);
+    printf("model %s (%s)\n", vc_str(name), path);
+    printf("input %s: (N,%d,%d,%d)", in_name, c, h, w);
+    if (resize || crop) printf("  resize %d, crop %d", resize, crop);
+    printf("  mean [%g", mean[0]);
+    for (int k = 1; k < channels && k < 3; k++) printf(", %g", mean[k]);
+    printf("]  std [%g", std[0]);
+    for (int k = 1; k < channels && k < 3; k++) printf(", %g", std[k]);
     printf("]\n\n%4s  %-28s %-19s %-20s %10s  %s\n", "#", "layer", "op", "output", "params", "inputs");
-    for (int i = 1; i < m->n_nodes; i++) {
-        const vc_node *n = &m->nodes[i];
+    for (int i = 1; i < n_nodes; i++) {
+        const char *nname, *op;
+        const int *in;
+        int n_in;
+        vc_model_node(m, i, &nname, &op, &c, &h, &w, NULL);
+        vc_model_node_detail(m, i, &rank, &params, NULL);
+        vc_model_node_inputs(m, i, &n_in, &in, NULL);
         char shp[64], ins[256] = "";
-        shape_str(shp, sizeof shp, n);
-        for (int k = 0; k < n->n_in && strlen(ins) < 200; k++)
-            snprintf(ins + strlen(ins), sizeof ins - strlen(ins), "%s%s", k ? ", " : "", vc_str(m->nodes[n->in[k]].name));
-        printf("%4d  %-28s %-19s %-20s %10zu  %s\n", i, vc_str(n->name), vc_op_names[n->op], shp, node_params(m, n), ins);
+        shape_str(shp, sizeof shp, rank, c, h, w);
+        for (int k = 0; k < n_in && strlen(ins) < 200; k++) {
+            const char *iname;
+            vc_model_node(m, in[k], &iname, NULL, NULL, NULL, NULL, NULL);
+            snprintf(ins + strlen(ins), sizeof ins - strlen(ins), "%s%s", k ? ", " : "", vc_str(iname));
+        }
+        printf("%4d  %-28s %-19s %-20s %10zu  %s\n", i, vc_str(nname), op, shp, params, ins);
     }
-    const vc_node *o = &m->nodes[m->output];
+    const char *oname;
     char shp[64];
-    shape_str(shp, sizeof shp, o);
-    printf("\noutput %s %s%s\n", vc_str(o->name), shp, m->n_labels ? ", with labels" : "");
-    if (m->n_labels) {   // the names class:NAME and class folders are matched against
-        printf("labels (%d):", m->n_labels);
+    vc_model_node(m, output, &oname, NULL, &c, &h, &w, NULL);
+    vc_model_node_detail(m, output, &rank, NULL, NULL);
+    shape_str(shp, sizeof shp, rank, c, h, w);
+    printf("\noutput %s %s%s\n", vc_str(oname), shp, n_labels ? ", with labels" : "");
+    if (n_labels) {   // the names class:NAME and class folders are matched against
+        printf("labels (%d):", n_labels);
         int col = 12;
-        for (int k = 0; k < m->n_labels; k++) {
+        for (int k = 0; k < n_labels; k++) {
+            const char *label;
+            vc_model_label(m, k, &label, NULL);
             char item[320];
-            int l = snprintf(item, sizeof item, "  %d %s", k, vc_str(m->labels[k]));
+            int l = snprintf(item, sizeof item, "  %d %s", k, vc_str(label));
             if (col + l > 100) { printf("\n "); col = 1; }
             fputs(item, stdout);
             col += l;
         }
         printf("\n");
     }
-    printf("layers: %d\nnodes (channels of the input and of conv layers): %d\nedges (2-D conv kernels): %zu\nparameters: %zu\n",
-           m->n_nodes - 1, conv_channels(m), m->n_edges, m->n_weights);
+    printf("layers: %d\nnodes (channels of the input and of conv layers): %zu\nedges (2-D conv kernels): %zu\nparameters: %zu\n",
+           n_nodes - 1, nodes, edges, weights);
     vc_model_free(m);
     return VC_OK;
-}
-
-// --decisions D.npz: every branching node's decisions (vc_run_decisions), one
-// .npy entry per node named by the node, streamed to the archive from a
-// forward hook as each node finishes (a NOGRAD forward frees them after).
-typedef struct {
-    const vc_model *m;
-    npz_writer *w;
-    void *buf;
-    size_t cap;
-    int rc;
-    vc_error err;
-} decision_sink;
-
-static void decisions_hook(void *ctx, const vc_run *r, int node, int phase) {
-    decision_sink *s = ctx;
-    const vc_model *m = s->m;
-    vc_decision_kind kind = vc_node_decisions(m, node);
-    if (phase != 0 || s->rc || kind == VC_DEC_NONE) return;
-    const vc_node *nd = &m->nodes[node];
-    int N = vc_run_batch(r);
-    size_t item = kind == VC_DEC_REGION ? 1 : 4, bytes = (size_t)N * nd->size * item;
-    if (bytes > s->cap) { free(s->buf); s->buf = malloc_check(bytes); s->cap = bytes; }
-    long long dim[4] = {N, nd->c, nd->h, nd->w};
-    s->rc = vc_run_decisions(r, node, s->buf, &s->err);
-    if (!s->rc)
-        s->rc = npz_add(s->w, nd->name, kind == VC_DEC_REGION ? "|u1" : "<i4", nd->rank, dim, s->buf, &s->err);
-}
-
-int cmd_forward(int argc, char **argv, vc_error *err) {
-    cli_args a;
-    vc_model *m = NULL;
-    int rc = cli_parse(&a, "forward", argc, argv, NULL, err);
-    if (rc) return rc;
-    const char *out = cli_opt(&a, "o"), *layer = cli_opt(&a, "layer"), *cpath = cli_opt(&a, "circuit");
-    const char *dpath = cli_opt(&a, "decisions");
-    if (!out && !dpath) return vc_fail(err, VC_EINPUT, "forward: missing -o OUT.npy (or --decisions D.npz)");
-    if (!cli_opt(&a, "input")) return vc_fail(err, VC_EINPUT, "forward: missing --input IN.npy");
-    int png = out ? cli_check_ext("forward", "-o", out, (const char *const[]){".npy", ".png", NULL}, err) : 0;
-    if (png < 0) return VC_EINPUT;
-    if (dpath && cli_check_ext("forward", "--decisions", dpath, (const char *const[]){".npz", NULL}, err) < 0) return VC_EINPUT;
-    double t0 = cli_now();
-    float *x = NULL;
-    int N = 0, node = -1;
-    rc = load_model(&m, &a, err);
-    if (!rc && a.n_pos > 1) rc = vc_fail(err, VC_EINPUT, "forward: unexpected argument '%s'", a.pos[1]);
-    if (!rc) {
-        node = layer ? vc_model_find(m, layer) : m->output;
-        if (node < 0) rc = vc_fail(err, VC_EINPUT, "forward: --layer %s: no such layer in %s (see viscnn info)", layer, m->path);
-        else if (png && m->nodes[node].rank != 4)
-            rc = vc_fail(err, VC_EINPUT, "forward: -o %s: a picture needs a layer with maps (--layer L of shape (N,C,H,W))", out);
-    }
-    if (!rc) rc = cli_load_batch(m, &a, 0, NULL, &x, &N, err);
-    if (!rc) rc = cli_check_unused(&a, err);
-    vc_run *r = NULL;
-    vc_circuit circ = {0};
-    vc_scores layout = {0};
-    if (!rc) r = vc_run_new(m, N);
-    if (!rc && cpath) {   // run the circuit as a masked network
-        rc = circuit_read(&circ, &layout, m, cpath, err);
-        if (!rc) rc = circuit_apply(r, &layout, &circ, err);
-        circuit_free(&circ);
-        if (layout.l) scores_free(&layout);
-    }
-    decision_sink sink = {.m = m};
-    if (!rc && dpath) {
-        rc = npz_open(&sink.w, dpath, err);
-        if (!rc) vc_run_set_hook(r, decisions_hook, &sink);
-    }
-    if (!rc) rc = vc_forward(r, x, node, VC_FWD_NOGRAD, err);
-    if (!rc && sink.rc) { rc = sink.rc; *err = sink.err; }
-    if (!rc && out) {
-        const vc_node *nd = &m->nodes[node];
-        long long dim[4] = {N, nd->c, nd->h, nd->w};
-        char what[160];
-        if (png) {   // the first image's channels, as near a square grid as they go
-            int cols = (int)ceil(sqrt((double)nd->c)), rows = (nd->c + cols - 1) / cols;
-            float *sheet = calloc_check((size_t)rows * cols * nd->h * nd->w, sizeof(float));
-            memcpy(sheet, vc_run_act(r, node), (size_t)nd->c * nd->h * nd->w * sizeof(float));
-            rc = picture_sheet(out, sheet, rows, cols, nd->h, nd->w, err);
-            free(sheet);
-            snprintf(what, sizeof what, "%d channel maps of %s for image 0 (%dx%d), a contact sheet", nd->c, nd->name, nd->h, nd->w);
-        } else {
-            rc = npy_write(out, vc_run_act(r, node), nd->rank, dim, err);
-            if (nd->rank == 4) snprintf(what, sizeof what, "%s output (%d,%d,%d,%d)", nd->name, N, nd->c, nd->h, nd->w);
-            else snprintf(what, sizeof what, "%s output (%d,%d)", nd->name, N, nd->c);
-        }
-        if (!rc) cli_wrote(out, what, t0);
-    }
-    if (sink.w) {
-        if (!rc) rc = npz_close(sink.w, err);
-        if (!rc) cli_wrote(dpath, "the decisions of every branching node", t0);
-        else npz_abort(sink.w);
-    }
-    free(sink.buf);
-    vc_run_free(r);
-    free(x);
-    vc_model_free(m);
-    return rc;
 }

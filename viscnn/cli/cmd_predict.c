@@ -9,11 +9,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include "cli.h"
-#include "../export.h"
-#include "../imageset.h"
-#include "../../engine/util.h"
-#include "../../loaders/image.h"
-#include "../../loaders/npy.h"
 
 #define CHUNK 64
 
@@ -28,9 +23,9 @@ static void list_add(predict_list *l, const char *path, int label) {
         l->cap = l->cap ? 2 * l->cap : 64;
         l->path = realloc(l->path, l->cap * sizeof(char *));
         l->label = realloc(l->label, l->cap * sizeof(int));
-        VC_ASSERT(l->path && l->label);
+        if (!l->path || !l->label) { fputs("viscnn: out of memory\n", stderr); abort(); }
     }
-    l->path[l->n] = path ? strdup_check(path) : NULL;
+    l->path[l->n] = path ? cli_strdup(path) : NULL;
     l->label[l->n++] = label;
 }
 
@@ -45,15 +40,27 @@ static int collect(predict_list *l, const vc_model *m, int n, const char *const 
     for (int k = 0; k < n; k++) {
         struct stat st;
         if (stat(paths[k], &st) == 0 && S_ISDIR(st.st_mode)) {
-            vc_imageset s;
-            int rc = imageset_open_path(&s, m, paths[k], err);
+            vc_imageset *s;
+            int rc = vc_imageset_open(&s, m, paths[k], err), n = 0;
             if (rc) return rc;
-            imageset_warn(&s);
-            for (int i = 0; i < s.n; i++) list_add(l, s.ds.paths[i], s.label[i]);
-            imageset_free(&s);
+            vc_imageset_warn(s);
+            vc_imageset_size(s, &n, NULL, NULL, NULL);
+            for (int i = 0; i < n; i++) {
+                const char *path;
+                int label;
+                vc_imageset_image(s, i, &path, &label, NULL, NULL);
+                list_add(l, path, label);
+            }
+            vc_imageset_free(s);
         } else list_add(l, paths[k], -1);
     }
     return VC_OK;
+}
+
+static const char *label_of(const vc_model *m, int k) {
+    const char *s = "";
+    vc_model_label(m, k, &s, NULL);
+    return s;
 }
 
 // Top-`top` classes of one output row by logit (ties: the lower index), with softmax probabilities.
@@ -78,14 +85,19 @@ int cmd_predict(int argc, char **argv, vc_error *err) {
     const char *save = cli_opt(&a, "save-input"), *npy = cli_opt(&a, "input");
     if ((rc = cli_int(&a, "top", 5, 1, 1000000, &top, err))) return rc;
     if ((rc = cli_check_unused(&a, err))) return rc;
-    if (a.n_pos < 1) return vc_fail(err, VC_EINPUT, "predict: missing MODEL argument");
-    if (npy && a.n_pos > 1) return vc_fail(err, VC_EINPUT, "predict: give images or --input, not both");
-    if (!npy && a.n_pos < 2) return vc_fail(err, VC_EINPUT, "predict: no input: give images, folders or --input X.npy");
+    if (a.n_pos < 1) return cli_fail(err, VC_EINPUT, "predict: missing MODEL argument");
+    if (npy && a.n_pos > 1) return cli_fail(err, VC_EINPUT, "predict: give images or --input, not both");
+    if (!npy && a.n_pos < 2) return cli_fail(err, VC_EINPUT, "predict: no input: give images, folders or --input X.npy");
     if (save && cli_check_ext("predict", "--save-input", save, (const char *const[]){".npy", NULL}, err) < 0) return VC_EINPUT;
     vc_model *m;
     if ((rc = vc_model_load(&m, a.pos[0], err))) return rc;
-    const vc_node *in = &m->nodes[0];
-    const int K = (int)m->nodes[m->output].size;
+    int c, h, w, output, n_labels;
+    vc_model_node(m, 0, NULL, NULL, &c, &h, &w, NULL);
+    vc_model_size(m, NULL, &output, &n_labels, NULL);
+    const size_t in_size = (size_t)c * h * w;
+    int kc, kh, kw;
+    vc_model_node(m, output, NULL, NULL, &kc, &kh, &kw, NULL);
+    const int K = kc * kh * kw;
     if (top > K) top = K;
     predict_list l = {0};
     float *all = NULL, *x = NULL;   // all: --input's batch, or every image for --save-input
@@ -96,27 +108,28 @@ int cmd_predict(int argc, char **argv, vc_error *err) {
     } else {
         rc = collect(&l, m, a.n_pos - 1, a.pos + 1, err);
         N = l.n;
-        if (!rc && save) all = malloc_check((size_t)N * in->size * sizeof(float));
+        if (!rc && save) all = cli_malloc((size_t)N * in_size * sizeof(float));
     }
     double t0 = cli_now();
-    if (!rc && !npy && !all) x = malloc_check((size_t)CHUNK * in->size * sizeof(float));
-    int *idx = malloc_check(K * sizeof(int)), *pred = malloc_check((N ? N : 1) * sizeof(int));
-    double *p = malloc_check(K * sizeof(double));
-    vc_run *r = rc ? NULL : vc_run_new(m, N < CHUNK ? (N ? N : 1) : CHUNK);
+    if (!rc && !npy && !all) x = cli_malloc((size_t)CHUNK * in_size * sizeof(float));
+    int *idx = cli_malloc(K * sizeof(int)), *pred = cli_malloc((N ? N : 1) * sizeof(int));
+    double *p = cli_malloc(K * sizeof(double));
+    vc_session *r = NULL;
+    if (!rc) rc = vc_session_new(&r, m, err);
     if (!rc && json) {
         fputs("{\"model\": ", stdout);
-        export_string(stdout, m->path);
+        vc_json_string(stdout, cli_model_path(m));
         fputs(", \"predictions\": [", stdout);
     }
     for (int s = 0; !rc && s < N; s += CHUNK) {
         int n = N - s < CHUNK ? N - s : CHUNK;
-        float *xs = all ? all + (size_t)s * in->size : x;
+        float *xs = all ? all + (size_t)s * in_size : x;
         for (int i = 0; !npy && !rc && i < n; i++)
-            rc = image_preprocess(xs + (size_t)i * in->size, l.path[s + i], &m->pre, in->h, in->w, err);
-        if (!rc && n != vc_run_batch(r)) { vc_run_free(r); r = vc_run_new(m, n); }
-        if (!rc) rc = vc_forward(r, xs, m->output, VC_FWD_NOGRAD, err);
+            rc = vc_image_preprocess(m, l.path[s + i], xs + (size_t)i * in_size, err);
+        if (!rc) rc = vc_session_infer(r, xs, n, output, err);
+        const float *y = NULL;
+        if (!rc) rc = vc_session_activation(r, output, &y, NULL, err);
         if (rc) break;
-        const float *y = vc_run_act(r, m->output);
         for (int i = 0; i < n; i++) {
             int g = s + i;
             top_classes(y + (size_t)i * K, K, top, idx, p);
@@ -126,13 +139,13 @@ int cmd_predict(int argc, char **argv, vc_error *err) {
             const char *label = l.path[g] ? l.path[g] : name;
             if (json) {
                 fputs(g ? ",\n {\"image\": " : "\n {\"image\": ", stdout);
-                export_string(stdout, label);
+                vc_json_string(stdout, label);
                 if (l.label[g] >= 0) printf(", \"label\": %d", l.label[g]);
                 fputs(", \"top\": [", stdout);
                 for (int t = 0; t < top; t++) {
                     printf("%s{\"class\": %d, \"p\": ", t ? ", " : "", idx[t]);
-                    export_float(stdout, p[t]);
-                    if (idx[t] < m->n_labels) { fputs(", \"name\": ", stdout); export_string(stdout, m->labels[idx[t]]); }
+                    vc_json_number(stdout, p[t]);
+                    if (idx[t] < n_labels) { fputs(", \"name\": ", stdout); vc_json_string(stdout, label_of(m, idx[t])); }
                     fputc('}', stdout);
                 }
                 fputs("]}", stdout);
@@ -140,9 +153,9 @@ int cmd_predict(int argc, char **argv, vc_error *err) {
             }
             printf("%s\n", label);
             for (int t = 0; t < top; t++)
-                printf("  %d. %5d  %.4f  %s\n", t + 1, idx[t], p[t], idx[t] < m->n_labels ? vc_str(m->labels[idx[t]]) : "");
+                printf("  %d. %5d  %.4f  %s\n", t + 1, idx[t], p[t], idx[t] < n_labels ? vc_str(label_of(m, idx[t])) : "");
         }
-        if (N > CHUNK) progress("predict", s + n, N);
+        if (N > CHUNK) vc_progress("predict", s + n, N);
     }
     int labelled = 0, correct = 0;
     for (int i = 0; !rc && i < N; i++)
@@ -155,13 +168,13 @@ int cmd_predict(int argc, char **argv, vc_error *err) {
     } else if (!rc && labelled)
         printf("accuracy %.2f%% (%d/%d) on the images in class folders\n", 100.0 * correct / labelled, correct, labelled);
     if (!rc && save) {
-        long long dim[4] = {N, in->c, in->h, in->w};
-        rc = npy_write(save, all, 4, dim, err);
+        long long dim[4] = {N, c, h, w};
+        rc = vc_npy_write(save, all, 4, dim, err);
         char what[64];
-        snprintf(what, sizeof what, "%d preprocessed images (%d,%d,%d,%d)", N, N, in->c, in->h, in->w);
+        snprintf(what, sizeof what, "%d preprocessed images (%d,%d,%d,%d)", N, N, c, h, w);
         if (!rc) cli_wrote(save, what, t0);
     }
-    vc_run_free(r);
+    vc_session_free(r);
     free(idx); free(pred); free(p); free(x); free(all);
     list_free(&l);
     vc_model_free(m);

@@ -15,7 +15,6 @@
 #include <string.h>
 #include <unistd.h>
 #include "cli.h"
-#include "../server/server.h"
 
 static void reexec_passive(void) {
     if (getenv("OMP_WAIT_POLICY")) return;
@@ -41,19 +40,14 @@ int cmd_serve(int argc, char **argv, vc_error *err) {
     cli_args a;
     int rc = cli_parse(&a, "serve", argc, argv, (const char *const[]){"no-precompute", NULL}, err);
     if (rc) return rc;
-    if (a.n_pos != 1) return vc_fail(err, VC_EINPUT, "serve: expected one MODEL argument, got %d", a.n_pos);
-    server_opts o = {0};
-    o.model_path = a.pos[0];
-    o.images = cli_opt(&a, "images");
-    o.host = cli_opt(&a, "host");
-    o.web_dir = cli_opt(&a, "web");
-    o.target = cli_opt(&a, "target");
-    o.no_precompute = cli_flag(&a, "no-precompute");
-    const char *cache = cli_opt(&a, "cache");
-    if ((rc = cli_int(&a, "port", 8050, 0, 65535, &o.port, err))) return rc;
-    if ((rc = cli_int(&a, "threads", 0, 0, 1024, &o.threads, err))) return rc;
+    if (a.n_pos != 1) return cli_fail(err, VC_EINPUT, "serve: expected one MODEL argument, got %d", a.n_pos);
+    const char *images = cli_opt(&a, "images"), *host = cli_opt(&a, "host"), *web = cli_opt(&a, "web"),
+               *target = cli_opt(&a, "target"), *cache = cli_opt(&a, "cache");
+    int no_precompute = cli_flag(&a, "no-precompute"), port, threads;
+    if ((rc = cli_int(&a, "port", 8050, 0, 65535, &port, err))) return rc;
+    if ((rc = cli_int(&a, "threads", 0, 0, 1024, &threads, err))) return rc;
     if ((rc = cli_check_unused(&a, err))) return rc;
-    if (!o.images) return vc_fail(err, VC_EINPUT, "serve: missing --images PATH (an image, a folder, or class subfolders)");
+    if (!images) return cli_fail(err, VC_EINPUT, "serve: missing --images PATH (an image, a folder, or class subfolders)");
     char def[PATH_MAX];
     if (!cache) {
         const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
@@ -62,7 +56,6 @@ int cmd_serve(int argc, char **argv, vc_error *err) {
         else snprintf(def, sizeof def, ".viscnn-cache");
         cache = def;
     }
-    o.cache_dir = cache;
     reexec_passive();
-    return server_run(&o, err);
+    return vc_serve(a.pos[0], images, host, port, cache, web, target, threads, no_precompute, err);
 }

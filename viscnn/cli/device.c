@@ -15,18 +15,16 @@ int cli_take_device(const char *cmd, int *argc, char **argv, vc_error *err) {
     for (int i = 0; i < *argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--device") || !strncmp(a, "--device=", 9)) {
-            if (!strcmp(cmd, "train")) return vc_fail(err, VC_EINPUT, "train: --device: training runs on the CPU only");
-            if (!computes) return vc_fail(err, VC_EINPUT, "%s: --device: this command computes nothing on a device", cmd);
+            if (!strcmp(cmd, "train")) return cli_fail(err, VC_EINPUT, "train: --device: training runs on the CPU only");
+            if (!computes) return cli_fail(err, VC_EINPUT, "%s: --device: this command computes nothing on a device", cmd);
             if (a[8] == '=') dev = a + 9;
             else if (i + 1 < *argc) dev = argv[++i];
-            else return vc_fail(err, VC_EINPUT, "%s: --device needs a value (cpu or cuda)", cmd);
+            else return cli_fail(err, VC_EINPUT, "%s: --device needs a value (cpu or cuda)", cmd);
             continue;
         }
         argv[out++] = argv[i];
     }
     *argc = out;
     if (!dev) return VC_OK;
-    vc_device d;
-    int rc = vc_device_parse(dev, &d, err);
-    return rc ? rc : vc_set_device(d, err);
+    return vc_device_select(dev, err);
 }

@@ -196,14 +196,14 @@ int cli_help_command(int argc, char **argv, const char *const *dispatch, int n_d
     int man = cli_flag(&a, "man"), md = cli_flag(&a, "markdown"), syn = cli_flag(&a, "synopsis"),
         list = cli_flag(&a, "list-options");
     if (man + md + syn + list + (a.n_pos > 0) > 1)
-        return vc_fail(err, VC_EINPUT, "help: give one of COMMAND, --man, --markdown, --synopsis, --list-options");
+        return cli_fail(err, VC_EINPUT, "help: give one of COMMAND, --man, --markdown, --synopsis, --list-options");
     if (man) cli_help_man(stdout);
     else if (md) cli_help_markdown(stdout);
     else if (syn) cli_help_synopsis(stdout);
     else if (list) return cli_help_list(stdout, dispatch, n_dispatch) ? VC_EINTERNAL : VC_OK;
     else if (a.n_pos == 1) {
         const cli_help_entry *h = cli_help_find(a.pos[0]);
-        if (!h) return vc_fail(err, VC_EINPUT, "help: unknown command '%s' (viscnn help lists them)", a.pos[0]);
+        if (!h) return cli_fail(err, VC_EINPUT, "help: unknown command '%s' (viscnn help lists them)", a.pos[0]);
         cli_help_print(stdout, h);
     } else cli_help_overview(stdout);
     return VC_OK;

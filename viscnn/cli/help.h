@@ -3,7 +3,7 @@
 #pragma once
 #include <stdio.h>
 #include "help_table.h"
-#include "viscnn_internal.h"
+#include "viscnn.h"
 
 void cli_help_print(FILE *f, const cli_help_entry *h);      // viscnn CMD --help
 void cli_help_overview(FILE *f);                            // viscnn --help

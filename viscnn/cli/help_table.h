@@ -5,8 +5,9 @@
 // tests/test_cli_help.py checks the code reads every option it lists and no
 // other. Adding an option is one row in its command's `opt` list.
 #pragma once
+#include "viscnn.h"
 
-#define VISCNN_VERSION "0.2.0"
+#define VISCNN_VERSION VISCNN_VERSION_STRING
 #define CLI_MAX_OPTS 40
 
 typedef struct {

@@ -5,9 +5,7 @@
 #include <string.h>
 #include "cli.h"
 #include "help.h"
-#include "../dist.h"
 #include <stdlib.h>
-#include "../../loaders/image.h"
 
 static const struct { const char *name; int (*fn)(int, char **, vc_error *); } commands[] = {
     {"info", cmd_info}, {"predict", cmd_predict}, {"forward", cmd_forward},
@@ -56,7 +54,7 @@ int main(int argc, char **argv) {
             fprintf(stderr, "viscnn %s: --max-pixels needs a positive integer\n", argv[1]);
             return 2;
         }
-        image_set_max_pixels(n);
+        vc_set_max_pixels(n);
         memmove(argv + i, argv + i + 2, (size_t)(argc - i - 1) * sizeof *argv);   // keeps argv[argc] == NULL
         argc -= 2;
         i--;
@@ -78,12 +76,12 @@ int main(int argc, char **argv) {
         // under mpirun these split their images across the ranks (docs/mpi.md)
         int dist = !strcmp(argv[1], "importance") || !strcmp(argv[1], "circuit") || !strcmp(argv[1], "project");
         dist |= !strcmp(argv[1], "featvis");   // its --layer L --all batches (batch u on rank u % N)
-        if (dist) dist_start(&argc, &argv);
+        if (dist) vc_dist_start(&argc, &argv);
         int nargs = argc - 2;
         int rc = cli_take_device(argv[1], &nargs, argv + 2, &err);
         if (!rc) rc = commands[i].fn ? commands[i].fn(nargs, argv + 2, &err)
                                      : cli_help_command(nargs, argv + 2, names, N_COMMANDS, &err);
-        if (rc && !dist_error_quiet()) {   // (an error all ranks agreed on: rank 0 prints it)
+        if (rc && !vc_dist_error_quiet()) {   // (an error all ranks agreed on: rank 0 prints it)
             const char *msg = err.msg[0] ? err.msg : "failed";
             size_t cl = strlen(argv[1]);   // messages may already start with "<command>: "
             if (!strncmp(msg, argv[1], cl) && msg[cl] == ':' && msg[cl + 1] == ' ') msg += cl + 2;
@@ -91,8 +89,8 @@ int main(int argc, char **argv) {
         }
         // an error only this rank saw (not agreed at a collective): the others
         // may be waiting in one, so end the whole job with this status
-        if (dist && rc && !dist_error_agreed()) dist_abort(rc == VC_EINPUT ? 2 : 1);
-        if (dist) dist_end();   // after rank 0 has printed: the others wait for it here
+        if (dist && rc && !vc_dist_error_agreed()) vc_dist_abort(rc == VC_EINPUT ? 2 : 1);
+        if (dist) vc_dist_end();   // after rank 0 has printed: the others wait for it here
         return !rc ? 0 : rc == VC_EINPUT ? 2 : 1;
     }
     fprintf(stderr, "viscnn: unknown command '%s' (try viscnn --help)\n", argv[1]);

@@ -4,8 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "../../engine/util.h"
-#include "../../loaders/image.h"
+#include "cli.h"
+
+// A picture being drawn: (3, h, w), values in [0, 1].
+typedef struct { int c, h, w; float *data; } picture;
 
 #define MAX_SIDE 8192
 #define GAP 2
@@ -18,7 +20,7 @@ static const unsigned char glyphs[][5] = {
     {0, 2, 7, 2, 0}, {7, 5, 7, 4, 7},
 };
 
-static void put(vc_image *im, int y, int x, float r, float g, float b) {
+static void put(picture *im, int y, int x, float r, float g, float b) {
     if (y < 0 || x < 0 || y >= im->h || x >= im->w) return;
     size_t p = (size_t)y * im->w + x, plane = (size_t)im->h * im->w;
     im->data[p] = r;
@@ -27,7 +29,7 @@ static void put(vc_image *im, int y, int x, float r, float g, float b) {
 }
 
 // Text in black at (y, x), each glyph pixel a s x s square; returns the width.
-static int text(vc_image *im, int y, int x, const char *s, int scale, int draw) {
+static int text(picture *im, int y, int x, const char *s, int scale, int draw) {
     int x0 = x;
     for (; *s; s++) {
         const char *g = strchr(glyph_chars, *s);
@@ -61,14 +63,14 @@ int picture_sheet(const char *path, const float *maps, int rows, int cols, int h
     if (s < 1) s = 1;
     long gw = (long)cols * (w * s + GAP) + GAP, gh = (long)rows * (h * s + GAP) + GAP;
     if (gw > MAX_SIDE || gh > MAX_SIDE)
-        return vc_fail(err, VC_EINPUT, "%s: %d x %d maps of %dx%d make a picture over %d pixels a side; choose fewer (--out/--in)",
+        return cli_fail(err, VC_EINPUT, "%s: %d x %d maps of %dx%d make a picture over %d pixels a side; choose fewer (--out/--in)",
                        path, rows, cols, h, w, MAX_SIDE);
     size_t n = (size_t)rows * cols * h * w;
     double mx = 0;
     for (size_t i = 0; i < n; i++) if (fabs(maps[i]) > mx) mx = fabs(maps[i]);
     int scale = 2, bar_h = 12, text_h = 5 * scale, width = gw < 200 ? 200 : (int)gw;
     int height = (int)gh + 6 + bar_h + 4 + text_h + 4;
-    vc_image im = {3, height, width, malloc_check((size_t)3 * height * width * sizeof(float))};
+    picture im = {3, height, width, cli_malloc((size_t)3 * height * width * sizeof(float))};
     for (size_t i = 0; i < (size_t)3 * height * width; i++) im.data[i] = 1;
     for (int y = 0; y < gh; y++)
         for (int x = 0; x < gw; x++) put(&im, y, x, 0.6f, 0.6f, 0.6f);
@@ -96,17 +98,19 @@ int picture_sheet(const char *path, const float *maps, int rows, int cols, int h
     text(&im, ty, bx, lo, scale, 1);
     text(&im, ty, bx + bw / 2 - text(&im, 0, 0, "0", scale, 0) / 2, "0", scale, 1);
     text(&im, ty, bx + bw - text(&im, 0, 0, hi, scale, 0), hi, scale, 1);
-    int rc = image_save_png(path, &im, err);
+    int rc = vc_png_write(path, im.data, 3, im.h, im.w, err);
     free(im.data);
     return rc;
 }
 
-int picture_rf(const char *path, const float *x, int c, int h, int w, const vc_preprocess *pre, vc_box box, vc_error *err) {
+int picture_rf(const char *path, const float *x, int c, int h, int w, const float *mean, const float *std, const int *bx,
+               vc_error *err) {
+    struct { int y0, x0, y1, x1; } box = {bx[0], bx[1], bx[2], bx[3]};
     int side = h > w ? h : w, s = (256 + side - 1) / side;
     if (s > 8) s = 8;
     if (s < 1) s = 1;
     int H = h * s, W = w * s;
-    vc_image im = {3, H, W, malloc_check((size_t)3 * H * W * sizeof(float))};
+    picture im = {3, H, W, cli_malloc((size_t)3 * H * W * sizeof(float))};
     for (int y = 0; y < H; y++)
         for (int xx = 0; xx < W; xx++) {
             int iy = y / s, ix = xx / s;
@@ -114,18 +118,18 @@ int picture_rf(const char *path, const float *x, int c, int h, int w, const vc_p
             float v[3];
             for (int k = 0; k < 3; k++) {
                 int ch = c == 1 ? 0 : k;
-                v[k] = x[((size_t)ch * h + iy) * w + ix] * pre->std[ch] + pre->mean[ch];
+                v[k] = x[((size_t)ch * h + iy) * w + ix] * std[ch] + mean[ch];
                 if (!inside) v[k] *= 0.35f;
             }
             put(&im, y, xx, v[0], v[1], v[2]);
         }
-    if (!rf_box_empty(box))   // a 2-pixel red frame just outside the box
+    if (box.y1 >= box.y0 && box.x1 >= box.x0)   // a 2-pixel red frame just outside the box
         for (int t = 1; t <= 2; t++) {
             int y0 = box.y0 * s - t, y1 = (box.y1 + 1) * s - 1 + t, x0 = box.x0 * s - t, x1 = (box.x1 + 1) * s - 1 + t;
             for (int xx = x0; xx <= x1; xx++) { put(&im, y0, xx, 1, 0, 0); put(&im, y1, xx, 1, 0, 0); }
             for (int y = y0; y <= y1; y++) { put(&im, y, x0, 1, 0, 0); put(&im, y, x1, 1, 0, 0); }
         }
-    int rc = image_save_png(path, &im, err);
+    int rc = vc_png_write(path, im.data, 3, im.h, im.w, err);
     free(im.data);
     return rc;
 }

@@ -1,8 +1,7 @@
 // picture.h: PNG pictures the CLI writes where a reader would rather look
 // than read: contact sheets of maps and a receptive field on its image.
 #pragma once
-#include "viscnn_internal.h"
-#include "../rf.h"
+#include "viscnn.h"
 
 // maps: (rows, cols, h, w) as a grid of cells, each map enlarged by an
 // integer factor, on a diverging colour map centred at 0 (blue negative,
@@ -12,5 +11,7 @@
 int picture_sheet(const char *path, const float *maps, int rows, int cols, int h, int w, vc_error *err);
 // The preprocessed image x: (C, H, W) (C = 1 or 3), un-normalised with the
 // model's mean and std, enlarged, with the pixels outside box dimmed and a
-// red frame around box (inclusive input-pixel bounds, already clipped).
-int picture_rf(const char *path, const float *x, int c, int h, int w, const vc_preprocess *pre, vc_box box, vc_error *err);
+// red frame around box {y0, x0, y1, x1} (inclusive input-pixel bounds, already
+// clipped; empty when y1 < y0 or x1 < x0). mean, std: the model's, per channel.
+int picture_rf(const char *path, const float *x, int c, int h, int w, const float *mean, const float *std, const int *box,
+               vc_error *err);

@@ -303,10 +303,7 @@ int set_open(vc_server *s, const char *set, vc_imageset *tmp, const vc_imageset 
     char path[4096];
     if (upload_path(s, set, path, sizeof path))
         return vc_fail(err, VC_EINPUT, "set %s: expected \"main\" or the id of an uploaded image (up:HEX)", set);
-    cli_args a;
-    char *argv[] = {"--images", path};
-    int rc = cli_parse(&a, "serve", 2, argv, NULL, err);
-    if (!rc) rc = imageset_open(tmp, s->m, &a, 0, err);
+    int rc = imageset_open_path(tmp, s->m, path, err);
     if (!rc) *out = tmp;
     return rc;
 }

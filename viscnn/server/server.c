@@ -381,10 +381,7 @@ int server_run(const server_opts *o, vc_error *err) {
         rc = target_parse(&t, s->m, s->o.target, err);
     }
     if (!rc) {
-        cli_args a;
-        char *argv[] = {"--images", (char *)o->images};
-        rc = cli_parse(&a, "serve", 2, argv, NULL, err);
-        if (!rc) rc = imageset_open(&s->main_set, s->m, &a, 0, err);
+        rc = imageset_open_path(&s->main_set, s->m, o->images, err);
         if (!rc) imageset_warn(&s->main_set);
         if (!rc && s->main_set.n < 1) rc = vc_fail(err, VC_EINPUT, "--images %s: no images", o->images);
     }
