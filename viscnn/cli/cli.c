@@ -235,3 +235,10 @@ int cli_check_ext(const char *cmd, const char *opt, const char *path, const char
     cli_fail(err, VC_EINPUT, "%s: %s %s: the output must end in %s", cmd, opt, path, list);
     return -1;
 }
+
+void cli_put_escaped(FILE *f, const char *s) {
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p < 0x20 || *p == 0x7f || *p == '\\') fprintf(f, "\\x%02x", *p);
+        else fputc(*p, f);
+    }
+}

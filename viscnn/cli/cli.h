@@ -1,6 +1,7 @@
 // cli.h: shared pieces of the command-line front end (viscnn/cli/cmd_*.c).
 #pragma once
 #include <stddef.h>
+#include <stdio.h>
 #include "viscnn.h"
 
 // Fills err as the library does (one line: control bytes as \xNN) and returns code.
@@ -49,6 +50,9 @@ const char *cli_model_path(const vc_model *m);
 // --checkpoint DIR [--checkpoint-every K] where the command has them.
 int cli_open_set(vc_imageset **s, const vc_model *m, cli_args *a, int by_label, vc_error *err);
 
+// s on f with control bytes, DEL and '\\' as \xNN (as vc_str, but never cut:
+// for paths, whose end is the part that matters).
+void cli_put_escaped(FILE *f, const char *s);
 // Seconds on a monotonic clock.
 double cli_now(void);
 // One line on stderr for a file a command wrote: "wrote PATH: WHAT, SIZE, TIME"

@@ -38,7 +38,7 @@ int cmd_info(int argc, char **argv, vc_error *err) {
     vc_model_node(m, 0, &in_name, NULL, &c, &h, &w, NULL);
     vc_model_totals(m, &nodes, &edges, &weights, NULL);
     printf("model %s (%s)\n", vc_str(name), path);
-    printf("input %s: (N,%d,%d,%d)", in_name, c, h, w);
+    printf("input %s: (N,%d,%d,%d)", vc_str(in_name), c, h, w);
     if (resize || crop) printf("  resize %d, crop %d", resize, crop);
     printf("  mean [%g", mean[0]);
     for (int k = 1; k < channels && k < 3; k++) printf(", %g", mean[k]);

@@ -63,11 +63,11 @@ int cmd_forward(int argc, char **argv, vc_error *err) {
             memcpy(sheet, act, (size_t)C * H * W * sizeof(float));
             rc = picture_sheet(out, sheet, rows, cols, H, W, err);
             free(sheet);
-            snprintf(what, sizeof what, "%d channel maps of %s for image 0 (%dx%d), a contact sheet", C, name, H, W);
+            snprintf(what, sizeof what, "%d channel maps of %s for image 0 (%dx%d), a contact sheet", C, vc_str(name), H, W);
         } else {
             rc = vc_npy_write(out, act, rank, dim, err);
-            if (rank == 4) snprintf(what, sizeof what, "%s output (%d,%d,%d,%d)", name, N, C, H, W);
-            else snprintf(what, sizeof what, "%s output (%d,%d)", name, N, C);
+            if (rank == 4) snprintf(what, sizeof what, "%s output (%d,%d,%d,%d)", vc_str(name), N, C, H, W);
+            else snprintf(what, sizeof what, "%s output (%d,%d)", vc_str(name), N, C);
         }
         if (!rc) cli_wrote(out, what, t0);
     }

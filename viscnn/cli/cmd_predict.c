@@ -151,7 +151,8 @@ int cmd_predict(int argc, char **argv, vc_error *err) {
                 fputs("]}", stdout);
                 continue;
             }
-            printf("%s\n", label);
+            cli_put_escaped(stdout, label);   // a file name from a folder may hold escape sequences
+            fputc('\n', stdout);
             for (int t = 0; t < top; t++)
                 printf("  %d. %5d  %.4f  %s\n", t + 1, idx[t], p[t], idx[t] < n_labels ? vc_str(label_of(m, idx[t])) : "");
         }

@@ -47,8 +47,8 @@ int cmd_rf(int argc, char **argv, vc_error *err) {
         if (affine && rank == 4) printf(", \"jump\": [%d, %d]", jump[0], jump[1]);
         printf("}\n");
     } else if (!rc) {
-        if (rank == 4) printf("%s (y=%d, x=%d): ", name, y, x);
-        else printf("%s: ", name);
+        if (rank == 4) printf("%s (y=%d, x=%d): ", vc_str(name), y, x);
+        else printf("%s: ", vc_str(name));
         if (empty) printf("no input pixels (the unit reads only padding)");
         else printf("input rows %d..%d, cols %d..%d (%dx%d)", cl[0], cl[2], cl[1], cl[3], cl[2] - cl[0] + 1, cl[3] - cl[1] + 1);
         printf("; unclipped rows %d..%d, cols %d..%d (%dx%d)", box[0], box[2], box[1], box[3],
@@ -66,7 +66,7 @@ int cmd_rf(int argc, char **argv, vc_error *err) {
         if (!rc) rc = picture_rf(out, xi, c, h, w, mean, std, cl, err);
         free(xi);
         char what[160];
-        snprintf(what, sizeof what, "the receptive field of %s (y=%d, x=%d) on %s (%dx%d)", name, y, x, image, h, w);
+        snprintf(what, sizeof what, "the receptive field of %s (y=%d, x=%d) on %s (%dx%d)", vc_str(name), y, x, image, h, w);
         if (!rc) cli_wrote(out, what, t0);
     }
     vc_model_free(m);

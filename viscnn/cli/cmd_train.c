@@ -123,7 +123,7 @@ int cmd_train(int argc, char **argv, vc_error *err) {
     vc_model_about(m, &name, NULL, NULL);
     vc_model_totals(m, NULL, NULL, &params, NULL);
 
-    printf("training %s (%s): %zu parameters, %d training images, %d test images\n", name, arch, params, n_train, n_test);
+    printf("training %s (%s): %zu parameters, %d training images, %d test images\n", vc_str(name), arch, params, n_train, n_test);
     printf("%s lr %g", oname, lr);
     if (!strcmp(oname, "sgd")) printf(" momentum %g%s", momentum, nesterov ? " nesterov" : "");
     printf(" weight decay %g, %s schedule, batch %d (%d shards), %d epochs, seed %d\n", wd, sname, batch, shards, epochs, seed);
@@ -138,7 +138,7 @@ int cmd_train(int argc, char **argv, vc_error *err) {
     rc = vc_train(t, m, tr, n_test ? te : NULL, err);
     if (!rc && view.save_rc) { rc = view.save_rc; *err = view.save_err; }
     char what[160];
-    snprintf(what, sizeof what, "%s after %d epochs, %zu parameters", name, epochs, params);
+    snprintf(what, sizeof what, "%s after %d epochs, %zu parameters", vc_str(name), epochs, params);
     if (!rc) cli_wrote(out, what, t0);
     vc_labelled_free(tr);
     vc_labelled_free(te);
