@@ -171,7 +171,9 @@ static int use_avx2(void) {
 // y: (N,C,Ho,Wo)  x: (N,C,H,W)  w: (C,1,kh,kw)  b: (C) or NULL
 void conv2d_depthwise_forward(float *y, const float *x, const float *w, const float *b, const conv2d_dims *d) {
     const int C = d->C, H = d->H, W = d->W, Ho = d->Ho, Wo = d->Wo, kk = d->kh * d->kw, sw = d->sw;
-    const int Wp = sw > 1 ? (W + sw - 1) / sw : W, avx2 = use_avx2();
+    // rows shorter than 16 columns run faster in the 4-wide loops than in a
+    // mostly-remainder 8-wide one (7x7 and 14x14 maps)
+    const int Wp = sw > 1 ? (W + sw - 1) / sw : W, avx2 = Wo >= 16 && use_avx2();
     tap_cols tc[64];
     tap_columns(tc, d);
     #pragma omp parallel
