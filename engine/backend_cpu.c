@@ -64,7 +64,10 @@ static void cpu_edge_scores(vc_run *r, int conv, vc_edge_score kind, float scale
 }
 
 // out[n*C + j] = sum_p f(z, g) for image n, channel j; parallel over channels,
-// each (j, n) summed in pixel order in double.
+// each (j, n) summed in double: f is rounded to float per pixel, as always, and
+// the double sum runs in SIMD lanes (omp simd reduction; the order of double
+// additions changes, not the float result). In pixel order it was a chain of
+// dependent adds, as slow as the whole forward pass on mobilenet_v2.
 static void cpu_node_sums(vc_run *r, int node, vc_node_sum kind, double *out) {
     const vc_node *zn = run_node(r, node);
     const float *z = r->act[node], *g = r->grad[node];
@@ -77,16 +80,26 @@ static void cpu_node_sums(vc_run *r, int node, vc_node_sum kind, double *out) {
             double s = 0;
             switch (kind) {
             case VC_SUM_RELU_Z_ABS_G:
-                if (gp) for (int p = 0; p < m; p++) s += (zp[p] > 0 ? zp[p] : 0) * fabsf(gp[p]);
+                if (gp) {
+                    #pragma omp simd reduction(+:s)
+                    for (int p = 0; p < m; p++) s += (double)((zp[p] > 0 ? zp[p] : 0) * fabsf(gp[p]));
+                }
                 break;
             case VC_SUM_RELU_Z:
-                for (int p = 0; p < m; p++) s += zp[p] > 0 ? zp[p] : 0;
+                #pragma omp simd reduction(+:s)
+                for (int p = 0; p < m; p++) s += (double)(zp[p] > 0 ? zp[p] : 0.0f);
                 break;
             case VC_SUM_ABS_G:
-                if (gp) for (int p = 0; p < m; p++) s += fabsf(gp[p]);
+                if (gp) {
+                    #pragma omp simd reduction(+:s)
+                    for (int p = 0; p < m; p++) s += (double)fabsf(gp[p]);
+                }
                 break;
             case VC_SUM_RELU_Z_G:
-                if (gp) for (int p = 0; p < m; p++) s += (zp[p] > 0 ? zp[p] : 0) * gp[p];
+                if (gp) {
+                    #pragma omp simd reduction(+:s)
+                    for (int p = 0; p < m; p++) s += (double)((zp[p] > 0 ? zp[p] : 0) * gp[p]);
+                }
                 break;
             }
             out[(size_t)n * C + j] = s;

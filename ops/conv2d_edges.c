@@ -300,6 +300,9 @@ void conv2d_edge_sums(float *abs_eg, float *eg, float *abs_e, const float *x, co
     VC_ASSERT(g || (!abs_eg && !eg));
     const int want = (abs_eg ? WANT_AEG : 0) | (eg ? WANT_EG : 0) | (abs_e ? WANT_AE : 0);
     if (!want || N == 0 || P == 0) return;
+    // depthwise and 1x1 layers have cheaper exact forms (ops/conv2d_edge_sums_thin.c)
+    if (conv2d_edge_sums_depthwise_applies(d)) { conv2d_edge_sums_depthwise(abs_eg, eg, abs_e, x, w, g, d); return; }
+    if (conv2d_edge_sums_pointwise_applies(d)) { conv2d_edge_sums_pointwise(abs_eg, eg, abs_e, x, w, g, d); return; }
 #if SIMD_X86
     // the channel-vector layout pays from 8 out-channels per group (depthwise
     // layers would waste 15/16 of it and are cheap on the portable path)

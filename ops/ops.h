@@ -214,6 +214,15 @@ void conv2d_edge_sums(float *abs_eg, float *eg, float *abs_e, const float *x, co
                       const float *g, const conv2d_dims *d);
 void conv2d_edge_sums_ref(float *abs_eg, float *eg, float *abs_e, const float *x, const float *w,
                           const float *g, const conv2d_dims *d);
+// The same sums for depthwise layers (cg == 1: a direct tap loop per output
+// row) and pointwise ones (1x1, stride 1, no padding: GEMMs over the pixels);
+// conv2d_edge_sums takes these paths itself (ops/conv2d_edge_sums_thin.c).
+int conv2d_edge_sums_depthwise_applies(const conv2d_dims *d);
+int conv2d_edge_sums_pointwise_applies(const conv2d_dims *d);
+void conv2d_edge_sums_depthwise(float *abs_eg, float *eg, float *abs_e, const float *x, const float *w,
+                                const float *g, const conv2d_dims *d);
+void conv2d_edge_sums_pointwise(float *abs_eg, float *eg, float *abs_e, const float *x, const float *w,
+                                const float *g, const conv2d_dims *d);
 
 // ---- activations of the mobile families (ops/hardtanh.c ... ops/gelu.c) ----
 // All (n) elementwise. Piecewise ones report their piece per element as a

@@ -21,6 +21,15 @@ static const ecase cases[] = {
     {1, 3, 64, 64, 20, 11, 1, 5, 1, 1},  // many pixel chunks per channel (AVX2 path), Co not a multiple of 16
     {2, 6, 30, 30, 40, 3, 1, 1, 1, 2},   // groups with 20 out-channels each
     {1, 5, 9, 9, 9, 3, 1, 1, 1, 1},      // 9 out-channels: smallest width on the AVX2 path
+    // the depthwise and pointwise paths (ops/conv2d_edge_sums_thin.c)
+    {3, 7, 13, 11, 7, 3, 2, 1, 1, 7},    // depthwise, stride 2, odd sizes, batch 3
+    {2, 5, 15, 17, 5, 5, 2, 2, 1, 5},    // depthwise 5x5 stride 2 (efficientnet)
+    {2, 4, 10, 9, 4, 3, 1, 2, 2, 4},     // depthwise, dilation 2
+    {1, 3, 8, 8, 6, 3, 1, 0, 1, 3},      // depthwise, no padding, multiplier 2
+    {3, 24, 13, 11, 40, 1, 1, 0, 1, 1},  // 1x1, odd map, batch 3
+    {2, 12, 9, 9, 18, 1, 1, 0, 1, 3},    // grouped 1x1
+    {1, 32, 56, 56, 16, 1, 1, 0, 1, 1},  // 1x1 over 3136 pixels (the sums run over many terms)
+    {2, 6, 9, 9, 10, 1, 2, 0, 1, 1},     // 1x1 stride 2: not pointwise, the general path
 };
 
 static conv2d_dims dims_of(const ecase *c) {

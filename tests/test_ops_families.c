@@ -253,13 +253,21 @@ static void hand_cases(void) {
 
 // The direct depthwise kernel against conv2d's plain reference (itself held to
 // finite differences in test_ops_conv.c), on the geometries the families use.
+// Each case on the AVX2 loops (where the CPU has them) and on the portable ones.
+static void depthwise_case_on(int N, int C, int H, int k, int s, int p, int dil, int generic);
 static void depthwise_case(int N, int C, int H, int k, int s, int p, int dil) {
+    depthwise_case_on(N, C, H, k, s, p, dil, 0);
+    depthwise_case_on(N, C, H, k, s, p, dil, 1);
+}
+static void depthwise_case_on(int N, int C, int H, int k, int s, int p, int dil, int generic) {
     conv2d_dims d = {.N = N, .C = C, .H = H, .W = H + 3, .Co = C, .kh = k, .kw = k, .sh = s, .sw = s,
                      .ph = p, .pw = p, .dh = dil, .dw = dil, .groups = C};
     conv2d_dims_finish(&d);
     char name[160];
-    snprintf(name, sizeof name, "conv2d depthwise direct N=%d C=%d H=%d W=%d k=%d s=%d p=%d d=%d", N, C, H, H + 3, k, s, p, dil);
+    snprintf(name, sizeof name, "conv2d depthwise direct (%s loops) N=%d C=%d H=%d W=%d k=%d s=%d p=%d d=%d",
+             generic ? "portable" : "default", N, C, H, H + 3, k, s, p, dil);
     if (!tu_selected(name)) return;
+    setenv("VISCNN_GENERIC", generic ? "1" : "0", 1);
     size_t nx = (size_t)N * C * d.H * d.W, ny = (size_t)N * C * d.Ho * d.Wo, nw = (size_t)C * k * k;
     float *x = tu_rand(&rng, nx), *w = tu_rand(&rng, nw), *b = tu_rand(&rng, C), *dy = tu_rand(&rng, ny);
     float *y = tu_zeros(ny), *yr = tu_zeros(ny), *dx = tu_rand(&rng, nx), *dxr = malloc(nx * sizeof(float));
@@ -274,6 +282,7 @@ static void depthwise_case(int N, int C, int H, int k, int s, int p, int dil) {
     double ey = tu_rel_err(y, yr, ny, 1e-6), ex = tu_rel_err(dx, dxr, nx, 1e-6), ew = tu_rel_err(dw, dwr, nw, 1e-6);
     tu_report(name, (applies || getenv("VISCNN_NO_DEPTHWISE")) && ey <= 1e-6 && ex <= 1e-6 && ew <= 1e-5,
               "applies %d, rel err y %.3g dx %.3g dw %.3g", applies, ey, ex, ew);
+    unsetenv("VISCNN_GENERIC");
     free(x); free(w); free(b); free(dy); free(y); free(yr); free(dx); free(dxr); free(dw); free(dwr); free(db); free(dbr);
 }
 
@@ -288,6 +297,12 @@ int main(int argc, char **argv) {
     depthwise_case(3, 64, 28, 3, 1, 1, 1);   // large enough for the threads
     depthwise_case(1, 6, 4, 3, 1, 0, 1);     // no padding, 2x5 output
     depthwise_case(1, 2, 3, 5, 2, 2, 1);     // kernel larger than the map
+    depthwise_case(2, 7, 13, 3, 2, 1, 1);    // stride 2, odd W (16): column phases of unequal length
+    depthwise_case(3, 5, 14, 5, 2, 2, 1);    // 5x5 stride 2, even-sized map, batch 3 (efficientnet)
+    depthwise_case(2, 4, 15, 3, 2, 2, 2);    // stride 2 with dilation 2
+    depthwise_case(1, 3, 17, 3, 3, 1, 1);    // stride 3
+    depthwise_case(2, 16, 57, 3, 2, 1, 1);   // stride 2 over a mobilenet-sized row (60 columns)
+    depthwise_case(1, 5, 9, 3, 2, 0, 1);     // stride 2, no padding
     both_sizes((op_case){"relu6", .fwd = relu6_f, .bwd = relu6_b}, 0, 0, 8.0f);
     both_sizes((op_case){"hardswish", .fwd = hswish_f, .bwd = hswish_b}, 0, 0, 5.0f);
     both_sizes((op_case){"hardsigmoid", .fwd = hsig_f, .bwd = hsig_b}, 0, 0, 5.0f);
