@@ -10,7 +10,9 @@
 // Inputs that begin "ARGV:" are read as a command line instead, one
 // argument per line (the seed corpus, tests/fuzz/corpus/cli/, is written so).
 //
-// Runs in a private folder (made once per process under /dev/shm or /tmp)
+// Runs in a private folder (made once per process under /dev/shm or /tmp;
+// the harness chdirs there, so give libFuzzer absolute corpus and artifact
+// paths, as tests/fuzz/run.sh does)
 // holding small inputs written at start-up; outputs land there and are
 // removed after each input. `serve` (it blocks) and `train` (minutes) are not
 // driven; options that scale the work (--steps, --size, --epochs, ...) only

@@ -14,12 +14,12 @@ mkdir -p build/san/fuzz/artifacts build/san/fuzz/logs
 for h in build/san/fuzz/fuzz_*; do
     case $h in *.d) continue ;; esac
     name=$(basename "$h" | sed 's/^fuzz_//')
-    corpus=build/san/fuzz/corpus/$name
+    corpus=$PWD/build/san/fuzz/corpus/$name   # absolute: fuzz_cli works in a folder of its own
     mkdir -p "$corpus"
     cp -n tests/fuzz/corpus/$name/* "$corpus"/ 2>/dev/null   # the committed seeds; new finds stay in build/
     log=build/san/fuzz/logs/$name.log
     "$h" -max_total_time="$S" -timeout=30 -rss_limit_mb=1024 -max_len=65536 -print_final_stats=1 \
-        -artifact_prefix=build/san/fuzz/artifacts/$name- "$corpus" > "$log" 2>&1
+        -artifact_prefix=$PWD/build/san/fuzz/artifacts/$name- "$corpus" > "$log" 2>&1
     rc=$?
     execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$')
     if [ $rc = 0 ]; then
