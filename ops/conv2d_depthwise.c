@@ -22,6 +22,7 @@
 // compiled for AVX2+FMA and chosen at run time (simd.h), as 8-float vectors.
 // The reference is conv2d_forward_ref / conv2d_backward_ref (ops/conv2d.c).
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 #include "ops.h"
 #include "simd.h"
@@ -84,10 +85,14 @@ __attribute__((always_inline)) static inline void fwd_plane(float *yp, const flo
             if (ih < 0 || ih >= H) continue;
             for (int j = 0; j < kw; j++) {
                 const float wv = wc[i * kw + j];
-                const float *xs = src + ((size_t)tc[j].r * H + ih) * Wp + tc[j].q0;
-                const int lo = tc[j].lo, hi = tc[j].hi;
+                const int lo = tc[j].lo, n = tc[j].hi - lo;
+                // column ow reads ow + q0 (q0 < 0 left of the border): the
+                // pointers start at lo, whose element exists, never before
+                // the plane (pointer arithmetic out of the array is undefined)
+                const float *xs = src + (((ptrdiff_t)tc[j].r * H + ih) * Wp + tc[j].q0 + lo);
+                float *yo = yr + lo;
                 #pragma omp simd
-                for (int ow = lo; ow < hi; ow++) yr[ow] += wv * xs[ow];
+                for (int k = 0; k < n; k++) yo[k] += wv * xs[k];
             }
         }
     }
@@ -115,19 +120,21 @@ __attribute__((always_inline)) static inline void bwd_channel(float *dxc, float 
                 const int ih = oh * d->sh - d->ph + i * d->dh;
                 if (ih < 0 || ih >= H) continue;
                 for (int j = 0; j < kw; j++) {
-                    const size_t at = ((size_t)tc[j].r * H + ih) * Wp + tc[j].q0;
-                    const int lo = tc[j].lo, hi = tc[j].hi;
+                    const int lo = tc[j].lo, n = tc[j].hi - lo;
+                    // as in the forward: offsets from lo, signed
+                    const ptrdiff_t at = ((ptrdiff_t)tc[j].r * H + ih) * Wp + tc[j].q0 + lo;
+                    const float *dy = dyr + lo;
                     if (dwacc) {
                         const float *xs = src + at;
-                        float *a = dwacc + (size_t)(i * kw + j) * Wo;
+                        float *a = dwacc + (size_t)(i * kw + j) * Wo + lo;
                         #pragma omp simd
-                        for (int ow = lo; ow < hi; ow++) a[ow] += dyr[ow] * xs[ow];
+                        for (int k = 0; k < n; k++) a[k] += dy[k] * xs[k];
                     }
                     if (dst) {
                         const float wv = wc[i * kw + j];
                         float *ds = dst + at;
                         #pragma omp simd
-                        for (int ow = lo; ow < hi; ow++) ds[ow] += wv * dyr[ow];
+                        for (int k = 0; k < n; k++) ds[k] += wv * dy[k];
                     }
                 }
             }
