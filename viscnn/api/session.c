@@ -26,19 +26,26 @@ static int apply_circuit(vc_run *r, const vc_subnet *c, vc_error *err) {
     return c ? circuit_apply(r, &c->layout, &c->c, err) : VC_OK;
 }
 
+// Forgets the last batch and makes s->r a run for n images (with the
+// session's circuit), reusing it when it already is one.
+static int run_for_batch(vc_session *s, int n, vc_error *err) {
+    s->n = 0;
+    s->backward = 0;
+    if (s->r && vc_run_batch(s->r) == n) return VC_OK;
+    vc_run_free(s->r);
+    s->r = vc_run_new(s->m, n);
+    int rc = apply_circuit(s->r, s->circuit, err);
+    if (rc) { vc_run_free(s->r); s->r = NULL; }
+    return rc;
+}
+
 int vc_session_forward(vc_session *s, const float *x, int n, vc_error *err) {
     API_NEED(s, err);
     API_NEED(x, err);
     if (n < 1) return vc_fail(err, VC_EINPUT, "%s: batch of %d images; need at least 1", __func__, n);
-    s->n = 0;
-    s->backward = 0;
-    if (!s->r || vc_run_batch(s->r) != n) {
-        vc_run_free(s->r);
-        s->r = vc_run_new(s->m, n);
-        int rc = apply_circuit(s->r, s->circuit, err);
-        if (rc) { vc_run_free(s->r); s->r = NULL; return rc; }
-    }
-    int rc = vc_forward(s->r, x, -1, 0, err);
+    int rc = run_for_batch(s, n, err);
+    if (rc) return rc;
+    rc = vc_forward(s->r, x, -1, 0, err);
     if (!rc) s->n = n;
     s->infer = 0;
     return rc;
@@ -50,15 +57,9 @@ int vc_session_infer(vc_session *s, const float *x, int n, int node, vc_error *e
     if (n < 1) return vc_fail(err, VC_EINPUT, "%s: batch of %d images; need at least 1", __func__, n);
     if (node < -1 || node >= s->m->n_nodes)
         return vc_fail(err, VC_EINPUT, "%s: node %d out of range [0, %d) in %s", __func__, node, s->m->n_nodes, s->m->path);
-    s->n = 0;
-    s->backward = 0;
-    if (!s->r || vc_run_batch(s->r) != n) {
-        vc_run_free(s->r);
-        s->r = vc_run_new(s->m, n);
-        int rc = apply_circuit(s->r, s->circuit, err);
-        if (rc) { vc_run_free(s->r); s->r = NULL; return rc; }
-    }
-    int rc = vc_forward(s->r, x, node < 0 ? s->m->output : node, VC_FWD_NOGRAD, err);
+    int rc = run_for_batch(s, n, err);
+    if (rc) return rc;
+    rc = vc_forward(s->r, x, node < 0 ? s->m->output : node, VC_FWD_NOGRAD, err);
     if (!rc) s->n = n;
     s->infer = 1;
     return rc;
