@@ -258,8 +258,15 @@ for args, what in [(["circuit", M, "--images", "data/fashion/sneaker", "--mode",
                    (["project", M, "--projection", "grid", "-o", "p.csv"], "project -o p.csv"),
                    (["importance", M, "--images", "data/fashion/sneaker", "-o", "s.txt"], "importance -o s.txt"),
                    (["edges", M, "--image", "data/fashion/sneaker/00009.png", "--layer", "features.3", "-o", "e.json"], "edges -o e.json"),
-                   (["forward", M, "--input", "x.npy", "-o", "f.csv"], "forward -o f.csv")]:
-    r = run(*[a if a not in ("c.csv", "p.csv", "s.txt", "e.json", "f.csv") else os.path.join(tmp, a) for a in args])
+                   (["forward", M, "--input", "x.npy", "-o", "f.csv"], "forward -o f.csv"),
+                   (["featvis", M, "--node", "features.3:1", "--steps", "2", "-o", "v.json"], "featvis -o v.json"),
+                   (["featvis", M, "--node", "features.3:1", "--steps", "2", "-o", "v.png", "--trace", "t.safetensors"],
+                    "featvis --trace t.safetensors"),
+                   (["convert", "tests/fuzz/corpus/pth/zip.pth", "--arch", "fashion", "-o", "m.json"], "convert -o m.json"),
+                   (["train", "--arch", "models/arch/fashion.json", "--images", "data/fashion/sneaker", "-o", "m.json"],
+                    "train -o m.json")]:
+    outs = ("c.csv", "p.csv", "s.txt", "e.json", "f.csv", "v.json", "v.png", "t.safetensors", "m.json")
+    r = run(*[a if a not in outs else os.path.join(tmp, a) for a in args])
     ok, why = one_line_error(r)
     report(ok and "must end in" in r.stderr, f"outputs: {what} refused (extension)", why)
 p = os.path.join(tmp, "s.csv")

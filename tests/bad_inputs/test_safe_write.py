@@ -95,6 +95,21 @@ os.symlink(victim, out2)
 r = subprocess.run([V, "importance", MODEL, "--input", os.path.join(D, "x2.npy"), "--target", "class:1", "-o", out2], capture_output=True, text=True)
 ok = r.returncode == 0 and open(victim).read() == "precious\n" and not os.path.islink(out2) and os.path.isfile(out2)
 report(ok, "a symlink at the target itself is replaced, not written through: its target is untouched", r.stderr)
+# An output that is one of the command's inputs (by another spelling, or a
+# hard link) is refused before anything is read or written.
+mcopy = os.path.join(D, "model.safetensors")
+shutil.copy(MODEL, mcopy)
+os.link(mcopy, os.path.join(D, "hard.safetensors"))
+want = open(mcopy, "rb").read()
+cases = [(["circuit", mcopy, "--input", os.path.join(D, "x2.npy"), "--mode", "keep:0.1", "-o", os.path.join(D, ".", "model.safetensors")], "-o"),
+         (["circuit", mcopy, "--input", os.path.join(D, "x2.npy"), "--mode", "keep:0.1", "-o", os.path.join(D, "c.json"),
+           "--pruned", os.path.join(D, "hard.safetensors")], "--pruned"),
+         (["forward", mcopy, "--input", os.path.join(D, "x2.npy"), "-o", os.path.join(D, "x2.npy")], "-o")]
+for args, opt in cases:
+    r = subprocess.run([V] + args, capture_output=True, text=True)
+    ok = r.returncode == 2 and f"{opt} " in r.stderr and "is the input" in r.stderr and open(mcopy, "rb").read() == want \
+        and r.stderr.count("\n") == 1
+    report(ok, f"{args[0]} {opt} naming its own input is refused (exit 2, one line), the input untouched", f"exit {r.returncode}: {r.stderr.strip()}")
 # A temporary of the new form can never be reused: every one is created O_EXCL in the target's folder.
 left = [f for f in os.listdir(D) if ".tmp-" in f]
 report(not left, "no temporary files left after successful writes", str(left))

@@ -89,25 +89,24 @@ static void save_png(const char *path, int c, int h, int w) {
     free(img.data);
 }
 
-// The inputs, in DIR/in/, and the working folder DIR (the cwd from here on).
-static void setup(void) {
-    char root[4096];
-    if (!getcwd(root, sizeof root)) abort();
-    snprintf(g_model, sizeof g_model, "%s/models/fashion.safetensors", root);
-    if (access(g_model, R_OK)) {
-        fprintf(stderr, "fuzz_cli: run from the repository root (%s is missing)\n", g_model);
-        abort();
-    }
-    char tmpl[256];
-    snprintf(tmpl, sizeof tmpl, "%s/viscnn-fuzz-cli-XXXXXX", access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
-    if (!mkdtemp(tmpl) || chdir(tmpl)) abort();
-    char cache[4200];
-    snprintf(cache, sizeof cache, "%s/cache", tmpl);   // featvis's cache: emptied with the outputs
-    setenv("VISCNN_CACHE", cache, 1);
+static char g_root[4096];
+
+// The inputs, in ./in/. MODEL is a copy of the default model in there: an
+// argv may name MODEL as an output too, and the repository's file must never
+// be what such an input replaces.
+static const char *const inputs[] = {"in/model.safetensors", "in/a.png", "in/b.png", "in/imgs/sneaker/1.png",
+                                     "in/imgs/bag/2.png", "in/x.npy", "in/lab.npy", "in/bad.npy", "in/m.pth",
+                                     "in/legacy.pth", "in/c.json", NULL};
+static struct stat input_stat[16];
+
+static void make_inputs(void) {
     mkdir("in", 0755);
     mkdir("in/imgs", 0755);
     mkdir("in/imgs/sneaker", 0755);
     mkdir("in/imgs/bag", 0755);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/models/fashion.safetensors", g_root);
+    copy_file(path, "in/model.safetensors");
     save_png("in/a.png", 1, 28, 28);
     save_png("in/b.png", 3, 30, 41);
     save_png("in/imgs/sneaker/1.png", 1, 28, 28);
@@ -128,13 +127,47 @@ static void setup(void) {
     memcpy(buf + 128, lab, sizeof lab);
     write_file("in/lab.npy", buf, sizeof buf);
     write_file("in/bad.npy", "\x93NUMPY\x01\x00\x10\x00{'descr': '<f4'", 26);
-    char path[4200];
-    snprintf(path, sizeof path, "%s/tests/fuzz/corpus/pth/zip.pth", root);
+    snprintf(path, sizeof path, "%s/tests/fuzz/corpus/pth/zip.pth", g_root);
     copy_file(path, "in/m.pth");
-    snprintf(path, sizeof path, "%s/tests/fuzz/corpus/pth/legacy.pth", root);
+    snprintf(path, sizeof path, "%s/tests/fuzz/corpus/pth/legacy.pth", g_root);
     copy_file(path, "in/legacy.pth");
-    snprintf(path, sizeof path, "%s/tests/fuzz/corpus/circuit/keep5.json", root);
+    snprintf(path, sizeof path, "%s/tests/fuzz/corpus/circuit/keep5.json", g_root);
     copy_file(path, "in/c.json");
+    for (int i = 0; inputs[i]; i++)
+        if (stat(inputs[i], &input_stat[i])) abort();
+}
+
+// Whether an input was replaced, changed or removed by the last argv (the
+// CLI refuses an output that is an input it reads, but an argv may still
+// write over an input it does not read); they are then made again, so that
+// every input runs on the same files.
+static int inputs_changed(void) {
+    for (int i = 0; inputs[i]; i++) {
+        struct stat st;
+        if (stat(inputs[i], &st) || st.st_ino != input_stat[i].st_ino || st.st_size != input_stat[i].st_size ||
+            st.st_mtim.tv_sec != input_stat[i].st_mtim.tv_sec || st.st_mtim.tv_nsec != input_stat[i].st_mtim.tv_nsec)
+            return 1;
+    }
+    return 0;
+}
+
+// The working folder DIR (the cwd from here on) and its inputs.
+static void setup(void) {
+    if (!getcwd(g_root, sizeof g_root)) abort();
+    char path[4200];
+    snprintf(path, sizeof path, "%s/models/fashion.safetensors", g_root);
+    if (access(path, R_OK)) {
+        fprintf(stderr, "fuzz_cli: run from the repository root (%s is missing)\n", path);
+        abort();
+    }
+    char tmpl[256];
+    snprintf(tmpl, sizeof tmpl, "%s/viscnn-fuzz-cli-XXXXXX", access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
+    if (!mkdtemp(tmpl) || chdir(tmpl)) abort();
+    snprintf(g_model, sizeof g_model, "%s/in/model.safetensors", tmpl);
+    char cache[4200];
+    snprintf(cache, sizeof cache, "%s/cache", tmpl);   // featvis's cache: emptied with the outputs
+    setenv("VISCNN_CACHE", cache, 1);
+    make_inputs();
     // the CLI's own messages are the point of this harness, but 10 minutes of
     // them would swamp libFuzzer's log: stdout goes away, stderr stays
     int fd = open("/dev/null", O_WRONLY);
@@ -148,7 +181,8 @@ static int rm_entry(const char *p, const struct stat *st, int type, struct FTW *
     return remove(p) ? 0 : 0;
 }
 
-// Removes everything in the working folder but in/.
+// Removes everything in the working folder but in/, and remakes in/ if an
+// argv changed it.
 static void clean(void) {
     DIR *d = opendir(".");
     if (!d) abort();
@@ -159,6 +193,10 @@ static void clean(void) {
         remove(e->d_name);
     }
     closedir(d);
+    if (inputs_changed()) {
+        nftw("in", rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+        make_inputs();
+    }
 }
 
 // A work option's value above 4 becomes 4 (in "--steps 9" and "--steps=9"),

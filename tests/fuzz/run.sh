@@ -10,6 +10,11 @@ S=${1:-20}
 export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1" UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export OMP_NUM_THREADS=1
 fail=0
+# the repository's inputs (models/, the seed corpora) as they were: a harness
+# must never write into the repository (fuzz_cli once wrote over the default
+# model). Sources are left out, so that editing them during a run is no finding.
+tracked() { git ls-files -z models tests/fuzz/corpus 2>/dev/null | xargs -0 sha256sum 2>/dev/null | sha256sum; }
+before=$(tracked)
 mkdir -p build/san/fuzz/artifacts build/san/fuzz/logs
 for h in build/san/fuzz/fuzz_*; do
     case $h in *.d) continue ;; esac
@@ -27,6 +32,12 @@ for h in build/san/fuzz/fuzz_*; do
     else
         fail=$((fail + 1))
         echo "FAIL fuzz $name: exit $rc after ${execs:-?} executions: $(grep -m1 'ERROR\|runtime error\|Timeout\|out-of-memory' "$log")"
+    fi
+    now=$(tracked)
+    if [ "$now" != "$before" ]; then
+        fail=$((fail + 1))
+        echo "FAIL fuzz $name changed a file of the repository: $(git status --short -uno models tests/fuzz/corpus | head -3 | tr '\n' ' ')"
+        before=$now
     fi
 done
 [ $fail = 0 ]

@@ -36,6 +36,36 @@ char *cli_strdup(const char *s) {
     return memcpy(cli_malloc(n), s, n);
 }
 
+// Options naming a file the command writes.
+static int is_output(const char *key) {
+    static const char *const outs[] = {"o", "save-input", "decisions", "pruned", "trace", NULL};
+    for (int i = 0; outs[i]; i++)
+        if (!strcmp(outs[i], key)) return 1;
+    return 0;
+}
+
+// An output that is the very file an argument reads (`circuit M.safetensors
+// -o M.safetensors`) would replace the input, model included, with no way
+// back: refused. Compared by device and inode, so other spellings of the
+// path and hard links count; an output that is a symlink to an input is
+// not the input (the write replaces the link, not its target). `train` may
+// write over the model it starts from (training in place).
+static int check_outputs(const cli_args *a, vc_error *err) {
+    if (!strcmp(a->cmd, "train")) return VC_OK;
+    for (int i = 0; i < a->n_opt; i++) {
+        struct stat so, si;
+        if (!a->val[i] || !is_output(a->key[i]) || lstat(a->val[i], &so) || !S_ISREG(so.st_mode)) continue;
+        for (int j = -a->n_pos; j < a->n_opt; j++) {
+            const char *in = j < 0 ? a->pos[j + a->n_pos] : is_output(a->key[j]) ? NULL : a->val[j];
+            if (!in || stat(in, &si) || !S_ISREG(si.st_mode) || si.st_dev != so.st_dev || si.st_ino != so.st_ino) continue;
+            return cli_fail(err, VC_EINPUT, "%s: %s%s %s: is the input %s; writing it would replace that file "
+                            "(choose another output name)", a->cmd, a->key[i][1] ? "--" : "-", a->key[i],
+                            a->val[i], in);
+        }
+    }
+    return VC_OK;
+}
+
 // Options are checked against the help table (help_table.c): an option it
 // does not list for the command is refused here, so the code can accept no
 // undocumented option. `flags` (NULL-terminated, may be NULL) is what callers
@@ -77,7 +107,7 @@ int cli_parse(cli_args *a, const char *cmd, int argc, char **argv, const char *c
         }
         a->n_opt++;
     }
-    return VC_OK;
+    return check_outputs(a, err);
 }
 
 const char *cli_opt(cli_args *a, const char *name) {

@@ -120,7 +120,7 @@ int cmd_circuit(int argc, char **argv, vc_error *err) {
     if (!rc && root) vc_subnet_summary(c, stdout, out, NULL);
     size_t n_nodes = 0, n_edges = 0;
     if (!rc) vc_subnet_counts(c, &n_nodes, &n_edges, NULL, NULL, NULL);
-    if (!rc) {
+    if (!rc && root) {
         char what[160];
         snprintf(what, sizeof what, "a circuit of %zu nodes and %zu edges%s%s", n_nodes, n_edges, faith ? ", with faithfulness" : "",
                  n_layers ? " (the --layer layers only)" : "");

@@ -14,6 +14,7 @@ int cmd_convert(int argc, char **argv, vc_error *err) {
     if (a.n_pos != 1) return cli_fail(err, VC_EINPUT, "convert: expected one IN.pth argument, got %d", a.n_pos);
     if (!arch) return cli_fail(err, VC_EINPUT, "convert: missing --arch NAME (built in: %s)", names);
     if (!out) return cli_fail(err, VC_EINPUT, "convert: missing -o OUT.safetensors");
+    if (cli_check_ext("convert", "-o", out, (const char *const[]){".safetensors", NULL}, err) < 0) return VC_EINPUT;
     if ((rc = cli_check_unused(&a, err))) return rc;
     vc_pth_report info;
     double t0 = cli_now();

@@ -33,6 +33,8 @@ int cmd_featvis(int argc, char **argv, vc_error *err) {
     if (layer && !all) return cli_fail(err, VC_EINPUT, "featvis: --layer %s needs --all (every node of the layer)", layer);
     if (all && !layer) return cli_fail(err, VC_EINPUT, "featvis: --all needs --layer L");
     if (!out) return cli_fail(err, VC_EINPUT, "featvis: missing -o %s", layer ? "DIR" : "OUT.png");
+    if (!layer && cli_check_ext("featvis", "-o", out, (const char *const[]){".png", NULL}, err) < 0) return VC_EINPUT;
+    if (trace && cli_check_ext("featvis", "--trace", trace, (const char *const[]){".json", NULL}, err) < 0) return VC_EINPUT;
     vc_featvis_settings o;
     vc_featvis_settings_default(&o);
     double lr, seed;

@@ -68,6 +68,7 @@ int cmd_train(int argc, char **argv, vc_error *err) {
     if (a.n_pos) return cli_fail(err, VC_EINPUT, "train: unexpected argument '%s'", a.pos[0]);
     if (!arch) return cli_fail(err, VC_EINPUT, "train: missing --arch TEMPLATE.json (or a model file to train further)");
     if (!out) return cli_fail(err, VC_EINPUT, "train: missing -o OUT.safetensors");
+    if (cli_check_ext("train", "-o", out, (const char *const[]){".safetensors", NULL}, err) < 0) return VC_EINPUT;
 
     vc_trainer *t;
     if ((rc = vc_trainer_new(&t, optim, err))) return rc;

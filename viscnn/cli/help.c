@@ -142,7 +142,11 @@ void cli_help_markdown(FILE *f) {
           "is current). Options are `--name value` or `--name=value`; `viscnn COMMAND --help` prints the same\n"
           "text for one command. Exit status: 0 ok, 2 bad input (one line on stderr naming the file or\n"
           "argument and the reason), 1 internal error. Any command that reads images takes `--max-pixels N`:\n"
-          "larger images are refused from their header, before decoding (default 67108864, 64 Mpx).\n", f);
+          "larger images are refused from their header, before decoding (default 67108864, 64 Mpx).\n"
+          "Every output file must end in an extension its option names (`-o OUT.json|OUT.csv`: .json or .csv),\n"
+          "is written to a temporary file and renamed into place (a failed or interrupted run leaves the old\n"
+          "file, or none), and may not be one of the command's own input files (`train` alone may write over\n"
+          "the model it starts from).\n", f);
     for (int i = 0; i < cli_help_count; i++) {
         const cli_help_entry *h = &cli_help[i];
         fprintf(f, "\n## %s\n\n%s.\n\n```\n", h->name, h->summary);
