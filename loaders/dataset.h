@@ -10,7 +10,8 @@ typedef struct {
     int *cat;                 // category of each image (0 for a flat set)
     int n_cat;
     char **cat_names;         // folder names; a flat set has one category named after PATH's last component
-    int by_folder;            // 1 when the categories are class subfolders
+    int by_folder;            // 1 when the categories are class subfolders (or a list file's labels)
+    int from_list;            // 1 for a list file (dataset_open_list)
     // What a class-folder set leaves out, for warnings (counts; the first
     // path of each, malloc'd): images beside the class folders, folders
     // inside class folders (not read), class folders with no images.

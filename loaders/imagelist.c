@@ -36,6 +36,7 @@ static int cmp_label(const void *a, const void *b) {
 
 int dataset_open_list(vc_dataset *d, const char *path, vc_error *err) {
     memset(d, 0, sizeof *d);
+    d->from_list = 1;
     FILE *f = fopen(path, "r");
     if (!f) return vc_fail(err, VC_EINPUT, "%s: %s", path, strerror(errno));
     const char *slash = strrchr(path, '/');

@@ -220,6 +220,12 @@ warn = r.stderr
 for what, pat in [("the unmatched folder", "folder 't-shirt' matches no label"), ("the image beside the class folders", "stray.png"),
                   ("the nested folder", "deeper"), ("the empty class folder", "empty")]:
     report(pat in warn, f"names: a warning names {what}", warn[-300:])
+L = os.path.join(tmp, "list.txt")
+sneaker0 = os.path.abspath("data/fashion/sneaker/" + sorted(os.listdir("data/fashion/sneaker"))[0])
+open(L, "w").write(f"{sneaker0}\tsneaker\n{sneaker0}\tflip-flop\n")
+r = run("importance", M, "--images", L, "--layer", "features.0", "-o", os.path.join(tmp, "l.json"))
+report(r.returncode == 0 and "label 'flip-flop' matches no label" in r.stderr and "folder" not in r.stderr,
+       "names: a list file's label that matches no label of the model is named as a label", r.stderr[-300:])
 r = run("eval", M, "--images", S)
 ok, why = one_line_error(r)
 report(ok and "t-shirt" in r.stderr, "names: eval on class folders with one matching no label -> exit 2, one line naming it", why)

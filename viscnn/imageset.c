@@ -152,8 +152,9 @@ void imageset_warn(const vc_imageset *s) {
     for (int i = 0; i < s->n; i++)
         if (s->label[i] < 0 && !seen[s->cat[i]]) {
             seen[s->cat[i]] = 1;
-            fprintf(stderr, "viscnn: warning: %s: folder '%s' matches no label of the model (viscnn info lists them); "
-                            "its images are scored against the model's top class\n", vc_str(s->source), vc_str(s->cat_names[s->cat[i]]));
+            fprintf(stderr, "viscnn: warning: %s: %s '%s' matches no label of the model (viscnn info lists them); "
+                            "its images are scored against the model's top class\n", vc_str(s->source),
+                    d->from_list ? "label" : "folder", vc_str(s->cat_names[s->cat[i]]));
         }
     free(seen);
 }
