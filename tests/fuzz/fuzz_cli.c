@@ -137,11 +137,20 @@ static void make_inputs(void) {
         if (stat(inputs[i], &input_stat[i])) abort();
 }
 
-// Whether an input was replaced, changed or removed by the last argv (the
-// CLI refuses an output that is an input it reads, but an argv may still
-// write over an input it does not read); they are then made again, so that
-// every input runs on the same files.
+// Whether the last argv replaced, changed or removed an input, or added a
+// file under in/ (the CLI refuses an output that is an input it reads, but an
+// argv may still write over an input it does not read); in/ is then made
+// again, so that every argv runs on the same files.
+static int n_entries;
+static int count_entry(const char *p, const struct stat *st, int type, struct FTW *ftw) {
+    (void)p; (void)st; (void)type; (void)ftw;
+    n_entries++;
+    return 0;
+}
+
 static int inputs_changed(void) {
+    n_entries = 0;   // in/, its 3 folders and the inputs; a file added (featvis --all -o in/imgs) changes the image sets
+    if (nftw("in", count_entry, 8, FTW_PHYS) || n_entries != 4 + (int)(sizeof inputs / sizeof *inputs) - 1) return 1;
     for (int i = 0; inputs[i]; i++) {
         struct stat st;
         if (stat(inputs[i], &st) || st.st_ino != input_stat[i].st_ino || st.st_size != input_stat[i].st_size ||
