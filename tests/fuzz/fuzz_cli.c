@@ -160,6 +160,17 @@ static int inputs_changed(void) {
     return 0;
 }
 
+static char g_dir[256];
+static int rm_any(const char *p, const struct stat *st, int type, struct FTW *ftw) {
+    (void)st; (void)type; (void)ftw;
+    remove(p);
+    return 0;
+}
+// The working folder goes when the harness exits (libFuzzer ends a timed run with exit()).
+static void remove_dir(void) {
+    if (g_dir[0] && chdir("/") == 0) nftw(g_dir, rm_any, 8, FTW_DEPTH | FTW_PHYS);
+}
+
 // The working folder DIR (the cwd from here on) and its inputs.
 static void setup(void) {
     if (!getcwd(g_root, sizeof g_root)) abort();
@@ -172,6 +183,8 @@ static void setup(void) {
     char tmpl[256];
     snprintf(tmpl, sizeof tmpl, "%s/viscnn-fuzz-cli-XXXXXX", access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
     if (!mkdtemp(tmpl) || chdir(tmpl)) abort();
+    snprintf(g_dir, sizeof g_dir, "%s", tmpl);
+    atexit(remove_dir);
     snprintf(g_model, sizeof g_model, "%s/in/model.safetensors", tmpl);
     char cache[4200];
     snprintf(cache, sizeof cache, "%s/cache", tmpl);   // featvis's cache: emptied with the outputs
