@@ -735,30 +735,10 @@ static void cases_bad(void)
     case_bad("bad: channels=2 requested", skp("astronaut.png"), 2);
 }
 
-static void rm_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    char p[1024];
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        if (remove(p) != 0) rm_dir(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
 int main(int argc, char **argv)
 {
     tu_init(argc, argv);
-    const char *td = getenv("TMPDIR");
-    snprintf(g_dir, sizeof g_dir, "%s/vc_test_image_XXXXXX", td && *td ? td : "/tmp");
-    if (!mkdtemp(g_dir)) {
-        tu_report("scratch directory", 0, "mkdtemp %s failed", g_dir);
-        return tu_finish();
-    }
+    if (tu_scratch_dir(g_dir, sizeof g_dir, "image")) return tu_finish();
     tu_rng rng = { 0x1234567887654321ULL };
     struct stat st;
     if (stat(skp("astronaut.png"), &st) != 0)
@@ -864,6 +844,6 @@ int main(int argc, char **argv)
                               pre[i].ow, pre_out[i]);
     oracle_wait();
     for (int i = 0; i < NDEC; i++) free(dec[i].path);
-    rm_dir(g_dir);
+    tu_rm_dir(g_dir);
     return tu_finish();
 }

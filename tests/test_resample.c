@@ -194,12 +194,7 @@ static void case_memory(void)
 int main(int argc, char **argv)
 {
     tu_init(argc, argv);
-    const char *td = getenv("TMPDIR");
-    snprintf(g_dir, sizeof g_dir, "%s/vc_test_resample_XXXXXX", td && *td ? td : "/tmp");
-    if (!mkdtemp(g_dir)) {
-        tu_report("scratch directory", 0, "mkdtemp %s failed", g_dir);
-        return tu_finish();
-    }
+    if (tu_scratch_dir(g_dir, sizeof g_dir, "resample")) return tu_finish();
     tu_rng rng = { 0x5eed5eed12345ULL };
     static const int sizes[][5] = {
         {3, 480, 640, 224, 298}, {1, 37, 53, 28, 28}, {3, 28, 28, 224, 224}, {3, 100, 100, 100, 100},
@@ -231,8 +226,6 @@ int main(int argc, char **argv)
     case_preprocess("interlaced 16-bit RGBA png", tp("adam7.png"), 3, 0, 0, 21, 13);
     case_preprocess("interlaced 16-bit RGBA png", tp("adam7.png"), 1, 40, 32, 32, 32);
     case_memory();
-    char cmd[700];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-    if (system(cmd)) {}
+    tu_rm_dir(g_dir);
     return tu_finish();
 }

@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <unistd.h>
 
 static int tu_failed = 0, tu_passed = 0;
 static const char *tu_filter = NULL;
@@ -59,4 +61,30 @@ static inline double tu_rel_err(const float *a, const float *b, size_t n, double
         if (fabs((double)b[i]) > mr) mr = fabs((double)b[i]);
     }
     return md / mr;
+}
+
+// A fresh scratch folder $TMPDIR/vc_test_NAME_XXXXXX (or under /tmp) in dir;
+// 0, or -1 after a FAIL line.
+static inline int tu_scratch_dir(char *dir, size_t size, const char *name) {
+    const char *td = getenv("TMPDIR");
+    snprintf(dir, size, "%s/vc_test_%s_XXXXXX", td && *td ? td : "/tmp", name);
+    if (mkdtemp(dir)) return 0;
+    tu_report("scratch directory", 0, "mkdtemp %s failed", dir);
+    return -1;
+}
+
+// Removes dir and everything in it.
+static inline void tu_rm_dir(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    char p[1024];
+    while ((e = readdir(d))) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        int n = snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        if (n < 0 || (size_t)n >= sizeof p) continue;
+        if (remove(p) != 0) tu_rm_dir(p);
+    }
+    closedir(d);
+    rmdir(dir);
 }
