@@ -160,15 +160,22 @@ static int inputs_changed(void) {
     return 0;
 }
 
-static char g_dir[256];
-static int rm_any(const char *p, const struct stat *st, int type, struct FTW *ftw) {
-    (void)st; (void)type; (void)ftw;
-    remove(p);
+static int rm_below(const char *p, const struct stat *st, int type, struct FTW *ftw) {
+    (void)st; (void)type;
+    if (ftw->level > 0) remove(p);
     return 0;
 }
+
+// Removes everything in path (a folder, or a file), and path itself unless keep.
+static void rm_tree(const char *path, int keep) {
+    nftw(path, rm_below, 8, FTW_DEPTH | FTW_PHYS);
+    if (!keep) remove(path);
+}
+
+static char g_dir[256];
 // The working folder goes when the harness exits (libFuzzer ends a timed run with exit()).
 static void remove_dir(void) {
-    if (g_dir[0] && chdir("/") == 0) nftw(g_dir, rm_any, 8, FTW_DEPTH | FTW_PHYS);
+    if (g_dir[0] && chdir("/") == 0) rm_tree(g_dir, 0);
 }
 
 // The working folder DIR (the cwd from here on) and its inputs.
@@ -197,12 +204,6 @@ static void setup(void) {
     close(fd);
 }
 
-static int rm_entry(const char *p, const struct stat *st, int type, struct FTW *ftw) {
-    (void)st; (void)type;
-    if (ftw->level == 0) return 0;
-    return remove(p) ? 0 : 0;
-}
-
 // Removes everything in the working folder but in/, and remakes in/ if an
 // argv changed it.
 static void clean(void) {
@@ -211,12 +212,11 @@ static void clean(void) {
     struct dirent *e;
     while ((e = readdir(d))) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") || !strcmp(e->d_name, "in")) continue;
-        nftw(e->d_name, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
-        remove(e->d_name);
+        rm_tree(e->d_name, 0);
     }
     closedir(d);
     if (inputs_changed()) {
-        nftw("in", rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+        rm_tree("in", 1);
         make_inputs();
     }
 }

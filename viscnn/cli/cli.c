@@ -59,7 +59,7 @@ static int check_outputs(const cli_args *a, vc_error *err) {
             const char *in = j < 0 ? a->pos[j + a->n_pos] : is_output(a->key[j]) ? NULL : a->val[j];
             if (!in || stat(in, &si) || !S_ISREG(si.st_mode) || si.st_dev != so.st_dev || si.st_ino != so.st_ino) continue;
             return cli_fail(err, VC_EINPUT, "%s: %s%s %s: is the input %s; writing it would replace that file "
-                            "(choose another output name)", a->cmd, a->key[i][1] ? "--" : "-", a->key[i],
+                            "(choose another output name)", a->cmd, cli_dash(a->key[i]), a->key[i],
                             a->val[i], in);
         }
     }
